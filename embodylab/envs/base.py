@@ -1,0 +1,340 @@
+"""`EmbodiedEnv`: the one Gymnasium base class every single-agent embodylab task derives from.
+
+The base owns stepping, control modes, observation modes, rendering, seeding and bad-input handling;
+a task owns its scene, its reset distribution, its goal and its success test. A task overrides:
+
+- `_load_scene() -> SceneSpec`               called once, at construction;
+- `_initialize_episode()`                   place objects and draw `self.goal` from `self.np_random`;
+- `_achieved_goal() -> np.ndarray`          the part of the state the goal is about;
+- `_goal_distance(achieved, desired)`       vectorised over leading axes (default: Euclidean);
+- `_goal_reached(achieved, desired)`        vectorised success test (default: distance < threshold);
+- `_shaping_reward() -> float`              optional extra dense shaping when not goal-conditioned.
+
+Actions are normalised to [-1, 1]; entries outside are clipped (never rejected), NaN or ±inf entries
+raise `ValueError`. If the physics diverges, the episode ends with `truncated=True` and
+`info["physics_error"]`, and the last finite observation is returned.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium import spaces
+
+from embodylab.core.control import CONTROL_MODES, PandaArm
+from embodylab.core.mujoco_backend import MujocoScene
+from embodylab.core.scene import OBJECT_FEATURE_DIM, ObjectStates, SceneSpec
+
+OBS_MODES = ("state", "rgb", "depth", "rgbd", "segmentation", "pointcloud")
+REWARD_TYPES = ("dense", "sparse")
+PHYSICS_TIMESTEP = 0.002
+CONTROL_HZ = 25
+_DIVERGENCE_WARNINGS = (
+    mujoco.mjtWarning.mjWARN_BADQACC,
+    mujoco.mjtWarning.mjWARN_BADQVEL,
+    mujoco.mjtWarning.mjWARN_BADQPOS,
+    mujoco.mjtWarning.mjWARN_BADCTRL,
+)
+
+
+def _check_choice(kind: str, value: Any, valid: tuple) -> None:
+    if value not in valid:
+        raise ValueError(f"unknown {kind} {value!r}; valid {kind}s: {', '.join(map(repr, valid))}")
+
+
+def has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+class EmbodiedEnv(gym.Env):
+    """Base class of the single-agent embodylab environments (see the module docstring)."""
+
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": CONTROL_HZ}
+    success_threshold: float = 0.05
+    """metres, for the default `_goal_reached`."""
+    description: str = ""
+    cameras: tuple[str, ...] = ("front", "side", "wrist")
+
+    def __init__(
+        self,
+        obs_mode: str = "state",
+        control_mode: str = "ee_delta_pos",
+        render_mode: str | None = None,
+        goal_conditioned: bool = False,
+        reward_type: str = "dense",
+        image_size: int = 64,
+        camera: str = "front",
+        render_size: int = 256,
+    ):
+        _check_choice("obs_mode", obs_mode, OBS_MODES)
+        _check_choice("control_mode", control_mode, CONTROL_MODES)
+        _check_choice("render_mode", render_mode, (None, *self.metadata["render_modes"]))
+        _check_choice("reward_type", reward_type, REWARD_TYPES)
+        _check_choice("camera", camera, self.cameras)
+        if not 8 <= int(image_size) <= 1024 or not 8 <= int(render_size) <= 1024:
+            raise ValueError(f"image_size and render_size must lie in [8, 1024]; got {image_size}, {render_size}")
+        if render_mode == "human" and not has_display():
+            raise RuntimeError(
+                "render_mode='human' opens MuJoCo's viewer and needs a display, but neither DISPLAY nor "
+                "WAYLAND_DISPLAY is set. Use render_mode='rgb_array' (offscreen) on a headless machine."
+            )
+        self.obs_mode, self.control_mode, self.render_mode = obs_mode, control_mode, render_mode
+        self.goal_conditioned, self.reward_type = goal_conditioned, reward_type
+        self.image_size, self.camera, self.render_size = int(image_size), camera, int(render_size)
+
+        self.sim = MujocoScene(self._load_scene())
+        self.model, self.data = self.sim.model, self.sim.data
+        self.frame_skip = round(1.0 / (CONTROL_HZ * self.model.opt.timestep))
+        mount = self.sim.spec_description.robot
+        self.arm = PandaArm(self.model, self.data, self.sim.robot_names, mount.home_qpos)
+        self.goal = np.zeros(0)
+        self.np_random  # noqa: B018 - seeds the generator so that tasks can draw goals before reset
+        self._init_episode_state()
+
+        n_arm = 3 if control_mode == "ee_delta_pos" else 7
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(n_arm + 1,), dtype=np.float32)
+        self._proprio = np.zeros(PandaArm.PROPRIO_DIM, dtype=np.float64)
+        self.observation_space = self._make_observation_space()
+        self._obs_renderer = None
+        self._frame_renderer = None
+        self._viewer = None
+        self._warning_count = 0
+        self._last_obs = None
+
+    # ---- task hooks ---------------------------------------------------------------------------------
+    def _load_scene(self) -> SceneSpec:
+        raise NotImplementedError
+
+    def _initialize_episode(self) -> None:
+        raise NotImplementedError
+
+    def _achieved_goal(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _goal_distance(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(achieved - desired, axis=-1)
+
+    def _goal_reached(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
+        return self._goal_distance(achieved, desired) < self.success_threshold
+
+    def _shaping_reward(self) -> float:
+        return 0.0
+
+    def _goal_marker_position(self) -> np.ndarray | None:
+        return self.goal[:3] if self.goal.size >= 3 else None
+
+    def _init_episode_state(self) -> None:
+        """Draw one goal so that the observation space knows the goal's size."""
+        self._reset_simulation()
+
+    # ---- Gymnasium API ------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._reset_simulation()
+        obs = self._observation()
+        self._last_obs = obs
+        return obs, self._info(self._achieved_goal())
+
+    def _reset_simulation(self) -> None:
+        mujoco.mj_resetData(self.model, self.data)
+        self.arm.reset()
+        self._initialize_episode()
+        marker = self._goal_marker_position()
+        if marker is not None:
+            self.sim.set_goal_marker(marker)
+        mujoco.mj_forward(self.model, self.data)
+        self._warning_count = self._divergence_warnings()
+
+    def step(self, action):
+        action = self._validate_action(action)
+        if self.control_mode == "ee_delta_pos":
+            self.arm.command_tcp_delta(action[:3])
+        else:
+            self.arm.command_joint_delta(action[:7])
+        self.arm.set_gripper(float(action[-1]))
+        mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
+
+        error = self._physics_error()
+        if error is not None:
+            info = {"is_success": False, "physics_error": error}
+            mujoco.mj_resetData(self.model, self.data)
+            self.arm.reset()
+            mujoco.mj_forward(self.model, self.data)
+            return self._last_obs, 0.0, False, True, info
+
+        achieved = self._achieved_goal()
+        info = self._info(achieved)
+        reward = float(self.compute_reward(achieved, self.goal, info))
+        if self.reward_type == "dense" and not self.goal_conditioned:
+            reward += self._shaping_reward()
+        obs = self._observation()
+        self._last_obs = obs
+        if self.render_mode == "human":
+            self.render()
+        return obs, reward, False, False, info
+
+    def compute_reward(self, achieved_goal, desired_goal, info) -> np.ndarray:
+        """Goal reward, vectorised over leading axes (SB3's HER calls it on batches).
+
+        sparse: 0 when the goal is reached, else -1; dense: minus the goal distance."""
+        achieved_goal = np.asarray(achieved_goal, dtype=np.float64)
+        desired_goal = np.asarray(desired_goal, dtype=np.float64)
+        if self.reward_type == "sparse":
+            return self._goal_reached(achieved_goal, desired_goal).astype(np.float32) - 1.0
+        return -self._goal_distance(achieved_goal, desired_goal).astype(np.float32)
+
+    def object_states(self) -> ObjectStates:
+        """Object-centric state, `features` float32 [n_objects, 16], world frame (see ObjectStates)."""
+        return self.sim.object_states()
+
+    # ---- input checks -------------------------------------------------------------------------------
+    def _validate_action(self, action) -> np.ndarray:
+        try:
+            action = np.asarray(action, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"action must be numeric with shape {self.action_space.shape}: {exc}") from exc
+        if action.shape != self.action_space.shape:
+            raise ValueError(f"action has shape {action.shape}; expected {self.action_space.shape}")
+        bad = ~np.isfinite(action)
+        if bad.any():
+            entries = ", ".join(f"[{i}]={action[i]}" for i in np.flatnonzero(bad))
+            raise ValueError(f"action holds non-finite entries {entries}; every entry must be finite")
+        return np.clip(action, -1.0, 1.0)
+
+    def _divergence_warnings(self) -> int:
+        return int(sum(self.data.warning[w].number for w in _DIVERGENCE_WARNINGS))
+
+    def _physics_error(self) -> str | None:
+        count = self._divergence_warnings()
+        if count > self._warning_count:
+            self._warning_count = count
+            kinds = [mujoco.mjtWarning(w).name for w in _DIVERGENCE_WARNINGS if self.data.warning[w].number]
+            return f"MuJoCo reported {', '.join(kinds)} (time {self.data.time:.3f} s): the simulation diverged"
+        if not (np.isfinite(self.data.qpos).all() and np.isfinite(self.data.qvel).all()):
+            return f"non-finite qpos/qvel at time {self.data.time:.3f} s: the simulation diverged"
+        return None
+
+    # ---- observations -------------------------------------------------------------------------------
+    def _info(self, achieved: np.ndarray) -> dict:
+        return {
+            "is_success": bool(self._goal_reached(achieved, self.goal)),
+            "goal_distance": float(self._goal_distance(achieved, self.goal)),
+        }
+
+    def _state_vector(self, include_goal: bool) -> np.ndarray:
+        self.arm.proprio(self._proprio)
+        parts = [self._proprio, self.sim.object_states().features.reshape(-1)]
+        if include_goal:
+            parts.append(self.goal)
+        return np.concatenate(parts).astype(np.float32)
+
+    def _image_observations(self) -> dict[str, np.ndarray]:
+        from embodylab.core.rendering import OffscreenRenderer, depth_to_pointcloud
+
+        if self._obs_renderer is None:
+            self._obs_renderer = OffscreenRenderer(self.model, self.image_size, self.image_size)
+            # geom id -> segmentation id; index -1 (background) reads the trailing 0.
+            self._segmentation_lut = self.sim.geom_object_index.copy()
+        renderer, out = self._obs_renderer, {}
+        if self.obs_mode in ("rgb", "rgbd"):
+            out["rgb"] = renderer.rgb(self.data, self.camera)
+        if self.obs_mode in ("depth", "rgbd", "pointcloud"):
+            depth = renderer.depth(self.data, self.camera)
+            if self.obs_mode == "pointcloud":
+                camera_id = self.model.camera(self.camera).id
+                out["xyz"] = depth_to_pointcloud(depth, self.model, self.data, camera_id)
+            else:
+                out["depth"] = depth[..., None]
+        if self.obs_mode in ("segmentation", "pointcloud"):
+            ids = self._segmentation_lut[renderer.geom_ids(self.data, self.camera)]
+            if self.obs_mode == "pointcloud":
+                out["point_ids"] = ids.reshape(-1)
+            else:
+                out["segmentation"] = ids[..., None]
+        return out
+
+    def _observation(self):
+        if self.goal_conditioned:
+            obs = {
+                "observation": self._state_vector(include_goal=False),
+                "achieved_goal": self._achieved_goal().astype(np.float32),
+                "desired_goal": self.goal.astype(np.float32),
+            }
+            if self.obs_mode != "state":
+                obs.update(self._image_observations())
+            return obs
+        if self.obs_mode == "state":
+            return self._state_vector(include_goal=True)
+        obs = self._image_observations()
+        self.arm.proprio(self._proprio)
+        obs["proprio"] = self._proprio.astype(np.float32)
+        obs["goal"] = self.goal.astype(np.float32)
+        return obs
+
+    def _make_observation_space(self) -> spaces.Space:
+        n_objects = len(self.sim.object_names)
+        state_dim = PandaArm.PROPRIO_DIM + n_objects * OBJECT_FEATURE_DIM
+        goal_dim = self.goal.size
+
+        def vector(n: int) -> spaces.Box:
+            return spaces.Box(-np.inf, np.inf, shape=(n,), dtype=np.float32)
+
+        s = self.image_size
+        image_spaces = {
+            "rgb": spaces.Box(0, 255, (s, s, 3), np.uint8),
+            "depth": spaces.Box(0.0, np.inf, (s, s, 1), np.float32),
+            "segmentation": spaces.Box(0, n_objects, (s, s, 1), np.int32),
+            "xyz": spaces.Box(-np.inf, np.inf, (s * s, 3), np.float32),
+            "point_ids": spaces.Box(0, n_objects, (s * s,), np.int32),
+        }
+        keys = {
+            "state": (),
+            "rgb": ("rgb",),
+            "depth": ("depth",),
+            "rgbd": ("rgb", "depth"),
+            "segmentation": ("segmentation",),
+            "pointcloud": ("xyz", "point_ids"),
+        }[self.obs_mode]
+        if self.goal_conditioned:
+            return spaces.Dict(
+                {
+                    "observation": vector(state_dim),
+                    "achieved_goal": vector(goal_dim),
+                    "desired_goal": vector(goal_dim),
+                    **{k: image_spaces[k] for k in keys},
+                }
+            )
+        if self.obs_mode == "state":
+            return vector(state_dim + goal_dim)
+        return spaces.Dict(
+            {**{k: image_spaces[k] for k in keys}, "proprio": vector(PandaArm.PROPRIO_DIM), "goal": vector(goal_dim)}
+        )
+
+    # ---- rendering ----------------------------------------------------------------------------------
+    def render(self):
+        if self.render_mode == "rgb_array":
+            from embodylab.core.rendering import OffscreenRenderer
+
+            if self._frame_renderer is None:
+                self._frame_renderer = OffscreenRenderer(self.model, self.render_size, self.render_size)
+            return self._frame_renderer.rgb(self.data, self.camera)
+        if self.render_mode == "human":
+            import mujoco.viewer
+
+            if self._viewer is None:
+                self._viewer = mujoco.viewer.launch_passive(self.model, self.data)
+            self._viewer.sync()
+        return None
+
+    def close(self):
+        for renderer in (self._obs_renderer, self._frame_renderer):
+            if renderer is not None:
+                renderer.close()
+        self._obs_renderer = self._frame_renderer = None
+        if self._viewer is not None:
+            self._viewer.close()
+            self._viewer = None

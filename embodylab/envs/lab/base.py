@@ -1,0 +1,58 @@
+"""The shared tabletop of the lab suite: a table, a Panda at its edge, cameras and lights.
+
+The table top is the plane z = 0 (world frame); the robot base stands at x = -0.55 m facing +x.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from embodylab.core.scene import CameraSpec, FixtureSpec, LightSpec, ObjectSpec, RobotMount, SceneSpec, TableSpec
+from embodylab.envs.base import EmbodiedEnv
+
+TABLE_TOP_Z = 0.0
+WORKSPACE_LOW = np.array([-0.2, -0.25])
+"""x, y bounds (metres) of where objects and goals are placed."""
+WORKSPACE_HIGH = np.array([0.15, 0.25])
+
+LAB_CAMERAS = (
+    CameraSpec("front", pos=(0.75, 0.0, 0.55), lookat=(-0.25, 0.0, 0.05), fovy=50.0),
+    CameraSpec("side", pos=(-0.1, 0.95, 0.55), lookat=(-0.1, 0.0, 0.05), fovy=50.0),
+)
+LAB_LIGHTS = (
+    LightSpec(pos=(0.0, 0.0, 2.0), direction=(0.0, 0.0, -1.0), directional=True, diffuse=(0.5, 0.5, 0.5)),
+    LightSpec(pos=(0.8, 0.6, 1.5), direction=(-0.5, -0.4, -1.0), diffuse=(0.3, 0.3, 0.3), castshadow=False),
+)
+
+
+def lab_scene(objects: list[ObjectSpec] = (), fixtures: list[FixtureSpec] = (), **kwargs) -> SceneSpec:
+    """The lab tabletop with the given task objects and fixtures."""
+    return SceneSpec(
+        objects=list(objects),
+        fixtures=list(fixtures),
+        robot=RobotMount(),
+        table=TableSpec(top_height=TABLE_TOP_Z),
+        cameras=list(LAB_CAMERAS),
+        lights=list(LAB_LIGHTS),
+        **kwargs,
+    )
+
+
+class LabEnv(EmbodiedEnv):
+    """Base of the lab tabletop tasks; adds sampling helpers over the shared workspace."""
+
+    def _sample_xy(self, low=WORKSPACE_LOW, high=WORKSPACE_HIGH) -> np.ndarray:
+        return self.np_random.uniform(low, high)
+
+    def _sample_separated_xy(self, count: int, min_distance: float, low=WORKSPACE_LOW, high=WORKSPACE_HIGH):
+        """`count` xy positions at least `min_distance` apart (rejection sampling from np_random)."""
+        points: list[np.ndarray] = []
+        while len(points) < count:
+            candidate = self.np_random.uniform(low, high)
+            if all(np.linalg.norm(candidate - p) >= min_distance for p in points):
+                points.append(candidate)
+        return points
+
+    def _random_yaw_quat(self) -> np.ndarray:
+        yaw = self.np_random.uniform(-np.pi, np.pi)
+        return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
