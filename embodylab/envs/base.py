@@ -82,6 +82,9 @@ class EmbodiedEnv(gym.Env):
                 "render_mode='human' opens MuJoCo's viewer and needs a display, but neither DISPLAY nor "
                 "WAYLAND_DISPLAY is set. Use render_mode='rgb_array' (offscreen) on a headless machine."
             )
+        if not has_display():
+            # This instance cannot open a viewer; say so to tools that try every declared mode (check_env).
+            self.metadata = {**self.metadata, "render_modes": ["rgb_array"]}
         self.obs_mode, self.control_mode, self.render_mode = obs_mode, control_mode, render_mode
         self.goal_conditioned, self.reward_type = goal_conditioned, reward_type
         self.image_size, self.camera, self.render_size = int(image_size), camera, int(render_size)

@@ -16,8 +16,8 @@ WORKSPACE_LOW = np.array([-0.2, -0.25])
 WORKSPACE_HIGH = np.array([0.15, 0.25])
 
 LAB_CAMERAS = (
-    CameraSpec("front", pos=(0.75, 0.0, 0.55), lookat=(-0.25, 0.0, 0.05), fovy=50.0),
-    CameraSpec("side", pos=(-0.1, 0.95, 0.55), lookat=(-0.1, 0.0, 0.05), fovy=50.0),
+    CameraSpec("front", pos=(0.95, 0.5, 0.75), lookat=(-0.22, 0.0, 0.2), fovy=50.0),
+    CameraSpec("side", pos=(-0.2, 1.35, 0.8), lookat=(-0.2, 0.0, 0.25), fovy=50.0),
 )
 LAB_LIGHTS = (
     LightSpec(pos=(0.0, 0.0, 2.0), direction=(0.0, 0.0, -1.0), directional=True, diffuse=(0.5, 0.5, 0.5)),
