@@ -236,7 +236,7 @@ def add_panda_actuators(spec: mujoco.MjSpec, names: PandaNames) -> None:
         raise ValueError("the Panda is specified in radians: set spec.compiler.degree = False first")
     for i, (joint, actuator) in enumerate(zip(names.joints, names.actuators, strict=True)):
         act = spec.add_actuator(name=actuator, target=joint, trntype=mujoco.mjtTrn.mjTRN_JOINT)
-        act.set_to_position(kp=ARM_KP[i], kv=ARM_KP[i] / 10)
+        act.set_to_position(kp=ARM_KP[i], kv=ARM_KP[i] / 25)
         act.ctrlrange = PANDA_JOINT_LIMITS[i]
         act.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
         act.forcerange = [-PANDA_TORQUE_LIMITS[i], PANDA_TORQUE_LIMITS[i]]

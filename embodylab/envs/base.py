@@ -290,9 +290,9 @@ class EmbodiedEnv(gym.Env):
         image_spaces = {
             "rgb": spaces.Box(0, 255, (s, s, 3), np.uint8),
             "depth": spaces.Box(0.0, np.inf, (s, s, 1), np.float32),
-            "segmentation": spaces.Box(0, n_objects, (s, s, 1), np.int32),
+            "segmentation": spaces.Box(0, max(n_objects, 1), (s, s, 1), np.int32),
             "xyz": spaces.Box(-np.inf, np.inf, (s * s, 3), np.float32),
-            "point_ids": spaces.Box(0, n_objects, (s * s,), np.int32),
+            "point_ids": spaces.Box(0, max(n_objects, 1), (s * s,), np.int32),
         }
         keys = {
             "state": (),
