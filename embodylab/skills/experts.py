@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 
 _EXPERTS: dict[str, type[Expert]] = {}
+DEFAULT_MAX_STEPS = 1000
 
 
 def expert_for(env_class_name: str):
@@ -65,17 +66,19 @@ def make_expert(env: gym.Env) -> Expert:
 def rollout(env: gym.Env, seed: int) -> bool:
     """Play one episode of `env` with its scripted expert from `reset(seed=seed)`; True if it succeeded.
 
-    The episode runs until the env terminates or truncates (its time limit); success is the final
-    step's `info["is_success"]`.
+    The episode runs until the env terminates or truncates (its time limit, or `DEFAULT_MAX_STEPS` for
+    an env without one); success is the final step's `info["is_success"]`.
     """
     expert = make_expert(env)
     env.reset(seed=seed)
     expert.reset()
+    max_steps = getattr(env.spec, "max_episode_steps", None) or DEFAULT_MAX_STEPS
     info: dict = {}
-    while True:
+    for _ in range(max_steps):
         _, _, terminated, truncated, info = env.step(expert.act())
         if terminated or truncated:
-            return bool(info.get("is_success", False))
+            break
+    return bool(info.get("is_success", False))
 
 
 @expert_for("LabReachEnv")
