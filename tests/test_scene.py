@@ -30,13 +30,16 @@ def test_object_states_have_the_contract_layout():
 
 
 def test_object_velocities_are_world_frame():
-    scene = _scene_with(ObjectSpec("cube", "cube", pos=(0.0, 0.0, 0.5)))
-    scene.data.qvel[0:3] = [0.3, -0.2, 0.0]
-    scene.data.qvel[3:6] = [0.0, 0.0, 2.0]
+    scene = _scene_with(ObjectSpec("cube", "cube", pos=(0.0, 0.0, 0.5), quat=(0.7071068, 0.7071068, 0.0, 0.0)))
+    scene.data.qvel[0:6] = [0.3, -0.2, 0.1, 1.0, 2.0, 3.0]
     mujoco.mj_forward(scene.model, scene.data)
     features = scene.object_states().features[0]
-    np.testing.assert_allclose(features[7:10], [0.3, -0.2, 0.0], atol=1e-6)
-    np.testing.assert_allclose(features[10:13], [0.0, 0.0, 2.0], atol=1e-6)
+    reference = np.zeros(6)
+    body = scene.model.body("cube").id
+    mujoco.mj_objectVelocity(scene.model, scene.data, mujoco.mjtObj.mjOBJ_BODY, body, reference, 0)
+    np.testing.assert_allclose(features[7:10], reference[3:6], atol=1e-5)
+    np.testing.assert_allclose(features[10:13], reference[0:3], atol=1e-5)
+    np.testing.assert_allclose(features[10:13], [1.0, -3.0, 2.0], atol=1e-5)
 
 
 def test_objects_fall_onto_the_table_under_physics():

@@ -213,6 +213,7 @@ class MujocoScene:
         free_joints = [m.joint(o.name) for o in scene.objects]
         self.object_qpos_adr = np.array([j.qposadr[0] for j in free_joints], dtype=np.int64)
         self.object_qvel_adr = np.array([j.dofadr[0] for j in free_joints], dtype=np.int64)
+        self._free_qvel_index = (self.object_qvel_adr[:, None] + np.arange(6)).reshape(-1)
         self.fixture_joint_ids = {
             name: m.joint(name).id for fixture in scene.fixtures for name, _ in _articulated_links(fixture)
         }
@@ -240,9 +241,16 @@ class MujocoScene:
         f = self._features
         f[:, 0:3] = d.xpos[ids]
         f[:, 3:7] = d.xquat[ids]
-        # mj_objectVelocity gives [angular, linear] at the body origin, in world orientation (flg_local=0).
-        for row, body in enumerate(ids):
-            mujoco.mj_objectVelocity(self.model, d, mujoco.mjtObj.mjOBJ_BODY, int(body), self._velocity, 0)
+        n_free = self.n_free_objects
+        if n_free:
+            # A free joint's qvel is [linear velocity of the body origin (world), angular velocity (body)].
+            qvel = d.qvel[self._free_qvel_index].reshape(n_free, 6)
+            f[:n_free, 7:10] = qvel[:, 0:3]
+            rotation = d.xmat[ids[:n_free]].reshape(n_free, 3, 3)
+            f[:n_free, 10:13] = np.einsum("nij,nj->ni", rotation, qvel[:, 3:6])
+        # Articulated links: [angular, linear] at the body origin in world orientation (flg_local=0).
+        for row in range(n_free, len(ids)):
+            mujoco.mj_objectVelocity(self.model, d, mujoco.mjtObj.mjOBJ_BODY, int(ids[row]), self._velocity, 0)
             f[row, 7:10] = self._velocity[3:6]
             f[row, 10:13] = self._velocity[0:3]
         return ObjectStates(list(self.object_names), list(self.object_categories), f.copy())
