@@ -171,8 +171,13 @@ def test_her_replay_buffer_trains_on_goal_conditioned_env():
 
     env = gym.make("embodylab/LabPush-v0", goal_conditioned=True, reward_type="sparse")
     model = SAC(
-        "MultiInputPolicy", env, replay_buffer_class=HerReplayBuffer,
+        "MultiInputPolicy",
+        env,
+        replay_buffer_class=HerReplayBuffer,
         replay_buffer_kwargs={"n_sampled_goal": 4, "goal_selection_strategy": "future"},
-        learning_starts=120, batch_size=16, buffer_size=1000, seed=0,
+        learning_starts=120,
+        batch_size=16,
+        buffer_size=1000,
+        seed=0,
     )
     model.learn(150)

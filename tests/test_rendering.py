@@ -171,3 +171,15 @@ def test_voxel_downsample_without_open3d_says_which_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "open3d", None)
     with pytest.raises(ImportError, match=r"embodylab\[vision\]"):
         voxel_downsample_and_normals(np.zeros((4, 3)), voxel_size=0.01)
+
+
+def test_voxel_downsample_with_open3d_gives_plane_normals():
+    pytest.importorskip("open3d")
+    from embodylab.core.pointcloud import voxel_downsample_and_normals
+
+    grid = np.stack(np.meshgrid(np.linspace(0, 0.2, 60), np.linspace(0, 0.2, 60)), -1).reshape(-1, 2)
+    plane = np.concatenate([grid, np.full((len(grid), 1), 0.05)], axis=1)
+    points, normals = voxel_downsample_and_normals(plane, voxel_size=0.01)
+    assert 300 < len(points) < len(plane)
+    np.testing.assert_allclose(points[:, 2], 0.05, atol=1e-6)
+    assert np.all(np.abs(normals[:, 2]) > 0.99)

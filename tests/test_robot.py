@@ -33,7 +33,9 @@ def test_forward_kinematics_matches_the_modified_dh_model(robot_scene, q):
     frames = panda_dh_forward_kinematics(q)
     for i in range(7):
         np.testing.assert_allclose(d.xpos[m.body(f"link{i + 1}").id], base + frames[i][:3, 3], atol=1e-6)
-        np.testing.assert_allclose(d.xmat[m.body(f"link{i + 1}").id].reshape(3, 3), frames[i][:3, :3], atol=1e-6)
+        np.testing.assert_allclose(
+            d.xmat[m.body(f"link{i + 1}").id].reshape(3, 3), frames[i][:3, :3], atol=1e-6
+        )
     tcp = m.site("tcp").id
     np.testing.assert_allclose(d.site_xpos[tcp], base + frames[-1][:3, 3], atol=1e-6)
 

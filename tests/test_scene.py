@@ -30,7 +30,9 @@ def test_object_states_have_the_contract_layout():
 
 
 def test_object_velocities_are_world_frame():
-    scene = _scene_with(ObjectSpec("cube", "cube", pos=(0.0, 0.0, 0.5), quat=(0.7071068, 0.7071068, 0.0, 0.0)))
+    scene = _scene_with(
+        ObjectSpec("cube", "cube", pos=(0.0, 0.0, 0.5), quat=(0.7071068, 0.7071068, 0.0, 0.0))
+    )
     scene.data.qvel[0:6] = [0.3, -0.2, 0.1, 1.0, 2.0, 3.0]
     mujoco.mj_forward(scene.model, scene.data)
     features = scene.object_states().features[0]

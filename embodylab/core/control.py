@@ -45,8 +45,14 @@ def orientation_error(target_xmat: np.ndarray, current_xmat: np.ndarray) -> np.n
 class PandaArm:
     """Reads and commands the Panda in a compiled scene with every id cached at construction."""
 
-    def __init__(self, model: mujoco.MjModel, data: mujoco.MjData, names: PandaNames, home_qpos,
-                 config: ControllerConfig | None = None):
+    def __init__(
+        self,
+        model: mujoco.MjModel,
+        data: mujoco.MjData,
+        names: PandaNames,
+        home_qpos,
+        config: ControllerConfig | None = None,
+    ):
         self.model, self.data, self.names = model, data, names
         self.config = config or ControllerConfig()
         joints = [model.joint(n) for n in names.joints]

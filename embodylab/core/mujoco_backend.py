@@ -108,47 +108,79 @@ def build_mjspec(scene: SceneSpec) -> tuple[mujoco.MjSpec, PandaNames | None]:
     world = spec.worldbody
 
     checker = spec.add_texture(
-        name="floor_tex", type=mujoco.mjtTexture.mjTEXTURE_2D, builtin=mujoco.mjtBuiltin.mjBUILTIN_CHECKER,
-        rgb1=[0.32, 0.34, 0.38], rgb2=[0.26, 0.28, 0.32], width=256, height=256,
+        name="floor_tex",
+        type=mujoco.mjtTexture.mjTEXTURE_2D,
+        builtin=mujoco.mjtBuiltin.mjBUILTIN_CHECKER,
+        rgb1=[0.32, 0.34, 0.38],
+        rgb2=[0.26, 0.28, 0.32],
+        width=256,
+        height=256,
     )
     spec.add_material(name="floor_mat", texrepeat=[6, 6], reflectance=0.1).textures[
         mujoco.mjtTextureRole.mjTEXROLE_RGB
     ] = checker.name
     world.add_geom(
-        name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[3, 3, 0.05], pos=[0, 0, scene.floor_height],
-        material="floor_mat", contype=1, conaffinity=3,
+        name="floor",
+        type=mujoco.mjtGeom.mjGEOM_PLANE,
+        size=[3, 3, 0.05],
+        pos=[0, 0, scene.floor_height],
+        material="floor_mat",
+        contype=1,
+        conaffinity=3,
     )
     if scene.table is not None:
         t = scene.table
         hx, hy, hz = t.half_extents
         table = world.add_body(name="table", pos=[0, 0, t.top_height - hz])
         table.add_geom(
-            name="table_top", type=mujoco.mjtGeom.mjGEOM_BOX, size=[hx, hy, hz], rgba=t.rgba,
-            friction=[1.0, 0.005, 0.0001], contype=1, conaffinity=3,
+            name="table_top",
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            size=[hx, hy, hz],
+            rgba=t.rgba,
+            friction=[1.0, 0.005, 0.0001],
+            contype=1,
+            conaffinity=3,
         )
         for sx in (-1, 1):
             for sy in (-1, 1):
                 table.add_geom(
-                    type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.025, 0.025, t.leg_length / 2],
+                    type=mujoco.mjtGeom.mjGEOM_BOX,
+                    size=[0.025, 0.025, t.leg_length / 2],
                     pos=[sx * (hx - 0.05), sy * (hy - 0.05), -hz - t.leg_length / 2],
-                    rgba=[c * 0.7 for c in t.rgba[:3]] + [1.0], contype=0, conaffinity=0,
+                    rgba=[c * 0.7 for c in t.rgba[:3]] + [1.0],
+                    contype=0,
+                    conaffinity=0,
                 )
     for light in scene.lights:
         world.add_light(
-            pos=light.pos, dir=light.direction, diffuse=light.diffuse, castshadow=light.castshadow,
-            type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL if light.directional else mujoco.mjtLightType.mjLIGHT_SPOT,
+            pos=light.pos,
+            dir=light.direction,
+            diffuse=light.diffuse,
+            castshadow=light.castshadow,
+            type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL
+            if light.directional
+            else mujoco.mjtLightType.mjLIGHT_SPOT,
         )
     for cam in scene.cameras:
-        world.add_camera(name=cam.name, pos=cam.pos, xyaxes=look_at_xyaxes(cam.pos, cam.lookat), fovy=cam.fovy)
+        world.add_camera(
+            name=cam.name, pos=cam.pos, xyaxes=look_at_xyaxes(cam.pos, cam.lookat), fovy=cam.fovy
+        )
 
     for obj in scene.objects:
         body = world.add_body(name=obj.name, pos=obj.pos, quat=obj.quat)
         body.add_freejoint(name=obj.name)
         contype, conaffinity = WORLD_COLLISION_BITS
         body.add_geom(
-            name=obj.name, type=_GEOM_TYPES[obj.shape], size=mujoco_geom_size(obj.shape, obj.half_extents),
-            mass=obj.mass, friction=obj.friction, rgba=obj.rgba, condim=4, contype=contype,
-            conaffinity=conaffinity, solref=[0.01, 1.0],
+            name=obj.name,
+            type=_GEOM_TYPES[obj.shape],
+            size=mujoco_geom_size(obj.shape, obj.half_extents),
+            mass=obj.mass,
+            friction=obj.friction,
+            rgba=obj.rgba,
+            condim=4,
+            contype=contype,
+            conaffinity=conaffinity,
+            solref=[0.01, 1.0],
         )
     for fixture in scene.fixtures:
         _add_link(world, fixture.root, fixture, fixture.pos, fixture.quat)
@@ -156,8 +188,13 @@ def build_mjspec(scene: SceneSpec) -> tuple[mujoco.MjSpec, PandaNames | None]:
     if scene.goal_marker:
         marker = world.add_body(name=GOAL_MARKER_BODY, mocap=True, pos=[0, 0, -10])
         marker.add_geom(
-            type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[scene.goal_marker_radius, 0, 0],
-            rgba=scene.goal_marker_rgba, contype=0, conaffinity=0, density=0, group=2,
+            type=mujoco.mjtGeom.mjGEOM_SPHERE,
+            size=[scene.goal_marker_radius, 0, 0],
+            rgba=scene.goal_marker_rgba,
+            contype=0,
+            conaffinity=0,
+            density=0,
+            group=2,
         )
 
     robot_names = None
@@ -226,9 +263,7 @@ class MujocoScene:
                 body = int(m.body_parentid[body])
             if body in body_to_object:
                 self.geom_object_index[g] = body_to_object[body] + 1
-        self.goal_mocap_id = (
-            int(m.body_mocapid[m.body(GOAL_MARKER_BODY).id]) if scene.goal_marker else -1
-        )
+        self.goal_mocap_id = int(m.body_mocapid[m.body(GOAL_MARKER_BODY).id]) if scene.goal_marker else -1
         self._features = np.zeros((len(self.object_names), OBJECT_FEATURE_DIM), dtype=np.float32)
         self._features[:, 13:16] = self._half_extents
         self._velocity = np.zeros(6)
@@ -250,7 +285,9 @@ class MujocoScene:
             f[:n_free, 10:13] = np.einsum("nij,nj->ni", rotation, qvel[:, 3:6])
         # Articulated links: [angular, linear] at the body origin in world orientation (flg_local=0).
         for row in range(n_free, len(ids)):
-            mujoco.mj_objectVelocity(self.model, d, mujoco.mjtObj.mjOBJ_BODY, int(ids[row]), self._velocity, 0)
+            mujoco.mj_objectVelocity(
+                self.model, d, mujoco.mjtObj.mjOBJ_BODY, int(ids[row]), self._velocity, 0
+            )
             f[row, 7:10] = self._velocity[3:6]
             f[row, 10:13] = self._velocity[0:3]
         return ObjectStates(list(self.object_names), list(self.object_categories), f.copy())

@@ -139,8 +139,12 @@ def _add_link_geoms(body, start: np.ndarray, end: np.ndarray, radius: float, mas
         )
     else:
         body.add_geom(
-            type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[radius, 0, 0], mass=mass, rgba=WHITE,
-            contype=contype, conaffinity=conaffinity,
+            type=mujoco.mjtGeom.mjGEOM_SPHERE,
+            size=[radius, 0, 0],
+            mass=mass,
+            rgba=WHITE,
+            contype=contype,
+            conaffinity=conaffinity,
         )
     # Dark joint housing around the joint axis: visual only, massless.
     body.add_geom(
@@ -192,17 +196,26 @@ def add_panda(parent, pos, quat, prefix: str = "") -> PandaNames:
     )
     contype, conaffinity = ARM_COLLISION_BITS
     hand.add_geom(
-        type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.025, 0.095, 0.025], pos=[0, 0, 0.03],
-        mass=PANDA_HAND_MASS, rgba=WHITE, contype=contype, conaffinity=conaffinity,
+        type=mujoco.mjtGeom.mjGEOM_BOX,
+        size=[0.025, 0.095, 0.025],
+        pos=[0, 0, 0.03],
+        mass=PANDA_HAND_MASS,
+        rgba=WHITE,
+        contype=contype,
+        conaffinity=conaffinity,
     )
     hand.add_geom(
-        type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[0.04, 0.005, 0], pos=[0, 0, 0.005],
-        rgba=DARK, contype=0, conaffinity=0, density=0, group=1,
+        type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+        size=[0.04, 0.005, 0],
+        pos=[0, 0, 0.005],
+        rgba=DARK,
+        contype=0,
+        conaffinity=0,
+        density=0,
+        group=1,
     )
     hand.add_site(name=names.tcp_site, pos=[0, 0, TCP_OFFSET], size=[0.005, 0, 0], rgba=[1, 0, 0, 0])
-    hand.add_camera(
-        name=f"{prefix}wrist", pos=[0.06, 0, 0.02], quat=[0, 1, 0, 0], fovy=70.0
-    )
+    hand.add_camera(name=f"{prefix}wrist", pos=[0.06, 0, 0.02], quat=[0, 1, 0, 0], fovy=70.0)
     for side, sign in ((0, 1.0), (1, -1.0)):
         finger = hand.add_body(name=names.finger_bodies[side], pos=[0, 0, FINGER_BASE_Z], gravcomp=1.0)
         finger.add_joint(
@@ -250,7 +263,10 @@ def add_panda_actuators(spec: mujoco.MjSpec, names: PandaNames) -> None:
     grip.forcerange = [-40.0, 40.0]
     grip.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
     spec.add_equality(
-        type=mujoco.mjtEq.mjEQ_JOINT, name1=names.fingers[1], name2=names.fingers[0],
-        objtype=mujoco.mjtObj.mjOBJ_JOINT, data=np.array([0, 1, 0, 0, 0] + [0] * 7, dtype=float),
+        type=mujoco.mjtEq.mjEQ_JOINT,
+        name1=names.fingers[1],
+        name2=names.fingers[0],
+        objtype=mujoco.mjtObj.mjOBJ_JOINT,
+        data=np.array([0, 1, 0, 0, 0] + [0] * 7, dtype=float),
         solref=[0.005, 1.0],
     )

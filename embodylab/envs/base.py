@@ -76,7 +76,9 @@ class EmbodiedEnv(gym.Env):
         _check_choice("reward_type", reward_type, REWARD_TYPES)
         _check_choice("camera", camera, self.cameras)
         if not 8 <= int(image_size) <= 1024 or not 8 <= int(render_size) <= 1024:
-            raise ValueError(f"image_size and render_size must lie in [8, 1024]; got {image_size}, {render_size}")
+            raise ValueError(
+                f"image_size and render_size must lie in [8, 1024]; got {image_size}, {render_size}"
+            )
         if render_mode == "human" and not has_display():
             raise RuntimeError(
                 "render_mode='human' opens MuJoCo's viewer and needs a display, but neither DISPLAY nor "
@@ -216,7 +218,9 @@ class EmbodiedEnv(gym.Env):
         if count > self._warning_count:
             self._warning_count = count
             kinds = [mujoco.mjtWarning(w).name for w in _DIVERGENCE_WARNINGS if self.data.warning[w].number]
-            return f"MuJoCo reported {', '.join(kinds)} (time {self.data.time:.3f} s): the simulation diverged"
+            return (
+                f"MuJoCo reported {', '.join(kinds)} (time {self.data.time:.3f} s): the simulation diverged"
+            )
         if not (np.isfinite(self.data.qpos).all() and np.isfinite(self.data.qvel).all()):
             return f"non-finite qpos/qvel at time {self.data.time:.3f} s: the simulation diverged"
         return None
@@ -314,7 +318,11 @@ class EmbodiedEnv(gym.Env):
         if self.obs_mode == "state":
             return vector(state_dim + goal_dim)
         return spaces.Dict(
-            {**{k: image_spaces[k] for k in keys}, "proprio": vector(PandaArm.PROPRIO_DIM), "goal": vector(goal_dim)}
+            {
+                **{k: image_spaces[k] for k in keys},
+                "proprio": vector(PandaArm.PROPRIO_DIM),
+                "goal": vector(goal_dim),
+            }
         )
 
     # ---- rendering ----------------------------------------------------------------------------------

@@ -7,7 +7,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from embodylab.core.scene import CameraSpec, FixtureSpec, LightSpec, ObjectSpec, RobotMount, SceneSpec, TableSpec
+from embodylab.core.scene import (
+    CameraSpec,
+    FixtureSpec,
+    LightSpec,
+    ObjectSpec,
+    RobotMount,
+    SceneSpec,
+    TableSpec,
+)
 from embodylab.envs.base import EmbodiedEnv
 
 TABLE_TOP_Z = 0.0
