@@ -85,3 +85,54 @@ def rollout(env: gym.Env, seed: int) -> bool:
 class ReachExpert(Expert):
     def act(self) -> np.ndarray:
         return self.move_towards(self.env.goal, gripper=1.0, gain=1.0)
+
+
+@expert_for("LabDrawerEnv")
+class DrawerExpert(Expert):
+    """Approach the handle bar from the front, close on it, pull along the drawer's axis, keep holding.
+
+    Phases: approach (open, to a point in front of the handle) → insert (open, onto the bar) → close →
+    pull (a target that leads the bar along the axis until the opening passes the goal by `overshoot`,
+    then holds). If the bar leaves the grip (the tcp drifts off it or the fingers close on nothing) it
+    backs off and re-grasps.
+    """
+
+    grasp_drop = 0.012
+    """metres: the tcp sits this far below the bar's centre so the fingertips stay clear of the table."""
+    standoff = 0.07
+    overshoot = 0.015
+    max_opening = 0.195
+    """metres, 5 mm short of the slide joint's limit."""
+    lost_width = 0.015
+    """metres: fingers closer than this hold nothing (the bar is 24 mm across)."""
+    pull_lead = 0.02
+    """metres the pull target leads the bar by: a gentle pull (0.5 m/s at most) keeps the grip."""
+
+    def act(self) -> np.ndarray:
+        env = self.env
+        opening = env.opening()
+        axis = env.opening_axis()
+        grasp = env.handle_position(opening) - np.array([0.0, 0.0, self.grasp_drop])
+        width = env.arm.gripper_width
+        if self.phase in ("start", "approach"):
+            self.phase = "approach"
+            pre = grasp + self.standoff * axis
+            if self.near(pre, 0.015):
+                self.phase = "insert"
+            return self.move_towards(pre, gripper=1.0)
+        if self.phase == "insert":
+            if self.near(grasp, 0.006):
+                self.phase, self.closing_steps = "close", 0
+            return self.move_towards(grasp, gripper=1.0)
+        if self.phase == "close":
+            self.closing_steps += 1
+            if self.closing_steps >= 4:
+                self.phase = "pull"
+            return self.move_towards(grasp, gripper=-1.0)
+        # pull (and hold): re-grasp if the bar is no longer between the fingers.
+        if width < self.lost_width or not self.near(grasp, 0.025):
+            self.phase = "approach"
+            return self.move_towards(self.tcp + 0.02 * axis, gripper=1.0)
+        # Lead the bar along the axis from where it is now, so the pull never pushes it sideways.
+        remaining = min(float(env.goal[0]) + self.overshoot, self.max_opening) - opening
+        return self.move_towards(grasp + np.clip(remaining, 0.0, self.pull_lead) * axis, gripper=-1.0)
