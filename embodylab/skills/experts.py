@@ -136,3 +136,171 @@ class DrawerExpert(Expert):
         # Lead the bar along the axis from where it is now, so the pull never pushes it sideways.
         remaining = min(float(env.goal[0]) + self.overshoot, self.max_opening) - opening
         return self.move_towards(grasp + np.clip(remaining, 0.0, self.pull_lead) * axis, gripper=-1.0)
+
+
+# ---- LabStack and LabPegInsert ----------------------------------------------------------------------
+class _GraspExpert(Expert):
+    """Shared phases of the stack and peg experts: approach above an object, descend, close, lift.
+
+    Subclasses name the held object's index, the tcp height (relative to the object's centre) to grasp
+    at, and what to do once it is lifted (`carry`). Every step the phase is re-checked against the
+    state: an object that moves away from the open gripper is re-approached, and one that leaves a
+    closed gripper is grasped again.
+    """
+
+    object_index = 0
+    grasp_offset = 0.0
+    """tcp height above the object's centre when grasping, metres."""
+    hover = 0.07
+    lift_height = 0.14
+    held_width = (0.015, 0.06)
+    """gripper widths (m) that mean the fingers closed on the object rather than on nothing."""
+
+    def reset(self) -> None:
+        super().reset()
+        self.timer = 0
+        self.lift_xy = self.tcp[:2].copy()
+
+    def object_pos(self) -> np.ndarray:
+        return self.env.sim.object_states().features[self.object_index, 0:3].astype(np.float64)
+
+    def holding(self, obj: np.ndarray) -> bool:
+        low, high = self.held_width
+        grip_point = self.tcp - [0.0, 0.0, self.grasp_offset]
+        return bool(low < self.env.arm.gripper_width < high and np.linalg.norm(obj - grip_point) < 0.03)
+
+    def carry(self, obj: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def steer(
+        self, obj: np.ndarray, obj_target, gripper: float, speed: float = 1.0, gain: float = 1.0
+    ) -> np.ndarray:
+        """Move the tcp so that the held object goes to `obj_target`, at most `speed` × full speed.
+
+        A gain above 1 overcomes the millimetres of steady-state error that the IK controller leaves
+        when asked for tiny steps; fine alignment needs it, travel does not."""
+        delta = gain * (np.asarray(obj_target) - obj) / self.env.arm.config.max_ee_delta
+        # Horizontal and vertical speeds are capped apart so that a long descent never starves the
+        # horizontal correction.
+        norm = np.linalg.norm(delta[:2])
+        if norm > speed:
+            delta[:2] *= speed / norm
+        action = np.empty(4, dtype=np.float32)
+        action[:2] = delta[:2]
+        action[2] = np.clip(delta[2], -speed, speed)
+        action[3] = gripper
+        return action
+
+    def act(self) -> np.ndarray:
+        obj = self.object_pos()
+        grasp_point = obj + [0.0, 0.0, self.grasp_offset]
+        above = grasp_point + [0.0, 0.0, self.hover]
+        xy_off = np.linalg.norm(grasp_point[:2] - self.tcp[:2])
+        if self.phase in ("lift", "carry", "place", "insert") and not self.holding(obj):
+            self.phase = "start"
+        if self.phase == "start":
+            # Rise before travelling so that the fingers never sweep through the scene.
+            self.phase = "approach"
+            if self.tcp[2] < above[2] - 0.02 and xy_off > 0.01:
+                self.phase = "rise"
+        if self.phase == "rise":
+            if self.tcp[2] > above[2] - 0.01:
+                self.phase = "approach"
+            return self.move_towards([*self.tcp[:2], above[2]], gripper=1.0)
+        if self.phase == "approach":
+            if xy_off < 0.006 and abs(self.tcp[2] - above[2]) < 0.02:
+                self.phase = "descend"
+            return self.move_towards(above, gripper=1.0)
+        if self.phase == "descend":
+            if xy_off > 0.015:
+                self.phase = "start"
+                return self.move_towards(above, gripper=1.0)
+            if self.near(grasp_point, 0.006):
+                self.phase, self.timer = "grasp", 0
+            return self.move_towards(grasp_point, gripper=1.0)
+        if self.phase == "grasp":
+            self.timer += 1
+            if self.timer >= 5:
+                self.phase = "lift" if self.holding(obj) else "start"
+                self.lift_xy = self.tcp[:2].copy()
+            return self.move_towards(grasp_point, gripper=-1.0)
+        if self.phase == "lift":
+            # Straight up over the grasp point, gently: a sideways drift while the object still
+            # touches the table, or a jerk, tilts it in the fingers.
+            if self.tcp[2] > self.lift_height - 0.01:
+                self.phase = "carry"
+            return self.steer(self.tcp, [*self.lift_xy, self.lift_height], gripper=-1.0, speed=0.5, gain=2.0)
+        return self.carry(obj)
+
+
+@expert_for("LabStackEnv")
+class StackExpert(_GraspExpert):
+    """Pick the red cube, bring it above the blue cube, lower it onto the top face, release, retreat."""
+
+    object_index = 0
+    held_width = (0.03, 0.062)
+
+    def carry(self, red: np.ndarray) -> np.ndarray:
+        states = self.env.sim.object_states().features.astype(np.float64)
+        blue = states[1, 0:3]
+        on_blue = blue + [0.0, 0.0, states[0, 15] + states[1, 15]]  # resting: half-heights add up
+        if self.phase == "carry":
+            above_blue = on_blue + [0.0, 0.0, 0.04]
+            if np.linalg.norm(red[:2] - on_blue[:2]) < 0.004 and abs(red[2] - above_blue[2]) < 0.01:
+                self.phase = "place"
+            return self.steer(red, above_blue, gripper=-1.0)
+        if self.phase == "place":
+            if np.linalg.norm(red[:2] - on_blue[:2]) > 0.01:
+                self.phase = "carry"
+            elif red[2] < on_blue[2] + 0.004:
+                self.phase, self.timer = "release", 0
+            return self.steer(red, on_blue + [0.0, 0.0, 0.001], gripper=-1.0, speed=0.25)
+        if self.phase == "release":
+            self.timer += 1
+            if self.timer >= 4:
+                self.phase = "retreat"
+            return self.move_towards(self.tcp, gripper=1.0)
+        # retreat: go straight up; start over if the red cube did not stay on the blue one.
+        if np.linalg.norm(red - on_blue) > 0.015 and self.tcp[2] > red[2] + 0.06:
+            self.phase = "start"
+        return self.move_towards([*self.tcp[:2], red[2] + 0.1], gripper=1.0)
+
+
+@expert_for("LabPegInsertEnv")
+class PegInsertExpert(_GraspExpert):
+    """Grasp the tube near its top, lift it, servo its bottom over the hole, lower it in, release.
+
+    Alignment uses the tube's own bottom-centre (not the tcp): the tube may sit off-centre in the
+    fingers, so the tcp target is the tcp plus the tube's remaining error.
+    """
+
+    object_index = 0
+    grasp_offset = 0.01
+    held_width = (0.015, 0.035)
+
+    def carry(self, tube: np.ndarray) -> np.ndarray:
+        env = self.env
+        bottom = env.tube_bottom()
+        hole = env.goal
+        mouth = hole + [0.0, 0.0, env.rack_height + 0.015]
+        xy_error = np.linalg.norm(bottom[:2] - hole[:2])
+        if self.phase == "carry":
+            if xy_error < 0.0015 and abs(bottom[2] - mouth[2]) < 0.005:
+                self.phase = "insert"
+            if xy_error > 0.01:
+                return self.steer(bottom, mouth + [0.0, 0.0, 0.02], gripper=-1.0, speed=0.6)
+            return self.steer(bottom, mouth, gripper=-1.0, speed=0.2, gain=3.0)
+        if self.phase == "insert":
+            if xy_error > 0.003 and bottom[2] > hole[2] + env.rack_height - 0.002:
+                self.phase = "carry"  # caught on the rim: back up and re-align
+            elif bottom[2] < hole[2] + 0.004:
+                self.phase, self.timer = "release", 0
+            return self.steer(bottom, hole, gripper=-1.0, speed=0.2, gain=3.0)
+        if self.phase == "release":
+            self.timer += 1
+            if self.timer >= 4:
+                self.phase = "retreat"
+            return self.move_towards(self.tcp, gripper=1.0)
+        if np.linalg.norm(bottom - hole) > 0.01 and self.tcp[2] > tube[2] + 0.08:
+            self.phase = "start"
+        return self.move_towards([*self.tcp[:2], tube[2] + 0.1], gripper=1.0)
