@@ -161,7 +161,8 @@ def test_multi_input_policy_accepts_image_observations():
     pytest.importorskip("stable_baselines3")
     from stable_baselines3 import SAC
 
-    env = gym.make("embodylab/LabReach-v0", obs_mode="rgb", image_size=32)
+    # SB3's NatureCNN needs images of at least 36 pixels.
+    env = gym.make("embodylab/LabReach-v0", obs_mode="rgb", image_size=64)
     SAC("MultiInputPolicy", env, buffer_size=100, learning_starts=10, batch_size=8, seed=0).learn(20)
 
 
