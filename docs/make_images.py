@@ -1,11 +1,11 @@
 """Renders the task images of the README: `docs/images/<TaskName>.png` for every lab task, and
 `docs/images/lab_tasks.png`, a labelled montage of them (2 rows of 3 for six tasks).
 
-Each image is a 256x256 view from the task's `front` camera with shadows on, taken after the expert has
-played a fraction of the episode so that objects are mid-task (a cube lifted, a drawer half open).
-Tasks whose module does not exist yet are skipped with a note.
+Each image is a 256x256 view with shadows on from a free camera aimed at the task's objects, taken after
+the expert has played the task's share of the episode in `SHOWCASE` (the start, or mid-task where that
+shows more: a cube lifted, a drawer half open).
 
-    python docs/make_images.py --fraction 0.3
+    python docs/make_images.py
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
+import mujoco
 import numpy as np
 import tyro
 from PIL import Image, ImageDraw
@@ -24,16 +25,22 @@ from embodylab.core.rendering import OffscreenRenderer
 from embodylab.skills.experts import make_expert
 
 
+SHOWCASE = {  # task: (share of max_episode_steps the expert plays first, camera azimuth in degrees)
+    "LabPickPlace": (0.25, 215.0),
+    "LabDrawer": (0.35, 245.0),
+}
+
+
 @dataclass
 class ImagesConfig:
-    fraction: float = 0.3
-    """part of the episode (of max_episode_steps) the expert plays before the capture"""
     seed: int = 0
     """reset seed of the captured episode"""
     size: int = 256
     """square image side in pixels"""
-    camera: str = "front"
-    """camera every task is shown from"""
+    distance: float = 1.35
+    """metres from the camera to the point it looks at"""
+    elevation: float = -30.0
+    """degrees; negative looks down"""
     columns: int = 3
     """montage columns"""
     out: Path = Path(__file__).parent / "images"
@@ -45,16 +52,23 @@ def task_name(env_id: str) -> str:
 
 
 def capture(env_id: str, config: ImagesConfig) -> np.ndarray:
-    """uint8 [size, size, 3]: the scene after the expert played `fraction` of an episode."""
+    """uint8 [size, size, 3]: the scene after the expert played its showcase share of an episode."""
+    fraction, azimuth = SHOWCASE.get(task_name(env_id), (0.0, 215.0))
     env = gym.make(env_id)
     expert = make_expert(env)
     env.reset(seed=config.seed)
     expert.reset()
-    for _ in range(round(config.fraction * env.spec.max_episode_steps)):
+    for _ in range(round(fraction * env.spec.max_episode_steps)):
         env.step(expert.act())
     task = env.unwrapped
+    # Aim at the task's objects and its goal marker, seen over the robot's shoulder.
+    points = [task.data.mocap_pos[0], *task.object_states().features[:, :3]]
+    camera = mujoco.MjvCamera()
+    camera.type = mujoco.mjtCamera.mjCAMERA_FREE
+    camera.lookat[:] = np.mean(points, axis=0)
+    camera.distance, camera.azimuth, camera.elevation = config.distance, azimuth, config.elevation
     with OffscreenRenderer(task.model, config.size, config.size, shadows=True) as renderer:
-        image = renderer.rgb(task.data, config.camera)
+        image = renderer.rgb(task.data, camera)
     env.close()
     return image
 

@@ -159,11 +159,16 @@ class OffscreenRenderer:
         self.height = height
         self._segmentation = np.empty((height, width, 2), dtype=np.int32)
 
-    def _update(self, data: mujoco.MjData, camera: int | str) -> None:
-        self._renderer.update_scene(data, _camera_id(self.model, camera))
+    def _update(self, data: mujoco.MjData, camera: int | str | mujoco.MjvCamera) -> None:
+        if isinstance(camera, mujoco.MjvCamera):
+            self._renderer.update_scene(data, camera)
+        else:
+            self._renderer.update_scene(data, _camera_id(self.model, camera))
 
-    def rgb(self, data: mujoco.MjData, camera: int | str, out: np.ndarray | None = None) -> np.ndarray:
-        """Colour image, uint8 ``[H, W, 3]``."""
+    def rgb(
+        self, data: mujoco.MjData, camera: int | str | mujoco.MjvCamera, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Colour image, uint8 ``[H, W, 3]``, from a model camera (name or id) or a free `MjvCamera`."""
         self._renderer.disable_depth_rendering()
         self._renderer.disable_segmentation_rendering()
         self._update(data, camera)
