@@ -304,3 +304,171 @@ class PegInsertExpert(_GraspExpert):
         if np.linalg.norm(bottom - hole) > 0.01 and self.tcp[2] > tube[2] + 0.08:
             self.phase = "start"
         return self.move_towards([*self.tcp[:2], tube[2] + 0.1], gripper=1.0)
+
+
+# ---- LabPush and LabPickPlace ------------------------------------------------------------------------
+def _step_limited(expert: Expert, target, gripper: float, max_step: float) -> np.ndarray:
+    """`move_towards` a waypoint at most `max_step` metres from the tool centre point (a speed limit)."""
+    offset = np.asarray(target, dtype=float) - expert.tcp
+    distance = np.linalg.norm(offset)
+    if distance > max_step:
+        offset *= max_step / distance
+    return expert.move_towards(expert.tcp + offset, gripper)
+
+
+@expert_for("LabPushEnv")
+class PushExpert(Expert):
+    """Closed fingers go down behind the cube (as seen from the goal) and push it towards the goal.
+
+    The finger pads grip the cube's face by friction, so while in contact the cube goes where the fingers
+    go: every step the fingers move along the current cube→goal line. When that line has turned too far
+    from the fingers' bearing on the cube (the push would slide off the face), the fingers back off, lift,
+    go round and come down behind the cube again.
+    """
+
+    CLOSED = -1.0
+    TRAVEL_HEIGHT = 0.09  # tool centre point height (m) when moving around the cube
+    PUSH_HEIGHT = 0.02  # tool centre point height (m) the fingers come down to behind the cube
+    PUSH_LIFT = 0.01
+    """While pushing the fingers aim this much higher (m): finger pads that slide down the cube's face drag
+    it into the table, and with pad friction above table friction the push jams."""
+    FINGER_RADIUS = 0.015  # half-width of the closed finger pads, m
+    STANDOFF = 0.03  # extra gap behind the cube where the fingers come down, m
+    PUSH_STEP = 0.015
+    """Most commanded advance (m) per control step while pushing: faster pushes make the cube slide on
+    past the goal when the fingers stop."""
+    SLOWDOWN = 0.5  # the advance is at most this fraction of the cube's remaining distance to the goal
+    MAX_BEARING = np.cos(np.radians(50.0))  # least cosine between the push line and the fingers' bearing
+    SIDEWAYS_GAIN = 0.5
+    DRIFT_GAIN = 1.5
+    CONTROL_DT = 0.04  # seconds per control step (25 Hz)
+    DONE = 0.015  # cube-to-goal xy distance (m) at which pushing stops
+
+    def reset(self) -> None:
+        super().reset()
+        self.last_tcp = np.full(3, np.inf)
+
+    def act(self) -> np.ndarray:
+        # Near the edge of its reach the arm settles a centimetre or so short of a target: go on from there.
+        stalled = bool(np.linalg.norm(self.tcp - self.last_tcp) < 0.002)
+        self.last_tcp = self.tcp.copy()
+        cube_state = self.env.sim.object_states().features[0]
+        cube, cube_velocity, half = cube_state[0:3], cube_state[7:9], float(cube_state[13])
+        to_goal = self.env.goal[:2] - cube[:2]
+        remaining = float(np.linalg.norm(to_goal))
+        direction = to_goal / max(remaining, 1e-9)
+        contact = half + self.FINGER_RADIUS
+        to_cube = cube[:2] - self.tcp[:2]
+        distance = float(np.linalg.norm(to_cube))
+        bearing = float(to_cube @ direction) / max(distance, 1e-9)
+        gap = distance - contact  # roughly, between the fingers and the cube's near face, m
+        behind = cube[:2] - direction * (contact + self.STANDOFF)
+
+        if self.phase == "push":
+            if remaining < self.DONE:
+                self.phase = "hold"
+            elif bearing < self.MAX_BEARING or distance < half:
+                self.phase = "lift"
+        elif self.phase == "hold" and remaining > 2 * self.DONE:
+            self.phase = "push"
+        elif self.phase in ("start", "approach"):
+            off_target = float(np.linalg.norm(self.tcp[:2] - behind))
+            if off_target < 0.01 or (stalled and off_target < 0.03):
+                self.phase = "descend"
+        elif self.phase == "descend":
+            height, off_target = self.tcp[2] - self.PUSH_HEIGHT, float(np.linalg.norm(self.tcp[:2] - behind))
+            if off_target > 0.03:
+                self.phase = "lift"
+            elif (height < 0.008 and off_target < 0.008) or (stalled and height < 0.015):
+                self.phase = "push"
+        if self.phase == "lift" and self.tcp[2] > self.TRAVEL_HEIGHT - 0.01:
+            self.phase = "approach"
+
+        if self.phase == "hold":
+            return self.move_towards(self.tcp, self.CLOSED)
+        if self.phase == "lift":  # back off the cube's face while rising, so as not to drag it up
+            away = -to_cube / max(distance, 1e-9) * 0.02
+            return self.move_towards([*(self.tcp[:2] + away), self.TRAVEL_HEIGHT], self.CLOSED)
+        if self.phase == "descend":
+            return self.move_towards([*behind, self.PUSH_HEIGHT], self.CLOSED)
+        if self.phase == "push":
+            # Along the cube→goal line (closing any gap first), slowing down near the goal.
+            advance = min(max(gap, 0.0) + self.SLOWDOWN * remaining, self.PUSH_STEP)
+            normal = np.array([-direction[1], direction[0]])
+            # The arm does not move quite where it is told: steer against the cube's sideways drift, and
+            # keep the fingers centred on the cube's face.
+            drift = float(cube_velocity @ normal) * self.CONTROL_DT
+            sideways = (self.SIDEWAYS_GAIN * float(to_cube @ normal) - self.DRIFT_GAIN * drift) * normal
+            target = [*(self.tcp[:2] + direction * advance + sideways), self.PUSH_HEIGHT + self.PUSH_LIFT]
+            return self.move_towards(target, self.CLOSED)
+        return self.move_towards([*behind, self.TRAVEL_HEIGHT], self.CLOSED)
+
+
+@expert_for("LabPickPlaceEnv")
+class PickPlaceExpert(Expert):
+    """Open above the cube, descend, close, check the grasp by the finger gap, lift, carry and hold.
+
+    The grasp is checked every step: if the gap closes past the cube (it slipped out) or the cube leaves
+    the fingers, the expert opens and starts over from above the cube's current position.
+    """
+
+    OPEN, CLOSED = 1.0, -1.0
+    HOVER = 0.1  # tool centre point height above the cube centre before descending, m
+    GRASP_DEPTH = 0.005  # tool centre point this far below the cube centre when closing, m
+    HOLDING_WIDTH = 0.03  # finger gap (m) above which the closed fingers are holding the 0.04 m cube
+    CLOSE_STEPS = 6  # control steps the fingers get to close before the grasp is checked
+    CARRY_HEIGHT = 0.08  # minimum cube-centre height while moving across the table, m
+    CARRY_STEP = 0.03  # m per control step while carrying
+    PLACE_CLEARANCE = 0.003  # hold the cube this far above the goal (m), not pressed into the table
+
+    def reset(self) -> None:
+        super().reset()
+        self.closing_steps = 0
+        self.last_tcp = np.full(3, np.inf)
+
+    def act(self) -> np.ndarray:
+        stalled = bool(np.linalg.norm(self.tcp - self.last_tcp) < 0.002)  # settled short of a target
+        self.last_tcp = self.tcp.copy()
+        cube = self.env.sim.object_position("cube")
+        goal = self.env.goal
+        grasp_point = cube - [0.0, 0.0, self.GRASP_DEPTH]
+        above = cube + [0.0, 0.0, self.HOVER]
+        xy_error = float(np.linalg.norm(self.tcp[:2] - cube[:2]))
+
+        if self.phase == "start":
+            self.phase = "approach"
+        if self.phase == "approach" and (xy_error < 0.01 or (stalled and xy_error < 0.015)):
+            self.phase = "descend"
+        elif self.phase == "descend":
+            if xy_error > 0.02:
+                self.phase = "approach"
+            elif max(xy_error, abs(self.tcp[2] - grasp_point[2])) < (0.012 if stalled else 0.006):
+                self.phase, self.closing_steps = "close", 0
+        elif self.phase == "close":
+            self.closing_steps += 1
+            if self.closing_steps >= self.CLOSE_STEPS:
+                self.phase = "carry" if self._holding(cube) else "release"
+        elif self.phase == "carry" and not self._holding(cube):
+            self.phase = "release"
+        if self.phase == "release" and self.env.arm.gripper_width > 0.07:
+            self.phase = "approach"
+
+        if self.phase == "approach":
+            if self.tcp[2] < above[2] - 0.02 and xy_error > 0.01:  # rise clear of the cube first
+                return self.move_towards([*self.tcp[:2], above[2]], self.OPEN)
+            return self.move_towards(above, self.OPEN)
+        if self.phase == "descend":
+            return self.move_towards(grasp_point, self.OPEN)
+        if self.phase == "close":  # hold still: pressing on while the pads grip drives the cube down
+            return self.move_towards(self.tcp, self.CLOSED)
+        if self.phase == "release":
+            return self.move_towards([*self.tcp[:2], above[2]], self.OPEN, gain=0.3)
+        cube_target = goal.copy()
+        if np.linalg.norm(goal[:2] - cube[:2]) > 0.02:  # travel high, then come down onto the goal
+            cube_target[2] = max(goal[2], self.CARRY_HEIGHT)
+        cube_target[2] = max(cube_target[2], goal[2] + self.PLACE_CLEARANCE)
+        return _step_limited(self, self.tcp + (cube_target - cube), self.CLOSED, self.CARRY_STEP)
+
+    def _holding(self, cube: np.ndarray) -> bool:
+        between_fingers = bool(np.linalg.norm(cube - self.tcp) < 0.03)
+        return between_fingers and self.env.arm.gripper_width > self.HOLDING_WIDTH

@@ -1,0 +1,70 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from embodylab.envs.lab.pick_place import AIR_GOAL_HEIGHT, CUBE_HALF, MIN_GOAL_DISTANCE
+from embodylab.skills.experts import rollout
+
+ENV_ID = "embodylab/LabPickPlace-v0"
+
+
+@pytest.fixture(scope="module")
+def env():
+    return gym.make(ENV_ID)
+
+
+def test_expert_places_the_cube_at_the_goal_on_nine_of_ten_seeds(env):
+    assert sum(rollout(env, seed) for seed in range(10)) >= 9
+
+
+def test_goals_are_on_the_table_or_out_of_reach_of_a_pushed_cube(env):
+    in_air = []
+    for seed in range(40):
+        env.reset(seed=seed)
+        cube, goal = env.unwrapped.sim.object_position("cube"), env.unwrapped.goal
+        assert np.linalg.norm(goal[:2] - cube[:2]) >= MIN_GOAL_DISTANCE
+        in_air.append(goal[2] > CUBE_HALF)
+        if in_air[-1]:
+            assert AIR_GOAL_HEIGHT[0] <= goal[2] <= AIR_GOAL_HEIGHT[1]
+            # A cube resting anywhere on the table is farther than the success threshold from the goal.
+            assert goal[2] - CUBE_HALF > env.unwrapped.success_threshold
+        else:
+            assert goal[2] == pytest.approx(CUBE_HALF)
+    assert 0.25 < np.mean(in_air) < 0.75
+
+
+@pytest.mark.parametrize("reward_type", ["sparse", "dense"])
+def test_compute_reward_is_vectorised_over_a_batch(reward_type):
+    env = gym.make(ENV_ID, goal_conditioned=True, reward_type=reward_type)
+    obs, info = env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    achieved = obs["achieved_goal"] + rng.normal(0.0, 0.05, (32, 3)).astype(np.float32)
+    desired = np.repeat(obs["desired_goal"][None], 32, axis=0)
+    desired[:8] = achieved[:8] + 0.01
+    batch = env.unwrapped.compute_reward(achieved, desired, [info] * 32)
+    assert batch.shape == (32,)
+    single = [env.unwrapped.compute_reward(a, d, info) for a, d in zip(achieved, desired, strict=True)]
+    np.testing.assert_allclose(batch, single)
+    if reward_type == "sparse":
+        assert set(np.unique(batch)) <= {-1.0, 0.0} and (batch[:8] == 0.0).all()
+
+
+def test_reset_distribution_follows_the_seed(env):
+    def layout(seed):
+        env.reset(seed=seed)
+        return np.concatenate([env.unwrapped.sim.object_position("cube"), env.unwrapped.goal])
+
+    np.testing.assert_array_equal(layout(3), layout(3))
+    assert not np.allclose(layout(3), layout(4))
+
+
+def test_cube_starts_at_rest_on_the_table(env):
+    for seed in range(5):
+        env.reset(seed=seed)
+        sim = env.unwrapped.sim
+        start = sim.object_position("cube")
+        assert start[2] == pytest.approx(CUBE_HALF)
+        data = env.unwrapped.data
+        assert all(data.contact[i].dist > -1e-3 for i in range(data.ncon))
+        env.step(np.zeros(env.action_space.shape))
+        assert np.linalg.norm(sim.object_position("cube") - start) < 1e-3
