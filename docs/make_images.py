@@ -24,7 +24,6 @@ from embodylab.cli import available_env_ids, short_id
 from embodylab.core.rendering import OffscreenRenderer
 from embodylab.skills.experts import make_expert
 
-
 SHOWCASE = {  # task: (share of max_episode_steps the expert plays first, camera azimuth in degrees)
     "LabPickPlace": (0.25, 215.0),
     "LabDrawer": (0.35, 245.0),

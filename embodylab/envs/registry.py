@@ -18,18 +18,42 @@ class EnvEntry:
 
 
 LAB_ENVS = (
-    EnvEntry("embodylab/LabReach-v0", "embodylab.envs.lab.reach:LabReachEnv", 50,
-             "Move the gripper to a goal point above the table."),
-    EnvEntry("embodylab/LabPush-v0", "embodylab.envs.lab.push:LabPushEnv", 100,
-             "Push a cube across the table to a goal on the table."),
-    EnvEntry("embodylab/LabPickPlace-v0", "embodylab.envs.lab.pick_place:LabPickPlaceEnv", 100,
-             "Pick a cube up and hold it at a goal, on the table or in the air."),
-    EnvEntry("embodylab/LabStack-v0", "embodylab.envs.lab.stack:LabStackEnv", 150,
-             "Stack the red cube on top of the blue cube."),
-    EnvEntry("embodylab/LabDrawer-v0", "embodylab.envs.lab.drawer:LabDrawerEnv", 100,
-             "Pull an articulated drawer open to a target opening."),
-    EnvEntry("embodylab/LabPegInsert-v0", "embodylab.envs.lab.peg_insert:LabPegInsertEnv", 150,
-             "Insert a tube into a rack hole with 4 mm clearance."),
+    EnvEntry(
+        "embodylab/LabReach-v0",
+        "embodylab.envs.lab.reach:LabReachEnv",
+        50,
+        "Move the gripper to a goal point above the table.",
+    ),
+    EnvEntry(
+        "embodylab/LabPush-v0",
+        "embodylab.envs.lab.push:LabPushEnv",
+        100,
+        "Push a cube across the table to a goal on the table.",
+    ),
+    EnvEntry(
+        "embodylab/LabPickPlace-v0",
+        "embodylab.envs.lab.pick_place:LabPickPlaceEnv",
+        100,
+        "Pick a cube up and hold it at a goal, on the table or in the air.",
+    ),
+    EnvEntry(
+        "embodylab/LabStack-v0",
+        "embodylab.envs.lab.stack:LabStackEnv",
+        150,
+        "Stack the red cube on top of the blue cube.",
+    ),
+    EnvEntry(
+        "embodylab/LabDrawer-v0",
+        "embodylab.envs.lab.drawer:LabDrawerEnv",
+        100,
+        "Pull an articulated drawer open to a target opening.",
+    ),
+    EnvEntry(
+        "embodylab/LabPegInsert-v0",
+        "embodylab.envs.lab.peg_insert:LabPegInsertEnv",
+        150,
+        "Insert a tube into a rack hole with 4 mm clearance.",
+    ),
 )
 ALL_ENVS: tuple[EnvEntry, ...] = LAB_ENVS
 
@@ -37,7 +61,9 @@ ALL_ENVS: tuple[EnvEntry, ...] = LAB_ENVS
 def register_all() -> None:
     for entry in ALL_ENVS:
         if entry.id not in gym.registry:
-            gym.register(id=entry.id, entry_point=entry.entry_point, max_episode_steps=entry.max_episode_steps)
+            gym.register(
+                id=entry.id, entry_point=entry.entry_point, max_episode_steps=entry.max_episode_steps
+            )
 
 
 def env_ids() -> list[str]:
