@@ -1,8 +1,7 @@
 """Success rate of the scripted experts: `rollout(env, seed)` on seeds 0..N-1 of every lab task.
 
 Prints a table and writes benchmarks/results/experts.json (machine, versions, date, per-task success count
-and rate, mean episode steps, seconds, and the seeds that failed). Tasks whose module does not exist yet
-are skipped with a note.
+and rate, mean episode steps, seconds, and the seeds that failed).
 
     python benchmarks/experts.py --seeds 100
 """
@@ -23,7 +22,8 @@ import tyro
 from tqdm import tqdm
 
 import embodylab
-from embodylab.cli import available_env_ids, print_table, resolve_env_id, short_id
+from embodylab.cli import print_table, resolve_env_id, short_id
+from embodylab.envs.registry import env_ids
 from embodylab.skills.experts import rollout
 
 
@@ -68,10 +68,7 @@ def run_task(env_id: str, seeds: int) -> dict:
 
 
 def main(config: ExpertsBenchConfig) -> None:
-    requested = [resolve_env_id(i) for i in config.env_ids] or None
-    ids, skipped = available_env_ids(requested)
-    for env_id, reason in skipped.items():
-        print(f"skipping {env_id}: {reason}")
+    ids = [resolve_env_id(i) for i in config.env_ids] or env_ids()
     tasks = {env_id: run_task(env_id, config.seeds) for env_id in ids}
     rows = [
         [i, f"{t['success_rate']:.0%}", t["episodes"], f"{t['mean_steps']:.1f}", f"{t['seconds']:.1f}"]
@@ -87,7 +84,6 @@ def main(config: ExpertsBenchConfig) -> None:
         "machine": machine_info(),
         "seeds": config.seeds,
         "tasks": tasks,
-        "skipped": skipped,
     }
     config.out.parent.mkdir(parents=True, exist_ok=True)
     config.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -20,8 +20,9 @@ import numpy as np
 import tyro
 from PIL import Image, ImageDraw
 
-from embodylab.cli import available_env_ids, short_id
+from embodylab.cli import short_id
 from embodylab.core.rendering import OffscreenRenderer
+from embodylab.envs.registry import env_ids
 from embodylab.skills.experts import make_expert
 
 SHOWCASE = {  # task: (share of max_episode_steps the expert plays first, camera azimuth in degrees)
@@ -87,12 +88,9 @@ def montage(images: dict[str, np.ndarray], columns: int, label_height: int = 22)
 
 
 def main(config: ImagesConfig) -> None:
-    ids, skipped = available_env_ids()
-    for env_id, reason in skipped.items():
-        print(f"skipping {env_id}: {reason}")
     config.out.mkdir(parents=True, exist_ok=True)
     images = {}
-    for env_id in ids:
+    for env_id in env_ids():
         images[task_name(env_id)] = capture(env_id, config)
         path = config.out / f"{task_name(env_id)}.png"
         Image.fromarray(images[task_name(env_id)]).save(path)

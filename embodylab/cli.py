@@ -12,7 +12,6 @@ and turns into exit status 2.
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import json
 import sys
@@ -30,7 +29,7 @@ from tqdm import tqdm
 
 from embodylab.core.control import CONTROL_MODES
 from embodylab.envs.base import OBS_MODES
-from embodylab.envs.registry import ALL_ENVS, NAMESPACE, entry, make
+from embodylab.envs.registry import ALL_ENVS, NAMESPACE, entry, env_ids, make
 from embodylab.skills.experts import make_expert
 
 POLICIES = ("expert", "random")
@@ -59,22 +58,6 @@ def resolve_env_id(env_id: str) -> str:
         if versions:
             return max(versions, key=lambda i: int(i.rsplit("-v", 1)[1]))
         raise UsageError(str(err)) from err
-
-
-def available_env_ids(ids: list[str] | None = None) -> tuple[list[str], dict[str, str]]:
-    """(ids whose task module exists, {id: why it was skipped}) over `ids` (default: every registered id).
-
-    Lets the demo and the benchmarks run while some tasks are not written yet; a module that exists but
-    fails to import still raises.
-    """
-    available, skipped = [], {}
-    for env_id in ids if ids is not None else [e.id for e in ALL_ENVS]:
-        module = entry(env_id).entry_point.split(":")[0]
-        if importlib.util.find_spec(module) is None:
-            skipped[env_id] = f"module {module} does not exist yet"
-        else:
-            available.append(env_id)
-    return available, skipped
 
 
 def short_id(env_id: str) -> str:
@@ -247,12 +230,8 @@ class Envs:
     """List the registered environments with their action and (state) observation spaces."""
 
     def run(self) -> None:
-        available, _ = available_env_ids()
         rows = []
         for e in ALL_ENVS:
-            if e.id not in available:  # registered ahead of its module: still listed
-                rows.append([e.id, e.description, "-", "(task module not available yet)"])
-                continue
             env = gym.make(e.id, disable_env_checker=True)
             rows.append(
                 [e.id, e.description, describe_space(env.action_space), describe_space(env.observation_space)]
@@ -362,12 +341,9 @@ class Demo:
     """video frame rate"""
 
     def run(self) -> None:
-        ids, skipped = available_env_ids()
-        for env_id, reason in skipped.items():
-            print(f"skipping {env_id}: {reason}")
         start = time.perf_counter()
         tasks = {}
-        for env_id in ids:
+        for env_id in env_ids():
             result = render_episodes(
                 env_id,
                 "expert",
@@ -392,7 +368,7 @@ class Demo:
             for i, t in tasks.items()
         ]
         print_table("expert demo", ["id", "successes", "mean steps", "wall time (s)"], rows)
-        summary = {"config": asdict(self), "tasks": tasks, "skipped": skipped, "wall_time_s": round(total, 2)}
+        summary = {"config": asdict(self), "tasks": tasks, "wall_time_s": round(total, 2)}
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
         print(

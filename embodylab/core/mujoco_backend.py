@@ -101,6 +101,11 @@ def build_mjspec(scene: SceneSpec) -> tuple[mujoco.MjSpec, PandaNames | None]:
     spec.visual.global_.offwidth = MAX_OFFSCREEN
     spec.visual.global_.offheight = MAX_OFFSCREEN
     spec.visual.quality.shadowsize = 2048
+    # Software rasterisers spend their time on triangles and multisampling, not on pixels: coarser round
+    # shapes and no MSAA render 64x64 observations ~6x faster and look the same at 256x256.
+    spec.visual.quality.numslices = 12
+    spec.visual.quality.numstacks = 6
+    spec.visual.quality.offsamples = 0
     spec.visual.headlight.ambient = [0.35, 0.35, 0.35]
     spec.visual.headlight.diffuse = [0.4, 0.4, 0.4]
     spec.stat.center = [0.0, 0.0, 0.1]
