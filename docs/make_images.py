@@ -25,10 +25,14 @@ from embodylab.core.rendering import OffscreenRenderer
 from embodylab.envs.registry import env_ids
 from embodylab.skills.experts import make_expert
 
-SHOWCASE = {  # task: (share of max_episode_steps the expert plays first, camera azimuth in degrees)
-    "LabPickPlace": (0.25, 215.0),
-    "LabDrawer": (0.35, 245.0),
+SHOWCASE = {  # task: (share of max_episode_steps the expert plays first, azimuth deg, distance m)
+    "LabPush": (0.0, 215.0, 1.05),
+    "LabPickPlace": (0.25, 215.0, 1.35),
+    "LabStack": (0.0, 215.0, 1.05),
+    "LabDrawer": (0.35, 245.0, 1.35),
+    "LabPegInsert": (0.22, 225.0, 0.95),
 }
+DEFAULT_SHOWCASE = (0.0, 215.0, 1.35)
 
 
 @dataclass
@@ -37,8 +41,6 @@ class ImagesConfig:
     """reset seed of the captured episode"""
     size: int = 256
     """square image side in pixels"""
-    distance: float = 1.35
-    """metres from the camera to the point it looks at"""
     elevation: float = -30.0
     """degrees; negative looks down"""
     columns: int = 3
@@ -53,7 +55,7 @@ def task_name(env_id: str) -> str:
 
 def capture(env_id: str, config: ImagesConfig) -> np.ndarray:
     """uint8 [size, size, 3]: the scene after the expert played its showcase share of an episode."""
-    fraction, azimuth = SHOWCASE.get(task_name(env_id), (0.0, 215.0))
+    fraction, azimuth, distance = SHOWCASE.get(task_name(env_id), DEFAULT_SHOWCASE)
     env = gym.make(env_id)
     expert = make_expert(env)
     env.reset(seed=config.seed)
@@ -66,7 +68,7 @@ def capture(env_id: str, config: ImagesConfig) -> np.ndarray:
     camera = mujoco.MjvCamera()
     camera.type = mujoco.mjtCamera.mjCAMERA_FREE
     camera.lookat[:] = np.mean(points, axis=0)
-    camera.distance, camera.azimuth, camera.elevation = config.distance, azimuth, config.elevation
+    camera.distance, camera.azimuth, camera.elevation = distance, azimuth, config.elevation
     with OffscreenRenderer(task.model, config.size, config.size, shadows=True) as renderer:
         image = renderer.rgb(task.data, camera)
     env.close()
