@@ -132,6 +132,18 @@ def test_physics_divergence_truncates_with_a_finite_observation():
     assert np.isfinite(obs).all()
 
 
+def test_physics_divergence_mid_episode_is_caught_too():
+    env = gym.make("embodylab/LabPickPlace-v0")
+    env.reset(seed=0)
+    for _ in range(3):
+        env.step(np.zeros(4))
+    env.unwrapped.data.qacc_warmstart[:] = np.nan
+    env.unwrapped.data.qvel[:] = 1e30
+    obs, reward, terminated, truncated, info = env.step(np.zeros(4))
+    assert truncated and "diverged" in info["physics_error"]
+    assert np.isfinite(obs).all()
+
+
 def test_human_render_mode_fails_clearly_without_a_display(monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)

@@ -30,20 +30,21 @@ class ControllerConfig:
     posture_gain: float = 0.2
 
 
-def orientation_error(target_xmat: np.ndarray, current_xmat: np.ndarray) -> np.ndarray:
-    """Rotation vector (world frame, radians) that turns `current_xmat` into `target_xmat`."""
-    target_quat, current_quat, error_quat = np.empty(4), np.empty(4), np.empty(4)
-    mujoco.mju_mat2Quat(target_quat, target_xmat.ravel())
-    mujoco.mju_mat2Quat(current_quat, current_xmat.ravel())
-    mujoco.mju_negQuat(current_quat, current_quat)
-    mujoco.mju_mulQuat(error_quat, target_quat, current_quat)
-    rotvec = np.empty(3)
-    mujoco.mju_quat2Vel(rotvec, error_quat, 1.0)
-    return rotvec
+def _contiguous(indices, what: str) -> slice:
+    """The slice covering `indices`, which must be consecutive (cheap views on the hot path)."""
+    indices = np.asarray(indices)
+    if not np.array_equal(indices, np.arange(indices[0], indices[0] + len(indices))):
+        raise ValueError(f"{what} must be consecutive in the model; got {indices.tolist()}")
+    return slice(int(indices[0]), int(indices[0]) + len(indices))
 
 
 class PandaArm:
-    """Reads and commands the Panda in a compiled scene with every id cached at construction."""
+    """Reads and commands the Panda in a compiled scene with every id cached at construction.
+
+    The hot path (`command_tcp_delta`, `proprio`) works on slices of MjData and preallocated buffers and
+    calls MuJoCo's own small-matrix routines, so it allocates nothing per step."""
+
+    PROPRIO_DIM = 21
 
     def __init__(
         self,
@@ -56,12 +57,12 @@ class PandaArm:
         self.model, self.data, self.names = model, data, names
         self.config = config or ControllerConfig()
         joints = [model.joint(n) for n in names.joints]
-        self.qpos_adr = np.array([j.qposadr[0] for j in joints])
-        self.dof_adr = np.array([j.dofadr[0] for j in joints])
+        self.qpos_slice = _contiguous([j.qposadr[0] for j in joints], "arm joint qpos")
+        self.dof_slice = _contiguous([j.dofadr[0] for j in joints], "arm joint dofs")
         fingers = [model.joint(n) for n in names.fingers]
-        self.finger_qpos_adr = np.array([j.qposadr[0] for j in fingers])
-        self.finger_dof_adr = np.array([j.dofadr[0] for j in fingers])
-        self.actuator_ids = np.array([model.actuator(n).id for n in names.actuators])
+        self.finger_qpos_slice = _contiguous([j.qposadr[0] for j in fingers], "finger qpos")
+        self.finger_dof_slice = _contiguous([j.dofadr[0] for j in fingers], "finger dofs")
+        self.actuator_slice = _contiguous([model.actuator(n).id for n in names.actuators], "arm actuators")
         self.gripper_actuator_id = model.actuator(names.gripper_actuator).id
         self.tcp_site_id = model.site(names.tcp_site).id
         self.hand_body_id = model.body(names.hand_body).id
@@ -69,36 +70,45 @@ class PandaArm:
         self.joint_lower = model.jnt_range[[j.id for j in joints], 0].copy()
         self.joint_upper = model.jnt_range[[j.id for j in joints], 1].copy()
         self.home_qpos = np.asarray(home_qpos, dtype=float)
+        self.target_quat = np.array([1.0, 0.0, 0.0, 0.0])
+        """Orientation (w, x, y, z) the hand holds in ee_delta_pos mode: the one it had at reset."""
         self._jacp = np.zeros((3, model.nv))
         self._jacr = np.zeros((3, model.nv))
         self._jac = np.zeros((6, 7))
         self._error = np.zeros(6)
-        self._eye6 = np.eye(6)
-        self._eye7 = np.eye(7)
-        self.target_xmat = np.eye(3)
+        self._gram = np.zeros((6, 6))
+        self._solution = np.zeros(6)
+        self._posture_step = np.zeros(7)
+        self._rotation_error = np.zeros(3)
+        self._jac_posture = np.zeros(6)
+        self._target = np.zeros(7)
+        self._damping = self.config.ik_damping**2 * np.eye(6)
+        self._site_velocity = np.zeros(6)
 
     # ---- reset ------------------------------------------------------------------------------------
     def reset(self, qpos=None, gripper_open: bool = True) -> None:
         """Place the arm at `qpos` (home by default), at rest, with actuator targets matching."""
         q = self.home_qpos if qpos is None else np.asarray(qpos, dtype=float)
-        self.data.qpos[self.qpos_adr] = q
-        self.data.qvel[self.dof_adr] = 0.0
+        d = self.data
+        d.qpos[self.qpos_slice] = q
+        d.qvel[self.dof_slice] = 0.0
         width = FINGER_TRAVEL if gripper_open else 0.0
-        self.data.qpos[self.finger_qpos_adr] = width
-        self.data.qvel[self.finger_dof_adr] = 0.0
-        self.data.ctrl[self.actuator_ids] = q
-        self.data.ctrl[self.gripper_actuator_id] = width
-        mujoco.mj_kinematics(self.model, self.data)
-        self.target_xmat = self.data.site_xmat[self.tcp_site_id].reshape(3, 3).copy()
+        d.qpos[self.finger_qpos_slice] = width
+        d.qvel[self.finger_dof_slice] = 0.0
+        d.ctrl[self.actuator_slice] = q
+        d.ctrl[self.gripper_actuator_id] = width
+        mujoco.mj_kinematics(self.model, d)
+        # The tcp site carries no rotation of its own: its orientation is the hand body's.
+        self.target_quat[:] = d.xquat[self.hand_body_id]
 
     # ---- state ------------------------------------------------------------------------------------
     @property
     def qpos(self) -> np.ndarray:
-        return self.data.qpos[self.qpos_adr]
+        return self.data.qpos[self.qpos_slice]
 
     @property
     def qvel(self) -> np.ndarray:
-        return self.data.qvel[self.dof_adr]
+        return self.data.qvel[self.dof_slice]
 
     @property
     def tcp_pos(self) -> np.ndarray:
@@ -107,24 +117,21 @@ class PandaArm:
     @property
     def gripper_width(self) -> float:
         """Distance between the finger pads, metres."""
-        return float(self.data.qpos[self.finger_qpos_adr].sum())
-
-    def tcp_velocity(self, out: np.ndarray) -> np.ndarray:
-        """Linear velocity of the tool centre point, world frame, m/s (written into `out[3]`)."""
-        mujoco.mj_jacSite(self.model, self.data, self._jacp, None, self.tcp_site_id)
-        np.dot(self._jacp, self.data.qvel, out=out)
-        return out
+        return float(self.data.qpos[self.finger_qpos_slice].sum())
 
     def proprio(self, out: np.ndarray) -> np.ndarray:
-        """[q 7, qdot 7, tcp position 3, tcp velocity 3, gripper width 1] written into `out[21]`."""
-        out[0:7] = self.qpos
-        out[7:14] = self.qvel
-        out[14:17] = self.tcp_pos
-        self.tcp_velocity(out[17:20])
-        out[20] = self.gripper_width
+        """[q 7, qdot 7, tcp position 3, tcp linear velocity 3 (world), gripper width 1] into `out[21]`."""
+        d = self.data
+        out[0:7] = d.qpos[self.qpos_slice]
+        out[7:14] = d.qvel[self.dof_slice]
+        out[14:17] = d.site_xpos[self.tcp_site_id]
+        mujoco.mj_objectVelocity(
+            self.model, d, mujoco.mjtObj.mjOBJ_SITE, self.tcp_site_id, self._site_velocity, 0
+        )
+        out[17:20] = self._site_velocity[3:6]
+        finger = self.finger_qpos_slice.start
+        out[20] = d.qpos[finger] + d.qpos[finger + 1]
         return out
-
-    PROPRIO_DIM = 21
 
     # ---- commands ---------------------------------------------------------------------------------
     def set_gripper(self, command: float) -> None:
@@ -132,23 +139,37 @@ class PandaArm:
 
     def command_joint_delta(self, delta_normalised: np.ndarray) -> None:
         target = self.qpos + delta_normalised * self.config.max_joint_delta
-        self.data.ctrl[self.actuator_ids] = np.clip(target, self.joint_lower, self.joint_upper)
+        ctrl = self.data.ctrl[self.actuator_slice]
+        np.minimum(np.maximum(target, self.joint_lower, out=target), self.joint_upper, out=ctrl)
 
     def command_tcp_delta(self, delta_normalised: np.ndarray) -> None:
-        """Damped-least-squares IK step towards tcp + delta with the reset orientation held."""
-        cfg = self.config
-        mujoco.mj_jacSite(self.model, self.data, self._jacp, self._jacr, self.tcp_site_id)
+        """Damped-least-squares IK step towards tcp + delta with the reset orientation held.
+
+        With e the 6-D pose error and dq0 a pull towards the home posture, the step is
+        dq = dq0 + Jᵀ (J Jᵀ + λ² I)⁻¹ (e − J dq0): the damped form of dq0 projected into J's null space.
+        Written with MuJoCo's small-matrix routines and preallocated buffers: this runs every step."""
+        cfg, m, d = self.config, self.model, self.data
+        mujoco.mj_jacSite(m, d, self._jacp, self._jacr, self.tcp_site_id)
         jac = self._jac
-        jac[:3] = self._jacp[:, self.dof_adr]
-        jac[3:] = self._jacr[:, self.dof_adr]
-        err = self._error
-        err[:3] = delta_normalised * cfg.max_ee_delta
-        err[3:] = cfg.orientation_gain * orientation_error(
-            self.target_xmat, self.data.site_xmat[self.tcp_site_id].reshape(3, 3)
-        )
-        jjt = jac @ jac.T + (cfg.ik_damping**2) * self._eye6
-        jac_pinv = jac.T @ np.linalg.solve(jjt, self._eye6)
-        q = self.qpos
-        dq = jac_pinv @ err
-        dq += (self._eye7 - jac_pinv @ jac) @ (cfg.posture_gain * (self.home_qpos - q))
-        self.data.ctrl[self.actuator_ids] = np.clip(q + dq, self.joint_lower, self.joint_upper)
+        jac[:3] = self._jacp[:, self.dof_slice]
+        jac[3:] = self._jacr[:, self.dof_slice]
+        err, rotation = self._error, self._rotation_error
+        np.multiply(delta_normalised, cfg.max_ee_delta, out=err[:3])
+        # Rotation from the hand's current orientation to the target, in the hand frame, then world.
+        current = d.xquat[self.hand_body_id]
+        mujoco.mju_subQuat(rotation, self.target_quat, current)
+        mujoco.mju_rotVecQuat(err[3:], rotation, current)
+        err[3:] *= cfg.orientation_gain
+        q = d.qpos[self.qpos_slice]
+        posture = np.subtract(self.home_qpos, q, out=self._posture_step)
+        posture *= cfg.posture_gain
+        err -= np.matmul(jac, posture, out=self._jac_posture)
+        mujoco.mju_mulMatMatT(self._gram, jac, jac)
+        self._gram += self._damping
+        mujoco.mju_cholFactor(self._gram, 0.0)
+        mujoco.mju_cholSolve(self._solution, self._gram, err)
+        target = np.matmul(self._solution, jac, out=self._target)
+        target += q
+        target += posture
+        ctrl = d.ctrl[self.actuator_slice]
+        np.minimum(np.maximum(target, self.joint_lower, out=target), self.joint_upper, out=ctrl)

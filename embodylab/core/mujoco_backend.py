@@ -250,12 +250,20 @@ class MujocoScene:
                 self.object_categories.append(link.category or fixture.category)
                 half_extents.append(_link_half_extents(link))
         self.object_body_ids = np.array([m.body(n).id for n in self.object_names], dtype=np.int64)
+        self._object_body_id = dict(zip(self.object_names, self.object_body_ids.tolist(), strict=True))
         self._half_extents = np.asarray(half_extents, dtype=np.float32).reshape(-1, 3)
         self.n_free_objects = len(scene.objects)
         free_joints = [m.joint(o.name) for o in scene.objects]
         self.object_qpos_adr = np.array([j.qposadr[0] for j in free_joints], dtype=np.int64)
         self.object_qvel_adr = np.array([j.dofadr[0] for j in free_joints], dtype=np.int64)
-        self._free_qvel_index = (self.object_qvel_adr[:, None] + np.arange(6)).reshape(-1)
+        free_dofs = (self.object_qvel_adr[:, None] + np.arange(6)).reshape(-1)
+        if len(free_dofs) and not np.array_equal(
+            free_dofs, np.arange(free_dofs[0], free_dofs[0] + len(free_dofs))
+        ):
+            raise RuntimeError("the free objects' dofs are expected to be consecutive in the compiled model")
+        self._free_qvel_slice = (
+            slice(int(free_dofs[0]), int(free_dofs[-1]) + 1) if len(free_dofs) else slice(0, 0)
+        )
         self.fixture_joint_ids = {
             name: m.joint(name).id for fixture in scene.fixtures for name, _ in _articulated_links(fixture)
         }
@@ -270,24 +278,38 @@ class MujocoScene:
                 self.geom_object_index[g] = body_to_object[body] + 1
         self.goal_mocap_id = int(m.body_mocapid[m.body(GOAL_MARKER_BODY).id]) if scene.goal_marker else -1
         self._features = np.zeros((len(self.object_names), OBJECT_FEATURE_DIM), dtype=np.float32)
+        self._angular_velocity = np.zeros((self.n_free_objects, 3, 1))
+        ids = self.object_body_ids
+        consecutive = len(ids) == 0 or np.array_equal(ids, np.arange(ids[0], ids[0] + len(ids)))
+        # A slice reads MjData through views; objects and fixture links are built consecutively.
+        self._object_body_slice = slice(int(ids[0]), int(ids[-1]) + 1) if len(ids) and consecutive else ids
         self._features[:, 13:16] = self._half_extents
         self._velocity = np.zeros(6)
         mujoco.mj_forward(m, self.data)
 
     # ---- state read-out -------------------------------------------------------------------------
     def object_states(self) -> ObjectStates:
+        """A snapshot of the object-centric state (see `ObjectStates`)."""
+        features = self.update_object_features()
+        return ObjectStates(list(self.object_names), list(self.object_categories), features.copy())
+
+    def update_object_features(self) -> np.ndarray:
+        """Refresh and return the internal float32 [n_objects, 16] buffer (overwritten by the next call)."""
         d = self.data
         ids = self.object_body_ids
         f = self._features
-        f[:, 0:3] = d.xpos[ids]
-        f[:, 3:7] = d.xquat[ids]
+        bodies = self._object_body_slice
+        f[:, 0:3] = d.xpos[bodies]
+        f[:, 3:7] = d.xquat[bodies]
         n_free = self.n_free_objects
         if n_free:
-            # A free joint's qvel is [linear velocity of the body origin (world), angular velocity (body)].
-            qvel = d.qvel[self._free_qvel_index].reshape(n_free, 6)
+            # A free joint's qvel is [linear velocity of the body origin (world), angular velocity (body)];
+            # the free objects' bodies and dofs are consecutive, so these are views.
+            qvel = d.qvel[self._free_qvel_slice].reshape(n_free, 6)
             f[:n_free, 7:10] = qvel[:, 0:3]
-            rotation = d.xmat[ids[:n_free]].reshape(n_free, 3, 3)
-            f[:n_free, 10:13] = np.einsum("nij,nj->ni", rotation, qvel[:, 3:6])
+            rotation = d.xmat[bodies].reshape(-1, 3, 3)[:n_free]
+            np.matmul(rotation, qvel[:, 3:6, None], out=self._angular_velocity)
+            f[:n_free, 10:13] = self._angular_velocity[..., 0]
         # Articulated links: [angular, linear] at the body origin in world orientation (flg_local=0).
         for row in range(n_free, len(ids)):
             mujoco.mj_objectVelocity(
@@ -295,10 +317,11 @@ class MujocoScene:
             )
             f[row, 7:10] = self._velocity[3:6]
             f[row, 10:13] = self._velocity[0:3]
-        return ObjectStates(list(self.object_names), list(self.object_categories), f.copy())
+        return f
 
     def object_position(self, name: str) -> np.ndarray:
-        return self.data.xpos[self.model.body(name).id].copy()
+        """World position (m) of the object or articulated link `name`, a copy."""
+        return self.data.xpos[self._object_body_id[name]].copy()
 
     # ---- state writing (resets never recompile) -------------------------------------------------
     def set_object_pose(self, index: int, pos, quat=(1.0, 0.0, 0.0, 0.0)) -> None:

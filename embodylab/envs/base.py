@@ -17,6 +17,7 @@ raise `ValueError`. If the physics diverges, the episode ends with `truncated=Tr
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -33,12 +34,10 @@ OBS_MODES = ("state", "rgb", "depth", "rgbd", "segmentation", "pointcloud")
 REWARD_TYPES = ("dense", "sparse")
 PHYSICS_TIMESTEP = 0.002
 CONTROL_HZ = 25
-_DIVERGENCE_WARNINGS = (
-    mujoco.mjtWarning.mjWARN_BADQACC,
-    mujoco.mjtWarning.mjWARN_BADQVEL,
-    mujoco.mjtWarning.mjWARN_BADQPOS,
-    mujoco.mjtWarning.mjWARN_BADCTRL,
-)
+# MuJoCo checks qpos, qvel and qacc for NaN/inf/overflow every step; when one fails it resets the state
+# and counts a warning, so these counters are how a diverged simulation shows.
+_DIVERGENCE_WARNINGS = range(int(mujoco.mjtWarning.mjWARN_BADQPOS), int(mujoco.mjtWarning.mjWARN_BADCTRL) + 1)
+_DIVERGENCE_SLICE = slice(_DIVERGENCE_WARNINGS.start, _DIVERGENCE_WARNINGS.stop)
 
 
 def _check_choice(kind: str, value: Any, valid: tuple) -> None:
@@ -94,6 +93,7 @@ class EmbodiedEnv(gym.Env):
         self.sim = MujocoScene(self._load_scene())
         self.model, self.data = self.sim.model, self.sim.data
         self.frame_skip = round(1.0 / (CONTROL_HZ * self.model.opt.timestep))
+        self._step_duration = self.frame_skip * self.model.opt.timestep
         mount = self.sim.spec_description.robot
         self.arm = PandaArm(self.model, self.data, self.sim.robot_names, mount.home_qpos)
         self.goal = np.zeros(0)
@@ -102,12 +102,11 @@ class EmbodiedEnv(gym.Env):
 
         n_arm = 3 if control_mode == "ee_delta_pos" else 7
         self.action_space = spaces.Box(-1.0, 1.0, shape=(n_arm + 1,), dtype=np.float32)
-        self._proprio = np.zeros(PandaArm.PROPRIO_DIM, dtype=np.float64)
+        self._features_size = len(self.sim.object_names) * OBJECT_FEATURE_DIM
         self.observation_space = self._make_observation_space()
         self._obs_renderer = None
         self._frame_renderer = None
         self._viewer = None
-        self._warning_count = 0
         self._last_obs = None
 
     # ---- task hooks ---------------------------------------------------------------------------------
@@ -121,6 +120,8 @@ class EmbodiedEnv(gym.Env):
         raise NotImplementedError
 
     def _goal_distance(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
+        if achieved.ndim == 1:  # one goal, every step: the scalar path is several times faster
+            return math.dist(achieved.tolist(), desired.tolist())
         return np.linalg.norm(achieved - desired, axis=-1)
 
     def _goal_reached(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
@@ -152,7 +153,6 @@ class EmbodiedEnv(gym.Env):
         if marker is not None:
             self.sim.set_goal_marker(marker)
         mujoco.mj_forward(self.model, self.data)
-        self._warning_count = self._divergence_warnings()
 
     def step(self, action):
         action = self._validate_action(action)
@@ -160,20 +160,24 @@ class EmbodiedEnv(gym.Env):
             self.arm.command_tcp_delta(action[:3])
         else:
             self.arm.command_joint_delta(action[:7])
-        self.arm.set_gripper(float(action[-1]))
+        self.arm.set_gripper(action[-1])
+        start_time = self.data.time
         mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
 
-        error = self._physics_error()
-        if error is not None:
-            info = {"is_success": False, "physics_error": error}
+        # MuJoCo resets the state (time included) and counts a warning when qpos/qvel/qacc go bad. The
+        # clock tells in one compare, except for a reset during an episode's very first substep.
+        if self.data.time < start_time + self._step_duration - 0.5 * self.model.opt.timestep or (
+            start_time == 0.0 and self.data.warning.number[_DIVERGENCE_SLICE].any()
+        ):
+            info = {"is_success": False, "physics_error": self._physics_error()}
             mujoco.mj_resetData(self.model, self.data)
             self.arm.reset()
             mujoco.mj_forward(self.model, self.data)
             return self._last_obs, 0.0, False, True, info
 
-        achieved = self._achieved_goal()
-        info = self._info(achieved)
-        reward = float(self.compute_reward(achieved, self.goal, info))
+        info = self._info(self._achieved_goal())
+        # The goal reward of compute_reward, from the values info already holds.
+        reward = float(info["is_success"]) - 1.0 if self.reward_type == "sparse" else -info["goal_distance"]
         if self.reward_type == "dense" and not self.goal_conditioned:
             reward += self._shaping_reward()
         obs = self._observation()
@@ -189,8 +193,8 @@ class EmbodiedEnv(gym.Env):
         achieved_goal = np.asarray(achieved_goal, dtype=np.float64)
         desired_goal = np.asarray(desired_goal, dtype=np.float64)
         if self.reward_type == "sparse":
-            return self._goal_reached(achieved_goal, desired_goal).astype(np.float32) - 1.0
-        return -self._goal_distance(achieved_goal, desired_goal).astype(np.float32)
+            return np.asarray(self._goal_reached(achieved_goal, desired_goal), dtype=np.float32) - 1.0
+        return -np.asarray(self._goal_distance(achieved_goal, desired_goal), dtype=np.float32)
 
     def object_states(self) -> ObjectStates:
         """Object-centric state, `features` float32 [n_objects, 16], world frame (see ObjectStates)."""
@@ -198,32 +202,26 @@ class EmbodiedEnv(gym.Env):
 
     # ---- input checks -------------------------------------------------------------------------------
     def _validate_action(self, action) -> np.ndarray:
+        """A float64 copy of `action` clipped to [-1, 1]; NaN/inf entries raise ValueError."""
         try:
-            action = np.asarray(action, dtype=np.float64).reshape(-1)
+            action = np.array(action, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"action must be numeric with shape {self.action_space.shape}: {exc}") from exc
         if action.shape != self.action_space.shape:
-            raise ValueError(f"action has shape {action.shape}; expected {self.action_space.shape}")
-        bad = ~np.isfinite(action)
-        if bad.any():
-            entries = ", ".join(f"[{i}]={action[i]}" for i in np.flatnonzero(bad))
-            raise ValueError(f"action holds non-finite entries {entries}; every entry must be finite")
-        return np.clip(action, -1.0, 1.0)
+            action = action.reshape(-1)  # accept (1, n) and the like
+            if action.shape != self.action_space.shape:
+                raise ValueError(f"action has shape {action.shape}; expected {self.action_space.shape}")
+        if not math.isfinite(action.sum()):  # one reduction on the hot path: NaN and inf propagate
+            bad = np.flatnonzero(~np.isfinite(action))
+            if len(bad):
+                entries = ", ".join(f"[{i}]={action[i]}" for i in bad)
+                raise ValueError(f"action holds non-finite entries {entries}; every entry must be finite")
+        return np.minimum(np.maximum(action, -1.0, out=action), 1.0, out=action)
 
-    def _divergence_warnings(self) -> int:
-        return int(sum(self.data.warning[w].number for w in _DIVERGENCE_WARNINGS))
-
-    def _physics_error(self) -> str | None:
-        count = self._divergence_warnings()
-        if count > self._warning_count:
-            self._warning_count = count
-            kinds = [mujoco.mjtWarning(w).name for w in _DIVERGENCE_WARNINGS if self.data.warning[w].number]
-            return (
-                f"MuJoCo reported {', '.join(kinds)} (time {self.data.time:.3f} s): the simulation diverged"
-            )
-        if not (np.isfinite(self.data.qpos).all() and np.isfinite(self.data.qvel).all()):
-            return f"non-finite qpos/qvel at time {self.data.time:.3f} s: the simulation diverged"
-        return None
+    def _physics_error(self) -> str:
+        counts = self.data.warning.number
+        kinds = [mujoco.mjtWarning(w).name for w in _DIVERGENCE_WARNINGS if counts[w]]
+        return f"MuJoCo reported {', '.join(kinds)} (time {self.data.time:.3f} s): the simulation diverged"
 
     # ---- observations -------------------------------------------------------------------------------
     def _info(self, achieved: np.ndarray) -> dict:
@@ -233,11 +231,14 @@ class EmbodiedEnv(gym.Env):
         }
 
     def _state_vector(self, include_goal: bool) -> np.ndarray:
-        self.arm.proprio(self._proprio)
-        parts = [self._proprio, self.sim.object_states().features.reshape(-1)]
+        """float32 [proprio 21, object features 16 per object, goal (if included)], a new array."""
+        end = PandaArm.PROPRIO_DIM + self._features_size
+        vector = np.empty(end + (self.goal.size if include_goal else 0), np.float32)
+        self.arm.proprio(vector)
+        vector[PandaArm.PROPRIO_DIM : end] = self.sim.update_object_features().reshape(-1)
         if include_goal:
-            parts.append(self.goal)
-        return np.concatenate(parts).astype(np.float32)
+            vector[end:] = self.goal
+        return vector
 
     def _image_observations(self) -> dict[str, np.ndarray]:
         from embodylab.core.rendering import OffscreenRenderer, depth_to_pointcloud
@@ -277,8 +278,7 @@ class EmbodiedEnv(gym.Env):
         if self.obs_mode == "state":
             return self._state_vector(include_goal=True)
         obs = self._image_observations()
-        self.arm.proprio(self._proprio)
-        obs["proprio"] = self._proprio.astype(np.float32)
+        obs["proprio"] = self.arm.proprio(np.empty(PandaArm.PROPRIO_DIM, np.float32))
         obs["goal"] = self.goal.astype(np.float32)
         return obs
 

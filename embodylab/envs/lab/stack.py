@@ -46,8 +46,7 @@ class LabStackEnv(LabEnv):
         self.goal = np.concatenate([blue + [0.0, 0.0, 2 * CUBE_HALF], blue])
 
     def _achieved_goal(self) -> np.ndarray:
-        states = self.sim.object_states().features
-        return np.concatenate([states[RED, 0:3], states[BLUE, 0:3]]).astype(np.float64)
+        return np.concatenate([self.sim.object_position("red_cube"), self.sim.object_position("blue_cube")])
 
     def _goal_reached(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
         red_error = np.linalg.norm(achieved[..., 0:3] - desired[..., 0:3], axis=-1)
@@ -59,5 +58,4 @@ class LabStackEnv(LabEnv):
         return (red_error < t) & (blue_error < t) & (offset_error < t)
 
     def _shaping_reward(self) -> float:
-        red = self.sim.object_states().features[RED, 0:3]
-        return -float(np.linalg.norm(self.arm.tcp_pos - red))
+        return -float(np.linalg.norm(self.arm.tcp_pos - self.sim.object_position("red_cube")))
