@@ -5,8 +5,9 @@ open3d; `gymnasium.make("embodylab/LabReach-v0")` then builds one.
 """
 
 from embodylab.envs.registry import env_ids, make, register_all
+from embodylab.envs.vector import make_vec
 
 __version__ = "0.1.0"
-__all__ = ["env_ids", "make", "register_all", "__version__"]
+__all__ = ["env_ids", "make", "make_vec", "register_all", "__version__"]
 
 register_all()

@@ -278,7 +278,6 @@ class MujocoScene:
                 self.geom_object_index[g] = body_to_object[body] + 1
         self.goal_mocap_id = int(m.body_mocapid[m.body(GOAL_MARKER_BODY).id]) if scene.goal_marker else -1
         self._features = np.zeros((len(self.object_names), OBJECT_FEATURE_DIM), dtype=np.float32)
-        self._angular_velocity = np.zeros((self.n_free_objects, 3, 1))
         ids = self.object_body_ids
         consecutive = len(ids) == 0 or np.array_equal(ids, np.arange(ids[0], ids[0] + len(ids)))
         # A slice reads MjData through views; objects and fixture links are built consecutively.
@@ -303,13 +302,11 @@ class MujocoScene:
         f[:, 3:7] = d.xquat[bodies]
         n_free = self.n_free_objects
         if n_free:
-            # A free joint's qvel is [linear velocity of the body origin (world), angular velocity (body)];
-            # the free objects' bodies and dofs are consecutive, so these are views.
-            qvel = d.qvel[self._free_qvel_slice].reshape(n_free, 6)
-            f[:n_free, 7:10] = qvel[:, 0:3]
-            rotation = d.xmat[bodies].reshape(-1, 3, 3)[:n_free]
-            np.matmul(rotation, qvel[:, 3:6, None], out=self._angular_velocity)
-            f[:n_free, 10:13] = self._angular_velocity[..., 0]
+            # A free joint's qvel starts with the linear velocity of the body origin (world frame); the
+            # free objects' bodies and dofs are consecutive, so these are views.
+            f[:n_free, 7:10] = d.qvel[self._free_qvel_slice].reshape(n_free, 6)[:, 0:3]
+            # cvel's angular half is the body's angular velocity in world orientation.
+            f[:n_free, 10:13] = d.cvel[bodies][:n_free, 0:3]
         # Articulated links: [angular, linear] at the body origin in world orientation (flg_local=0).
         for row in range(n_free, len(ids)):
             mujoco.mj_objectVelocity(

@@ -121,7 +121,7 @@ class EmbodiedEnv(gym.Env):
 
     def _goal_distance(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
         if achieved.ndim == 1:  # one goal, every step: the scalar path is several times faster
-            return math.dist(achieved.tolist(), desired.tolist())
+            return self._distance(achieved, desired)
         return np.linalg.norm(achieved - desired, axis=-1)
 
     def _goal_reached(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
@@ -129,6 +129,11 @@ class EmbodiedEnv(gym.Env):
 
     def _shaping_reward(self) -> float:
         return 0.0
+
+    @staticmethod
+    def _distance(a: np.ndarray, b: np.ndarray) -> float:
+        """Euclidean distance of two 3-vectors (metres); the scalar path shaping rewards run every step."""
+        return math.dist(a.tolist(), b.tolist())
 
     def _goal_marker_position(self) -> np.ndarray | None:
         return self.goal[:3] if self.goal.size >= 3 else None

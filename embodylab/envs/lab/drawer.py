@@ -170,4 +170,4 @@ class LabDrawerEnv(LabEnv):
         return achieved[..., 0] >= desired[..., 0] - self.success_threshold
 
     def _shaping_reward(self) -> float:
-        return -float(np.linalg.norm(self.arm.tcp_pos - self.handle_position(self.opening())))
+        return -self._distance(self.arm.tcp_pos, self.handle_position(self.opening()))

@@ -87,4 +87,4 @@ class LabPegInsertEnv(LabEnv):
         return self.tube_bottom()
 
     def _shaping_reward(self) -> float:
-        return -float(np.linalg.norm(self.arm.tcp_pos - self.sim.object_position("tube")))
+        return -self._distance(self.arm.tcp_pos, self.sim.object_position("tube"))

@@ -46,4 +46,4 @@ class LabPickPlaceEnv(LabEnv):
         return self.sim.object_position("cube")
 
     def _shaping_reward(self) -> float:
-        return -float(np.linalg.norm(self.arm.tcp_pos - self.sim.object_position("cube")))
+        return -self._distance(self.arm.tcp_pos, self.sim.object_position("cube"))

@@ -58,4 +58,4 @@ class LabStackEnv(LabEnv):
         return (red_error < t) & (blue_error < t) & (offset_error < t)
 
     def _shaping_reward(self) -> float:
-        return -float(np.linalg.norm(self.arm.tcp_pos - self.sim.object_position("red_cube")))
+        return -self._distance(self.arm.tcp_pos, self.sim.object_position("red_cube"))

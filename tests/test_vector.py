@@ -1,0 +1,75 @@
+"""make_vec: Gymnasium vector semantics, and threaded stepping that reproduces separate envs exactly."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import embodylab
+
+
+def _sequential_rollout(env_id, n, seed, actions):
+    """n separate envs stepped one after another with NEXT_STEP auto-reset, as the vector API defines."""
+    envs = [gym.make(env_id) for _ in range(n)]
+    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
+    done = np.zeros(n, dtype=bool)
+    history = [obs]
+    rewards = []
+    for batch in actions:
+        step_obs, step_rewards = [], []
+        for i, env in enumerate(envs):
+            if done[i]:
+                o, _ = env.reset()
+                r, d = 0.0, False
+            else:
+                o, r, terminated, truncated, _ = env.step(batch[i])
+                d = terminated or truncated
+            done[i] = d
+            step_obs.append(o)
+            step_rewards.append(r)
+        history.append(np.stack(step_obs))
+        rewards.append(step_rewards)
+    return np.array(history), np.array(rewards)
+
+
+@pytest.mark.parametrize("mode", ["threads", "sync"])
+def test_vector_env_reproduces_separately_seeded_envs(mode):
+    env_id, n, seed = "embodylab/LabReach-v0", 8, 3
+    actions = np.random.default_rng(0).uniform(-1, 1, size=(120, n, 4))  # 50-step episodes: resets happen
+    vec = embodylab.make_vec(env_id, n, mode=mode)
+    obs, _ = vec.reset(seed=seed)
+    history, rewards = [obs], []
+    for batch in actions:
+        obs, reward, _, _, _ = vec.step(batch)
+        history.append(obs)
+        rewards.append(reward)
+    vec.close()
+    expected_history, expected_rewards = _sequential_rollout(env_id, n, seed, actions)
+    np.testing.assert_array_equal(np.array(history), expected_history)
+    np.testing.assert_array_equal(np.array(rewards), expected_rewards)
+
+
+def test_threaded_vector_env_reports_success_per_env_and_autoresets():
+    vec = embodylab.make_vec("embodylab/LabReach-v0", 3, mode="threads", num_threads=2)
+    vec.reset(seed=0)
+    for _ in range(50):
+        _, _, terminated, truncated, info = vec.step(np.zeros((3, 4)))
+    assert truncated.all() and not terminated.any()
+    assert info["is_success"].shape == (3,) and info["_is_success"].all()
+    _, reward, _, truncated, _ = vec.step(np.zeros((3, 4)))  # the auto-reset step
+    assert not truncated.any() and (reward == 0).all()
+    vec.close()
+
+
+def test_vector_env_errors_propagate_from_worker_threads():
+    vec = embodylab.make_vec("embodylab/LabReach-v0", 4, mode="threads")
+    vec.reset(seed=0)
+    actions = np.zeros((4, 4))
+    actions[3, 0] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        vec.step(actions)
+    vec.close()
+
+
+def test_unknown_vector_mode_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="threads"):
+        embodylab.make_vec("embodylab/LabReach-v0", 2, mode="processes")
