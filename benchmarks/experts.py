@@ -8,20 +8,15 @@ and rate, mean episode steps, seconds, and the seeds that failed).
 
 from __future__ import annotations
 
-import datetime
-import json
-import os
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
-import mujoco
 import tyro
+from common import machine_info, write_json
 from tqdm import tqdm
 
-import embodylab
 from embodylab.cli import print_table, resolve_env_id, short_id
 from embodylab.envs.registry import env_ids
 from embodylab.skills.experts import rollout
@@ -34,18 +29,6 @@ class ExpertsBenchConfig:
     env_ids: tuple[str, ...] = ()
     """ids to run (namespace optional); empty: every registered lab id"""
     out: Path = Path(__file__).parent / "results" / "experts.json"
-
-
-def machine_info() -> dict:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "mujoco": mujoco.__version__,
-        "gymnasium": gym.__version__,
-        "embodylab": embodylab.__version__,
-    }
 
 
 def run_task(env_id: str, seeds: int) -> dict:
@@ -79,15 +62,7 @@ def main(config: ExpertsBenchConfig) -> None:
         ["id", "success", "episodes", "mean steps", "seconds"],
         rows,
     )
-    result = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_info(),
-        "seeds": config.seeds,
-        "tasks": tasks,
-    }
-    config.out.parent.mkdir(parents=True, exist_ok=True)
-    config.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {config.out}")
+    write_json(config.out, {"machine": machine_info(), "seeds": config.seeds, "tasks": tasks})
 
 
 if __name__ == "__main__":

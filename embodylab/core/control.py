@@ -72,8 +72,9 @@ class PandaArm:
         self.home_qpos = np.asarray(home_qpos, dtype=float)
         self.target_quat = np.array([1.0, 0.0, 0.0, 0.0])
         """Orientation (w, x, y, z) the hand holds in ee_delta_pos mode: the one it had at reset."""
-        self._jacp = np.zeros((3, model.nv))
-        self._jacr = np.zeros((3, model.nv))
+        # One [6, nv] Jacobian whose halves mj_jacSite fills: the arm's columns come out in one copy.
+        self._full_jac = np.zeros((6, model.nv))
+        self._jacp, self._jacr = self._full_jac[:3], self._full_jac[3:]
         self._jac = np.zeros((6, 7))
         self._error = np.zeros(6)
         self._gram = np.zeros((6, 6))
@@ -151,8 +152,7 @@ class PandaArm:
         cfg, m, d = self.config, self.model, self.data
         mujoco.mj_jacSite(m, d, self._jacp, self._jacr, self.tcp_site_id)
         jac = self._jac
-        jac[:3] = self._jacp[:, self.dof_slice]
-        jac[3:] = self._jacr[:, self.dof_slice]
+        np.copyto(jac, self._full_jac[:, self.dof_slice])
         err, rotation = self._error, self._rotation_error
         np.multiply(delta_normalised, cfg.max_ee_delta, out=err[:3])
         # Rotation from the hand's current orientation to the target, in the hand frame, then world.

@@ -277,26 +277,26 @@ class MujocoScene:
             if body in body_to_object:
                 self.geom_object_index[g] = body_to_object[body] + 1
         self.goal_mocap_id = int(m.body_mocapid[m.body(GOAL_MARKER_BODY).id]) if scene.goal_marker else -1
-        self._features = np.zeros((len(self.object_names), OBJECT_FEATURE_DIM), dtype=np.float32)
         ids = self.object_body_ids
         consecutive = len(ids) == 0 or np.array_equal(ids, np.arange(ids[0], ids[0] + len(ids)))
         # A slice reads MjData through views; objects and fixture links are built consecutively.
         self._object_body_slice = slice(int(ids[0]), int(ids[-1]) + 1) if len(ids) and consecutive else ids
-        self._features[:, 13:16] = self._half_extents
         self._velocity = np.zeros(6)
         mujoco.mj_forward(m, self.data)
 
     # ---- state read-out -------------------------------------------------------------------------
     def object_states(self) -> ObjectStates:
         """A snapshot of the object-centric state (see `ObjectStates`)."""
-        features = self.update_object_features()
-        return ObjectStates(list(self.object_names), list(self.object_categories), features.copy())
+        features = np.empty((len(self.object_names), OBJECT_FEATURE_DIM), np.float32)
+        return ObjectStates(
+            list(self.object_names), list(self.object_categories), self.update_object_features(features)
+        )
 
-    def update_object_features(self) -> np.ndarray:
-        """Refresh and return the internal float32 [n_objects, 16] buffer (overwritten by the next call)."""
+    def update_object_features(self, f: np.ndarray) -> np.ndarray:
+        """Write the float32 [n_objects, 16] object features into `f` (any writable view) and return it."""
         d = self.data
         ids = self.object_body_ids
-        f = self._features
+        f[:, 13:16] = self._half_extents
         bodies = self._object_body_slice
         f[:, 0:3] = d.xpos[bodies]
         f[:, 3:7] = d.xquat[bodies]

@@ -90,6 +90,7 @@ class EmbodiedEnv(gym.Env):
         self.goal_conditioned, self.reward_type = goal_conditioned, reward_type
         self.image_size, self.camera, self.render_size = int(image_size), camera, int(render_size)
 
+        self._success_is_distance_threshold = type(self)._goal_reached is EmbodiedEnv._goal_reached
         self.sim = MujocoScene(self._load_scene())
         self.model, self.data = self.sim.model, self.sim.data
         self.frame_skip = round(1.0 / (CONTROL_HZ * self.model.opt.timestep))
@@ -102,6 +103,7 @@ class EmbodiedEnv(gym.Env):
 
         n_arm = 3 if control_mode == "ee_delta_pos" else 7
         self.action_space = spaces.Box(-1.0, 1.0, shape=(n_arm + 1,), dtype=np.float32)
+        self._action_shape = self.action_space.shape
         self._features_size = len(self.sim.object_names) * OBJECT_FEATURE_DIM
         self.observation_space = self._make_observation_space()
         self._obs_renderer = None
@@ -212,11 +214,11 @@ class EmbodiedEnv(gym.Env):
             action = np.array(action, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"action must be numeric with shape {self.action_space.shape}: {exc}") from exc
-        if action.shape != self.action_space.shape:
+        if action.shape != self._action_shape:
             action = action.reshape(-1)  # accept (1, n) and the like
-            if action.shape != self.action_space.shape:
+            if action.shape != self._action_shape:
                 raise ValueError(f"action has shape {action.shape}; expected {self.action_space.shape}")
-        if not math.isfinite(action.sum()):  # one reduction on the hot path: NaN and inf propagate
+        if not math.isfinite(sum(action.tolist())):  # cheapest test on the hot path: NaN and inf propagate
             bad = np.flatnonzero(~np.isfinite(action))
             if len(bad):
                 entries = ", ".join(f"[{i}]={action[i]}" for i in bad)
@@ -230,17 +232,19 @@ class EmbodiedEnv(gym.Env):
 
     # ---- observations -------------------------------------------------------------------------------
     def _info(self, achieved: np.ndarray) -> dict:
-        return {
-            "is_success": bool(self._goal_reached(achieved, self.goal)),
-            "goal_distance": float(self._goal_distance(achieved, self.goal)),
-        }
+        distance = float(self._goal_distance(achieved, self.goal))
+        if self._success_is_distance_threshold:  # the default test: skip computing the distance twice
+            success = distance < self.success_threshold
+        else:
+            success = bool(self._goal_reached(achieved, self.goal))
+        return {"is_success": success, "goal_distance": distance}
 
     def _state_vector(self, include_goal: bool) -> np.ndarray:
         """float32 [proprio 21, object features 16 per object, goal (if included)], a new array."""
         end = PandaArm.PROPRIO_DIM + self._features_size
         vector = np.empty(end + (self.goal.size if include_goal else 0), np.float32)
         self.arm.proprio(vector)
-        vector[PandaArm.PROPRIO_DIM : end] = self.sim.update_object_features().reshape(-1)
+        self.sim.update_object_features(vector[PandaArm.PROPRIO_DIM : end].reshape(-1, OBJECT_FEATURE_DIM))
         if include_goal:
             vector[end:] = self.goal
         return vector

@@ -1,0 +1,349 @@
+"""Throughput of embodylab against raw MuJoCo and peer libraries, measured side by side in one run.
+
+For every embodylab env, in `state` mode with seeded random actions:
+- env steps/s through `gymnasium.make` (reset time excluded) and the median reset time;
+- the physics limit: raw `mj_step(model, data, nstep=frame_skip)` on the env's own model, replaying the
+  control sequence the env produced from the same reset states (so the physics does exactly the same
+  work), expressed in env steps/s; and the ratio env / limit;
+- offscreen render fps (64x64 and 128x128; rgb, depth, segmentation) from the `front` camera;
+- `make_vec(..., mode="threads")` with 8 envs against one env, on LabPickPlace.
+Peers (Gymnasium-Robotics FetchPickAndPlace-v4, robosuite Lift, Meta-World pick-place-v3) run in their own
+virtual environments (`make bench-peers`) in the same invocation, alternating with ours; everything is
+repeated `repeats` times and medians are reported.
+
+Writes benchmarks/results/throughput.json, throughput.md (the table the README shows) and throughput.png.
+
+    python benchmarks/throughput.py            # make bench runs it
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+import tyro
+from common import machine_info, write_json
+from peers.run import PEERS, peer_available, run_peer
+from tqdm import tqdm
+
+import embodylab
+from embodylab.core.rendering import OffscreenRenderer, configure_gl_backend
+from embodylab.envs.registry import env_ids
+
+RESULTS = Path(__file__).parent / "results"
+RENDER_MODES = ("rgb", "depth", "segmentation")
+HEADLINE_ENV = "embodylab/LabPickPlace-v0"
+
+
+@dataclass
+class ThroughputConfig:
+    env_ids: list[str] = field(default_factory=env_ids)
+    """embodylab envs to measure (default: every registered id)"""
+    steps: int = 2000
+    """env steps timed per env and repeat"""
+    resets: int = 30
+    """resets timed per env and repeat"""
+    render_frames: int = 150
+    """frames timed per (env, size, mode) and repeat"""
+    render_sizes: tuple[int, ...] = (64, 128)
+    vec_envs: int = 8
+    vec_steps: int = 300
+    """vector steps timed for make_vec (each steps `vec_envs` envs)"""
+    repeats: int = 3
+    peers: bool = True
+    """measure the peer libraries too (needs `make bench-peers`; skipped with a note when missing)"""
+    peer_steps: int = 1000
+    seed: int = 0
+    out: Path = RESULTS / "throughput.json"
+
+
+def _random_actions(space: gym.spaces.Box, count: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(space.low, space.high, size=(count, *space.shape))
+
+
+def time_env(env_id: str, steps: int, seed: int) -> dict:
+    """Env steps/s, the raw-physics limit on the same trajectories, and their ratio."""
+    env = gym.make(env_id)
+    task = env.unwrapped
+    actions = _random_actions(env.action_space, steps, seed)
+    controls = np.empty((steps, task.model.nu))
+    reset_after = np.zeros(steps, dtype=bool)
+    env.reset(seed=seed)
+    elapsed = 0.0
+    for i in range(steps):
+        start = time.perf_counter()
+        _, _, terminated, truncated, _ = env.step(actions[i])
+        elapsed += time.perf_counter() - start
+        controls[i] = task.data.ctrl
+        if terminated or truncated:
+            reset_after[i] = True
+            env.reset()
+    env_rate = steps / elapsed
+
+    model, data = task.model, task.data
+    env.reset(seed=seed)
+    elapsed = 0.0
+    for i in range(steps):
+        start = time.perf_counter()
+        data.ctrl[:] = controls[i]
+        mujoco.mj_step(model, data, nstep=task.frame_skip)
+        elapsed += time.perf_counter() - start
+        if reset_after[i]:
+            env.reset()
+    limit = steps / elapsed
+    env.close()
+    return {
+        "env_steps_per_s": env_rate,
+        "raw_limit_env_steps_per_s": limit,
+        "raw_physics_steps_per_s": limit * task.frame_skip,
+        "ratio_to_limit": env_rate / limit,
+        "substeps": task.frame_skip,
+        "timestep": model.opt.timestep,
+    }
+
+
+def time_resets(env_id: str, count: int, seed: int) -> float:
+    """Median wall time of `reset(seed=...)` in milliseconds."""
+    env = gym.make(env_id)
+    env.reset(seed=seed)
+    times = []
+    for i in range(count):
+        start = time.perf_counter()
+        env.reset(seed=seed + i)
+        times.append(time.perf_counter() - start)
+    env.close()
+    return 1e3 * statistics.median(times)
+
+
+def time_render(env_id: str, size: int, frames: int, seed: int) -> dict[str, float]:
+    """Frames/s of the `front` camera per mode, shadows off (the default)."""
+    env = gym.make(env_id)
+    env.reset(seed=seed)
+    task = env.unwrapped
+    rates = {}
+    with OffscreenRenderer(task.model, size, size) as renderer:
+        draw = {"rgb": renderer.rgb, "depth": renderer.depth, "segmentation": renderer.geom_ids}
+        for mode in RENDER_MODES:
+            draw[mode](task.data, "front")  # warm-up: the first frame uploads the model
+            start = time.perf_counter()
+            for _ in range(frames):
+                draw[mode](task.data, "front")
+            rates[mode] = frames / (time.perf_counter() - start)
+    env.close()
+    return rates
+
+
+def time_vector(env_id: str, num_envs: int, steps: int, seed: int) -> dict:
+    """Env steps/s of make_vec (threads) against one env stepped alone, same actions per env."""
+    actions = _random_actions(gym.make(env_id).action_space, steps, seed)
+    single = gym.make(env_id)
+    single.reset(seed=seed)
+    start = time.perf_counter()
+    for i in range(steps):
+        _, _, terminated, truncated, _ = single.step(actions[i])
+        if terminated or truncated:
+            single.reset()
+    single_rate = steps / (time.perf_counter() - start)
+    single.close()
+
+    vec = embodylab.make_vec(env_id, num_envs, mode="threads")
+    vec.reset(seed=seed)
+    batched = np.repeat(actions[:, None], num_envs, axis=1)
+    start = time.perf_counter()
+    for i in range(steps):
+        vec.step(batched[i])
+    vec_rate = num_envs * steps / (time.perf_counter() - start)
+    vec.close()
+    return {
+        "single_env_steps_per_s": single_rate,
+        "vec_env_steps_per_s": vec_rate,
+        "speedup": vec_rate / single_rate,
+    }
+
+
+def _median_tree(samples: list):
+    """Element-wise median of a list of equally shaped nested dicts of numbers."""
+    first = samples[0]
+    if isinstance(first, dict):
+        return {k: _median_tree([s[k] for s in samples]) for k in first}
+    if isinstance(first, int | float) and not isinstance(first, bool):
+        return statistics.median(samples)
+    return first
+
+
+def measure(config: ThroughputConfig) -> dict:
+    peers = [p for p in PEERS if config.peers and peer_available(p)]
+    missing = [p for p in PEERS if config.peers and not peer_available(p)]
+    if missing:
+        print(f"note: peer venvs missing for {missing}; build them with `make bench-peers`")
+    per_repeat = len(config.env_ids) * (2 + len(config.render_sizes)) + len(peers) + 1
+    ours: list[dict] = []
+    theirs: list[dict] = []
+    vector: list[dict] = []
+    with tqdm(total=config.repeats * per_repeat, desc="throughput", unit="run") as progress:
+        for repeat in range(config.repeats):
+            seed = config.seed + repeat
+            ours.append({})
+            theirs.append({})
+            # Alternate: one of ours, then one peer, so that drifts of the machine hit both alike.
+            queue = list(peers)
+            for env_id in config.env_ids:
+                result = time_env(env_id, config.steps, seed)
+                result["reset_ms"] = time_resets(env_id, config.resets, seed)
+                progress.update(2)
+                result["render_fps"] = {}
+                for size in config.render_sizes:
+                    result["render_fps"][str(size)] = time_render(env_id, size, config.render_frames, seed)
+                    progress.update()
+                ours[-1][env_id] = result
+                if queue:
+                    peer = queue.pop(0)
+                    theirs[-1][peer] = run_peer(peer, config.peer_steps, seed)
+                    progress.update()
+            for peer in queue:
+                theirs[-1][peer] = run_peer(peer, config.peer_steps, seed)
+                progress.update()
+            vector.append(time_vector(HEADLINE_ENV, config.vec_envs, config.vec_steps, seed))
+            progress.update()
+    return {
+        "embodylab": _median_tree(ours),
+        "peers": _median_tree(theirs) if peers else {},
+        "make_vec": {"env_id": HEADLINE_ENV, "num_envs": config.vec_envs, **_median_tree(vector)},
+        "samples": {"embodylab": ours, "peers": theirs, "make_vec": vector},
+    }
+
+
+def acceptance(results: dict) -> dict:
+    """The issue's bars, evaluated on this run's medians (None where a peer was not measured)."""
+    ours = results["embodylab"]
+    head = ours.get(HEADLINE_ENV, {})
+    peers = results["peers"]
+
+    def over(peer: str, key: str) -> float | None:
+        return head["env_steps_per_s"] / peers[peer][key] if peer in peers and head else None
+
+    fetch_fps = peers.get("fetch", {}).get("render_fps_64")
+    rgb64 = head.get("render_fps", {}).get("64", {}).get("rgb") if head else None
+    checks = {
+        "pickplace_ratio_to_raw_limit": head.get("ratio_to_limit"),
+        "pickplace_over_fetch": over("fetch", "env_steps_per_s"),
+        "pickplace_over_robosuite_lift": over("robosuite", "env_steps_per_s"),
+        "max_lab_reset_ms": max((r["reset_ms"] for i, r in ours.items() if "/Lab" in i), default=None),
+        "rgb64_over_fetch_scene": rgb64 / fetch_fps if rgb64 and fetch_fps else None,
+        "make_vec_speedup": results["make_vec"]["speedup"],
+    }
+    bars = {
+        "pickplace_ratio_to_raw_limit": (">=", 0.85),
+        "pickplace_over_fetch": (">=", 2.0),
+        "pickplace_over_robosuite_lift": (">=", 8.0),
+        "max_lab_reset_ms": ("<=", 2.0),
+        "rgb64_over_fetch_scene": (">=", 8.0),
+        "make_vec_speedup": (">=", 1.7),
+    }
+    return {
+        name: {
+            "value": value,
+            "bar": f"{op} {bar}",
+            "met": None if value is None else (value >= bar if op == ">=" else value <= bar),
+        }
+        for name, value in checks.items()
+        for op, bar in [bars[name]]
+    }
+
+
+def markdown(results: dict, checks: dict) -> str:
+    lines = [
+        "| env | env steps/s | raw-physics limit | ratio | reset (ms) | rgb 64² fps | depth 64² fps | seg 64² fps |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for env_id, r in results["embodylab"].items():
+        fps = r["render_fps"].get("64", {})
+        lines.append(
+            f"| `{env_id}` | {r['env_steps_per_s']:,.0f} | {r['raw_limit_env_steps_per_s']:,.0f} | "
+            f"{r['ratio_to_limit']:.2f} | {r['reset_ms']:.2f} | {fps.get('rgb', 0):,.0f} | "
+            f"{fps.get('depth', 0):,.0f} | {fps.get('segmentation', 0):,.0f} |"
+        )
+    for name, r in results["peers"].items():
+        fps = r.get("render_fps_64")
+        lines.append(
+            f"| {r.get('env_id', name)} ({name}) | {r['env_steps_per_s']:,.0f} | "
+            f"{r['raw_physics_steps_per_s'] / r['substeps']:,.0f} | "
+            f"{r['env_steps_per_s'] / (r['raw_physics_steps_per_s'] / r['substeps']):.2f} | "
+            f"{r['reset_ms']:.1f} | {f'{fps:,.0f}' if fps else '–'} | – | – |"
+        )
+    vec = results["make_vec"]
+    lines += [
+        "",
+        f'`make_vec("{vec["env_id"]}", {vec["num_envs"]}, mode="threads")`: '
+        f"{vec['vec_env_steps_per_s']:,.0f} env steps/s against {vec['single_env_steps_per_s']:,.0f} for one env "
+        f"({vec['speedup']:.2f}×).",
+        "",
+        "| check | value | bar | met |",
+        "|---|---:|---|---|",
+    ]
+    for name, c in checks.items():
+        value = "–" if c["value"] is None else f"{c['value']:.2f}"
+        met = {True: "yes", False: "**no**", None: "not measured"}[c["met"]]
+        lines.append(f"| {name} | {value} | {c['bar']} | {met} |")
+    return "\n".join(lines) + "\n"
+
+
+def bar_chart(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names, rates, limits, colours = [], [], [], []
+    for env_id, r in results["embodylab"].items():
+        names.append(env_id.removeprefix("embodylab/").removesuffix("-v0"))
+        rates.append(r["env_steps_per_s"])
+        limits.append(r["raw_limit_env_steps_per_s"])
+        colours.append("tab:blue")
+    for name, r in results["peers"].items():
+        names.append(r.get("env_id", name).split("/")[-1])
+        rates.append(r["env_steps_per_s"])
+        limits.append(r["raw_physics_steps_per_s"] / r["substeps"])
+        colours.append("tab:gray")
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(names)), 4))
+    ax.bar(x, limits, color="none", edgecolor="black", linestyle="--", label="raw-physics limit")
+    ax.bar(x, rates, color=colours, label="env steps/s (blue: embodylab, grey: peers)")
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    ax.set_ylabel("env steps / s (state obs, random actions)")
+    ax.set_title("Single-env throughput on this machine (median of repeats)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+def main(config: ThroughputConfig) -> None:
+    configure_gl_backend()
+    results = measure(config)
+    checks = acceptance(results)
+    table = markdown(results, checks)
+    print(table)
+    config.out.parent.mkdir(parents=True, exist_ok=True)
+    (config.out.with_suffix(".md")).write_text(table)
+    bar_chart(results, config.out.with_suffix(".png"))
+    write_json(
+        config.out,
+        {
+            "machine": machine_info(),
+            "config": {**asdict(config), "out": str(config.out)},
+            **results,
+            "acceptance": checks,
+            "method": __doc__,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main(tyro.cli(ThroughputConfig))
