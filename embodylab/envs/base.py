@@ -5,6 +5,9 @@ a task owns its scene, its reset distribution, its goal and its success test. A 
 
 - `_load_scene() -> SceneSpec`               called once, at construction;
 - `_initialize_episode()`                   place objects and draw `self.goal` from `self.np_random`;
+                                            it may read `self._episode_options`, the episode's
+                                            `reset(options=...)`, whose keys the task names in
+                                            `reset_option_keys` (any other key raises `ValueError`);
 - `_achieved_goal() -> np.ndarray`          the part of the state the goal is about;
 - `_goal_distance(achieved, desired)`       vectorised over leading axes (default: Euclidean);
 - `_goal_reached(achieved, desired)`        vectorised success test (default: distance < threshold);
@@ -57,6 +60,8 @@ class EmbodiedEnv(gym.Env):
     """metres, for the default `_goal_reached`."""
     description: str = ""
     cameras: tuple[str, ...] = ("front", "side", "wrist")
+    reset_option_keys: tuple[str, ...] = ()
+    """keys of `reset(options=...)` the task's `_initialize_episode` understands (task variants)."""
 
     def __init__(
         self,
@@ -99,6 +104,7 @@ class EmbodiedEnv(gym.Env):
         self.arm = PandaArm(self.model, self.data, self.sim.robot_names, mount.home_qpos)
         self.goal = np.zeros(0)
         self.np_random  # noqa: B018 - seeds the generator so that tasks can draw goals before reset
+        self._episode_options: dict[str, Any] = {}
         self._init_episode_state()
 
         n_arm = 3 if control_mode == "ee_delta_pos" else 7
@@ -147,6 +153,7 @@ class EmbodiedEnv(gym.Env):
     # ---- Gymnasium API ------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
+        self._episode_options = self._validate_reset_options(options)
         self._reset_simulation()
         obs = self._observation()
         self._last_obs = obs
@@ -224,6 +231,17 @@ class EmbodiedEnv(gym.Env):
                 entries = ", ".join(f"[{i}]={action[i]}" for i in bad)
                 raise ValueError(f"action holds non-finite entries {entries}; every entry must be finite")
         return np.minimum(np.maximum(action, -1.0, out=action), 1.0, out=action)
+
+    def _validate_reset_options(self, options: dict | None) -> dict[str, Any]:
+        options = dict(options or {})
+        unknown = sorted(set(options) - set(self.reset_option_keys))
+        if unknown:
+            valid = ", ".join(map(repr, self.reset_option_keys)) or "none"
+            raise ValueError(
+                f"unknown reset option(s) {', '.join(map(repr, unknown))} for {type(self).__name__}; "
+                f"valid reset options: {valid}"
+            )
+        return options
 
     def _physics_error(self) -> str:
         counts = self.data.warning.number

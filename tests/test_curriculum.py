@@ -1,0 +1,153 @@
+from types import SimpleNamespace
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from embodylab.envs.lab.push import goal_distance_arms
+from embodylab.policies.curriculum import (
+    CurriculumCallback,
+    CurriculumWrapper,
+    LearningProgress,
+    make_teacher,
+)
+
+ENV_ID = "embodylab/LabPush-v0"
+ARMS = goal_distance_arms(n_bins=4, max_distance=0.35)
+
+
+def cube_goal_distance(env: gym.Env) -> float:
+    u = env.unwrapped
+    return float(np.linalg.norm(u.goal[:2] - u.sim.object_position("cube")[:2]))
+
+
+def test_learning_progress_is_higher_on_an_arm_whose_success_rate_moves():
+    progress = LearningProgress(2)
+    rng, total = np.random.default_rng(0), np.zeros(2)
+    for episode in range(300):
+        learning = progress.update(0, float(rng.random() < episode / 300))  # 0% -> 100%
+        flat = progress.update(1, float(rng.random() < 0.5))  # 50% throughout: only noise
+        if episode >= 100:
+            total += (learning, flat)
+    assert total[0] > 1.5 * total[1]
+
+
+def test_learning_progress_of_a_constant_outcome_is_zero():
+    progress = LearningProgress(3)
+    for _ in range(50):
+        progress.update(1, 1.0)
+    np.testing.assert_allclose(progress.progress(), 0.0)
+    assert progress.success_rates()[1] == pytest.approx(1.0)
+    assert np.isnan(progress.success_rates()[[0, 2]]).all()
+
+
+@pytest.mark.parametrize("name", ["ucb", "thompson", "gradient"])
+def test_teacher_prefers_the_learnable_arm_to_impossible_and_mastered_ones(name):
+    # Arm 0 never succeeds, arm 1 always does, arm 2's success rate climbs each time it is played.
+    teacher = make_teacher(name, [{}, {}, {}], np.random.default_rng(0))
+    rng, plays = np.random.default_rng(1), np.zeros(3, dtype=int)
+    for _ in range(600):
+        arm = teacher.next_arm()
+        rate = (0.0, 1.0, min(plays[2] / 300, 1.0))[arm]
+        teacher.record(arm, float(rng.random() < rate))
+        plays[arm] += 1
+    assert plays[2] > 2 * (plays[0] + plays[1])
+
+
+def test_goal_distance_arms_cut_the_range_into_equal_bins():
+    arms = goal_distance_arms(n_bins=5, max_distance=0.35)
+    edges = [arm["goal_distance"] for arm in arms]
+    assert edges[0][0] == pytest.approx(0.1) and edges[-1][1] == pytest.approx(0.35)
+    np.testing.assert_allclose([hi - lo for lo, hi in edges], 0.05)
+
+
+@pytest.mark.parametrize("arm", ARMS + [{"goal_distance": (0.4, 0.45)}])
+def test_push_goal_lies_in_the_requested_distance_bin_inside_the_workspace(arm):
+    from embodylab.envs.lab.base import WORKSPACE_HIGH, WORKSPACE_LOW
+
+    env = gym.make(ENV_ID)
+    lo, hi = arm["goal_distance"]
+    for seed in range(10):
+        env.reset(seed=seed, options=arm)
+        assert lo <= cube_goal_distance(env) <= hi
+        goal = env.unwrapped.goal[:2]
+        assert (goal >= WORKSPACE_LOW).all() and (goal <= WORKSPACE_HIGH).all()
+
+
+def test_push_without_options_keeps_its_seeded_layout():
+    env = gym.make(ENV_ID)
+    env.reset(seed=3)
+    plain = env.unwrapped.goal.copy()
+    env.reset(seed=3, options={})
+    np.testing.assert_array_equal(env.unwrapped.goal, plain)
+    env.reset(seed=3, options={"goal_distance": (0.3, 0.35)})
+    assert not np.allclose(env.unwrapped.goal, plain)
+
+
+def test_push_rejects_unknown_options_naming_the_valid_ones():
+    env = gym.make(ENV_ID)
+    with pytest.raises(ValueError, match="'object_count'.*valid reset options: 'goal_distance'"):
+        env.reset(seed=0, options={"object_count": 2})
+
+
+@pytest.mark.parametrize("bad", [(0.3, 0.2), (0.1, 0.6), 0.2])
+def test_push_rejects_bad_goal_distances(bad):
+    with pytest.raises(ValueError, match="goal_distance"):
+        gym.make(ENV_ID).reset(seed=0, options={"goal_distance": bad})
+
+
+def test_tasks_without_variants_reject_any_option():
+    with pytest.raises(ValueError, match="valid reset options: none"):
+        gym.make("embodylab/LabReach-v0").reset(seed=0, options={"goal_distance": (0.1, 0.2)})
+
+
+def test_wrapper_resets_with_the_chosen_arm_and_reports_success():
+    teacher = make_teacher("thompson", ARMS, np.random.default_rng(0))
+    env = CurriculumWrapper(gym.make(ENV_ID, max_episode_steps=3), teacher)
+    for seed in range(8):
+        _, info = env.reset(seed=seed)
+        lo, hi = ARMS[info["curriculum_arm"]]["goal_distance"]
+        assert lo <= cube_goal_distance(env) <= hi
+        truncated = False
+        while not truncated:
+            _, _, _, truncated, _ = env.step(np.zeros(env.action_space.shape))
+    assert teacher.progress.episodes.sum() == 8
+    assert env.arm_probabilities().sum() == pytest.approx(1.0)
+    assert env.success_rates().shape == (len(ARMS),)
+
+
+def test_a_seeded_teacher_replays_its_arms():
+    def arms(seed: int) -> list[int]:
+        teacher = make_teacher("gradient", ARMS, np.random.default_rng(seed))
+        rng, picked = np.random.default_rng(9), []
+        for _ in range(200):
+            picked.append(teacher.next_arm())
+            teacher.record(picked[-1], float(rng.random() < 0.1 * (picked[-1] + 1)))
+        return picked
+
+    assert arms(0) == arms(0)
+    assert arms(0) != arms(1)
+
+
+def test_envs_of_a_dummy_vec_env_share_one_teacher_and_callback_logs_it():
+    teacher = make_teacher("ucb", ARMS, np.random.default_rng(0))
+    venv = DummyVecEnv([lambda: CurriculumWrapper(gym.make(ENV_ID, max_episode_steps=2), teacher)] * 2)
+    venv.reset()
+    for _ in range(6):  # three episodes in each env
+        venv.step(np.zeros((2, *venv.action_space.shape)))
+    assert teacher.progress.episodes.sum() == 6
+
+    logger = Logger(folder=None, output_formats=[])
+    model = SimpleNamespace(num_timesteps=0, logger=logger)  # what BaseCallback reads of an SB3 algorithm
+    callback = CurriculumCallback(teacher, log_every=4)
+    callback.init_callback(model)
+    model.num_timesteps = 2
+    callback.on_step()
+    assert not logger.name_to_value
+    model.num_timesteps = 4
+    callback.on_step()
+    assert logger.name_to_value["curriculum/p_arm0"] == pytest.approx(teacher.arm_probabilities()[0])
+    assert logger.name_to_value["curriculum/episodes_arm0"] == teacher.progress.episodes[0]
+    assert {f"curriculum/success_arm{i}" for i in range(len(ARMS))} <= set(logger.name_to_value)
