@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # ffmpeg is not listed: imageio-ffmpeg ships its own binary.
 SYSDEPS := libegl1 libgl1 libgl1-mesa-dri libosmesa6 libusb-1.0-0 libgomp1
 
-.PHONY: venv sysdeps test demo lint bench
+.PHONY: venv sysdeps test demo lint bench bench-peers
 
 venv: $(VENV)/.installed
 
@@ -45,3 +45,16 @@ lint: venv
 bench: venv sysdeps
 	$(PY) benchmarks/experts.py
 	$(PY) benchmarks/render.py
+
+# The peer libraries compared in benchmarks/throughput.py, each in its own venv: they pin conflicting versions
+# (Fetch breaks on newer MuJoCo, metaworld pins mujoco==3.3.0, robosuite needs numpy<2). The pins live in
+# benchmarks/peers/requirements-<peer>.txt; a venv is rebuilt when its list changes.
+PEERS := fetch robosuite metaworld
+PEER_VENVS := .bench-venvs
+
+bench-peers: $(foreach peer,$(PEERS),$(PEER_VENVS)/$(peer)/.installed)
+
+$(PEER_VENVS)/%/.installed: benchmarks/peers/requirements-%.txt
+	test -x $(PEER_VENVS)/$*/bin/python || python3 -m venv $(PEER_VENVS)/$*
+	$(PEER_VENVS)/$*/bin/python -m pip install -r $<
+	touch $@
