@@ -42,9 +42,11 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-bench: venv sysdeps
+# The throughput harness measures the peers in the same run: their venvs come first.
+bench: venv sysdeps bench-peers
 	$(PY) benchmarks/experts.py
 	$(PY) benchmarks/render.py
+	$(PY) benchmarks/throughput.py
 
 # The peer libraries compared in benchmarks/throughput.py, each in its own venv: they pin conflicting versions
 # (Fetch breaks on newer MuJoCo, metaworld pins mujoco==3.3.0, robosuite needs numpy<2). The pins live in
