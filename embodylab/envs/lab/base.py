@@ -29,7 +29,9 @@ LAB_CAMERAS = (
 )
 LAB_LIGHTS = (
     # One slanted key light plus MuJoCo's headlight: each extra light costs ~15% of software render speed.
-    LightSpec(pos=(0.6, 0.5, 2.0), direction=(-0.3, -0.25, -1.0), directional=True, diffuse=(0.65, 0.65, 0.65)),
+    LightSpec(
+        pos=(0.6, 0.5, 2.0), direction=(-0.3, -0.25, -1.0), directional=True, diffuse=(0.65, 0.65, 0.65)
+    ),
 )
 
 
