@@ -107,7 +107,7 @@ def contact_sheet_path(video: Path) -> Path:
     return video.with_name(f"{video.stem}_contact.png")
 
 
-def _video_writer(path: Path, fps: int):
+def video_writer(path: Path, fps: int):
     if path.suffix == ".gif":
         return imageio.get_writer(path, mode="I", duration=1000.0 / fps, loop=0)
     # macro_block_size=2: libx264's yuv420p needs even sides only; the default 16 would rescale 8..1024.
@@ -173,7 +173,7 @@ def render_episodes(
     results, sheet_rows, n_frames = [], [], 0
     start = time.perf_counter()
     bar = tqdm(total=episodes * max_steps, desc=short_id(full_id), unit="step", disable=not progress)
-    with _video_writer(out, fps) as writer:
+    with video_writer(out, fps) as writer:
         for episode_seed in range(seed, seed + episodes):
             env.reset(seed=episode_seed)
             env.action_space.seed(episode_seed)

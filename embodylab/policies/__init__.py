@@ -1,0 +1,1 @@
+"""Policies: off-policy RL, bandit curricula and the pieces built on them."""
