@@ -78,8 +78,8 @@ def _restore_buffer(buffer: ReplayBuffer, path: Path, state: dict) -> None:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
-        raise CheckpointError(f"{path} is unreadable (truncated or corrupt?): {err}") from err
+    except Exception as err:  # numpy parses a corrupt header with ast: SyntaxError, TokenError, ValueError...
+        raise CheckpointError(f"{path} is unreadable (truncated or corrupt?): {err!r}") from err
     missing = sorted(set(expected) - set(arrays))
     if missing:
         raise CheckpointError(f"{path} lacks the arrays {missing}")

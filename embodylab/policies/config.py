@@ -16,11 +16,15 @@ OFF_POLICY_ALGOS = ("sac", "td3", "tqc")
 CURRICULA = ("none", "ucb", "gradient", "thompson")
 
 
+class ConfigError(ValueError):
+    """A training config that cannot run; the message names the bad value and the valid choices."""
+
+
 @dataclass
 class AlgoConfig:
     """Hyperparameters handed to the SB3 algorithm. The defaults are tuned for the lab tasks on a 2-core CPU
-    (see README, "Training"): small networks and half an update per env step cost far less than SB3's
-    defaults at no loss in sample efficiency on LabReach."""
+    (see README, "Training"): 64x64 networks on one torch thread run ~2.5x faster than SB3's 256x256
+    defaults and solve LabReach (SAC+HER) in ~9k env steps."""
 
     learning_rate: float = 1e-3
     batch_size: int = 256
@@ -30,8 +34,9 @@ class AlgoConfig:
     """env steps of uniform random actions before the first update (off-policy only)."""
     train_freq: int = 50
     """env steps between two rounds of updates (off-policy)."""
-    gradient_steps: int = 25
-    """updates per round (off-policy): 25 per 50 env steps is an update-to-data ratio of 0.5."""
+    gradient_steps: int = 50
+    """updates per round (off-policy): one per env step. Half that runs ~1.8x faster per step but needed
+    ~16k steps instead of ~9k to solve LabReach: the same wall time, worse sample efficiency."""
     net_arch: tuple[int, ...] = (64, 64)
     """hidden layer sizes of the actor and of each critic."""
     gamma: float = 0.95
@@ -61,7 +66,7 @@ class TrainConfig:
     demos: int = 0
     """record this many expert episodes as a Minari dataset and learn from them (symmetric sampling)"""
     demo_dataset: str | None = None
-    """Minari dataset directory to read demonstrations from (or to record --demos into)"""
+    """Minari dataset directory to read demonstrations from (instead of recording --demos)"""
     curriculum: Literal["none", "ucb", "gradient", "thompson"] = "none"
     """bandit curriculum over task variants (embodylab.policies.curriculum)"""
     steps: int = 20_000
@@ -82,22 +87,27 @@ class TrainConfig:
     """continue the run in this directory from its last checkpoint (its config.json is used)"""
     algo_config: AlgoConfig = field(default_factory=AlgoConfig)
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
+        """Raises `ConfigError` for option combinations that cannot run."""
+        if self.demos and self.demo_dataset:
+            raise ConfigError(
+                "give either --demos N (record expert episodes) or --demo-dataset PATH (read them)"
+            )
         if self.her and self.algo not in OFF_POLICY_ALGOS:
-            raise ValueError(
+            raise ConfigError(
                 f"--her needs an off-policy algorithm ({', '.join(OFF_POLICY_ALGOS)}); got {self.algo!r}"
             )
         if (self.demos or self.demo_dataset) and self.algo not in OFF_POLICY_ALGOS:
-            raise ValueError(
+            raise ConfigError(
                 f"learning from demonstrations needs an off-policy algorithm ({', '.join(OFF_POLICY_ALGOS)}); "
                 f"got {self.algo!r}"
             )
         for name in ("steps", "eval_episodes"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be at least 1; got {getattr(self, name)}")
         for name in ("demos", "eval_every", "checkpoint_every"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative; got {getattr(self, name)}")
+                raise ConfigError(f"{name} must not be negative; got {getattr(self, name)}")
 
     @property
     def goal_reward_type(self) -> str:
@@ -111,13 +121,13 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, text: str) -> TrainConfig:
-        """The config that `to_json` wrote; unknown keys raise `ValueError` naming them."""
+        """The config that `to_json` wrote; unknown keys raise `ConfigError` naming them."""
         data = json.loads(text)
         algo = data.pop("algo_config", {})
         known, known_algo = {f.name for f in fields(cls)}, {f.name for f in fields(AlgoConfig)}
         unknown = sorted(set(data) - known) + sorted(f"algo_config.{k}" for k in set(algo) - known_algo)
         if unknown:
-            raise ValueError(f"config has unknown keys {unknown}")
+            raise ConfigError(f"config has unknown keys {unknown}")
         if "net_arch" in algo:
             algo["net_arch"] = tuple(algo["net_arch"])
         return cls(**data, algo_config=AlgoConfig(**algo))

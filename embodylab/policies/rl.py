@@ -52,7 +52,7 @@ TD3_ACTION_NOISE = 0.1
 def make_env(config: TrainConfig, render: bool = False) -> gym.Env:
     """The run's env: goal-conditioned with --her, with the run's reward type; rendering for videos."""
     return make(
-        config.env,
+        resolve_env_id(config.env),
         goal_conditioned=config.her,
         reward_type=config.goal_reward_type,
         render_mode="rgb_array" if render else None,
@@ -220,6 +220,7 @@ def _start_run(config: TrainConfig) -> tuple[TrainConfig, Path]:
 def train(config: TrainConfig) -> Path:
     """Trains `config` (or, with `config.resume`, continues that run from its last checkpoint, replay
     buffer included, up to its configured `steps`). Returns the run directory."""
+    config.validate()
     resumed = config.resume is not None
     if resumed:
         run_dir = Path(config.resume)
