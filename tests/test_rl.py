@@ -27,7 +27,7 @@ from embodylab.policies.evaluation import evaluate  # noqa: E402
 from embodylab.policies.rl import make_env, make_model, train  # noqa: E402
 
 # Networks and batches small enough that a 1,000-step run takes a second or two on 2 cores.
-TINY = AlgoConfig(net_arch=(16, 16), batch_size=32, learning_starts=100, gradient_steps=5, n_steps=250)
+TINY = AlgoConfig(net_arch=(16, 16), batch_size=32, learning_starts=100, gradient_steps=5, n_steps=256)
 
 
 def tiny_config(out: Path, **overrides) -> TrainConfig:
