@@ -3,10 +3,13 @@
     embodylab envs                                   table of the registered env ids
     embodylab info LabReach-v0                       one task: docstring, spaces, objects, cameras, rates
     embodylab render LabReach-v0 --out runs/r.mp4    play episodes, write a video and a contact sheet
-    embodylab demo                                   the expert on every lab task; videos + summary.json
+    embodylab demo                                   the expert on every lab task, then SAC+HER on LabReach
+    embodylab train --env LabReach --algo sac --her --steps 20000 --out runs/reach
+    embodylab eval runs/reach --episodes 50 --video  success rate, return, length; runs/reach/eval.json
 
 Every config is a dataclass with a `run()` method; `render_episodes` is the Python entry point of
-`render` and `demo`. Bad user input raises `UsageError` (a `ValueError`), which `main` prints as one line
+`render` and `demo`, `embodylab.policies.rl.train` and `embodylab.policies.evaluation.evaluate` those of
+`train` and `eval` (imported when they run: torch and SB3 load only for them). Bad user input raises `UsageError` (a `ValueError`), which `main` prints as one line
 and turns into exit status 2.
 """
 
@@ -30,6 +33,7 @@ from tqdm import tqdm
 from embodylab.core.control import CONTROL_MODES
 from embodylab.envs.base import OBS_MODES
 from embodylab.envs.registry import ALL_ENVS, NAMESPACE, entry, env_ids, make
+from embodylab.policies.config import ConfigError, TrainConfig
 from embodylab.skills.experts import make_expert
 
 POLICIES = ("expert", "random")
@@ -107,7 +111,7 @@ def contact_sheet_path(video: Path) -> Path:
     return video.with_name(f"{video.stem}_contact.png")
 
 
-def _video_writer(path: Path, fps: int):
+def video_writer(path: Path, fps: int):
     if path.suffix == ".gif":
         return imageio.get_writer(path, mode="I", duration=1000.0 / fps, loop=0)
     # macro_block_size=2: libx264's yuv420p needs even sides only; the default 16 would rescale 8..1024.
@@ -173,7 +177,7 @@ def render_episodes(
     results, sheet_rows, n_frames = [], [], 0
     start = time.perf_counter()
     bar = tqdm(total=episodes * max_steps, desc=short_id(full_id), unit="step", disable=not progress)
-    with _video_writer(out, fps) as writer:
+    with video_writer(out, fps) as writer:
         for episode_seed in range(seed, seed + episodes):
             env.reset(seed=episode_seed)
             env.action_space.seed(episode_seed)
@@ -329,7 +333,7 @@ class Render:
 
 @dataclass
 class Demo:
-    """Play the expert on every lab task; write one video per task and summary.json."""
+    """Play the expert on every lab task, then train SAC+HER on LabReach; videos, learning curve, summary."""
 
     episodes: int = 3
     """episodes per task, seeds 0..episodes-1"""
@@ -339,6 +343,8 @@ class Demo:
     """square frame side in pixels"""
     fps: int = 25
     """video frame rate"""
+    rl_steps: int = 20_000
+    """env steps of SAC+HER on LabReach after the experts, about two minutes on 2 cores (0: skip)"""
 
     def run(self) -> None:
         start = time.perf_counter()
@@ -362,21 +368,123 @@ class Demo:
                 "video": result["video"],
                 "contact_sheet": result["contact_sheet"],
             }
-        total = time.perf_counter() - start
         rows = [
             [i, f"{t['successes']}/{t['episodes']}", f"{t['mean_steps']:.1f}", f"{t['wall_time_s']:.1f}"]
             for i, t in tasks.items()
         ]
         print_table("expert demo", ["id", "successes", "mean steps", "wall time (s)"], rows)
-        summary = {"config": asdict(self), "tasks": tasks, "wall_time_s": round(total, 2)}
+        rl = self._train_reach() if self.rl_steps else None
+        total = time.perf_counter() - start
+        summary = {"config": asdict(self), "tasks": tasks, "rl": rl, "wall_time_s": round(total, 2)}
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
         print(
             f"total {total:.1f} s; wrote a video and contact sheet per task and summary.json to {self.out}/"
         )
+        if rl:
+            print(f"SAC+HER on LabReach: learning curve {rl['learning_curve']}, video {rl['video']}")
+
+    def _train_reach(self) -> dict:
+        """SAC+HER on LabReach with the default hyperparameters, evaluated on 20 episodes."""
+        import shutil
+
+        from embodylab.policies.evaluation import evaluate, read_evaluations
+        from embodylab.policies.rl import train
+
+        run_dir = self.out / "reach_sac_her"
+        shutil.rmtree(run_dir, ignore_errors=True)  # the demo's own output of an earlier `make demo`
+        start = time.perf_counter()
+        config = TrainConfig(
+            env="embodylab/LabReach-v0",
+            algo="sac",
+            her=True,
+            steps=self.rl_steps,
+            out=str(run_dir),
+            video=False,
+        )
+        train(config)
+        train_time = time.perf_counter() - start
+        report = evaluate(run_dir, episodes=20, video=True)
+        print(
+            f"SAC+HER on LabReach: {self.rl_steps} steps in {train_time:.0f} s; "
+            f"success rate {report['success_rate']:.2f} over {report['episodes']} episodes"
+        )
+        return {
+            "run_dir": str(run_dir),
+            "steps": self.rl_steps,
+            "train_time_s": round(train_time, 1),
+            "curve": [
+                {"step": int(r["step"]), "success_rate": r["success_rate"]} for r in read_evaluations(run_dir)
+            ],
+            "success_rate": report["success_rate"],
+            "mean_return": report["mean_return"],
+            "learning_curve": str(run_dir / "learning_curve.png"),
+            "video": report["video"],
+        }
 
 
-COMMANDS = {"envs": Envs, "info": Info, "render": Render, "demo": Demo}
+@dataclass
+class Train(TrainConfig):
+    """Train an SB3 agent (sac, td3, tqc, ppo; HER, demonstrations, curriculum); --resume continues a run."""
+
+    def run(self) -> None:
+        from embodylab.policies.rl import train
+
+        start = time.perf_counter()
+        run_dir = _as_usage_error(train, self)
+        print(f"trained in {time.perf_counter() - start:.0f} s; {_summary(run_dir)}")
+        print(
+            f"wrote config.json, checkpoints/, tb/ (tensorboard --logdir {run_dir / 'tb'}), evaluations.csv"
+        )
+        print(f"and learning_curve.png to {run_dir}/")
+
+
+@dataclass
+class Eval:
+    """Evaluate the last checkpoint of a run: success rate, return, episode length; writes eval.json."""
+
+    run_dir: tyro.conf.Positional[Path]
+    """run directory written by `embodylab train`"""
+    episodes: int = 20
+    """deterministic episodes on fixed evaluation seeds"""
+    video: bool = False
+    """record the first episode to <run_dir>/eval.mp4"""
+
+    def run(self) -> None:
+        from embodylab.policies.evaluation import evaluate
+
+        report = _as_usage_error(evaluate, self.run_dir, self.episodes, self.video)
+        print(f"{report['env']} {report['algo']} at step {report['step']}, {report['episodes']} episodes:")
+        print(f"success rate  {report['success_rate']:.2f}")
+        print(f"mean return   {report['mean_return']:.2f}")
+        print(f"mean length   {report['mean_length']:.1f}")
+        written = f"{self.run_dir / 'eval.json'}" + (f" and {report['video']}" if report["video"] else "")
+        print(f"wrote {written}")
+
+
+def _as_usage_error(function, *args):
+    """Calls `function`; a bad run directory, config, checkpoint or dataset becomes a one-line error."""
+    from embodylab.policies.checkpoint import CheckpointError
+    from embodylab.policies.demos import DemoDatasetError
+
+    try:
+        return function(*args)
+    except (ConfigError, CheckpointError, DemoDatasetError, FileNotFoundError, NotImplementedError) as err:
+        raise UsageError(str(err)) from err
+
+
+def _summary(run_dir: Path) -> str:
+    """The last evaluation of a run, in words."""
+    from embodylab.policies.evaluation import read_evaluations
+
+    rows = read_evaluations(run_dir)
+    if not rows:
+        return "no evaluation ran"
+    last = rows[-1]
+    return f"last evaluation at step {last['step']:.0f}: success rate {last['success_rate']:.2f}"
+
+
+COMMANDS = {"envs": Envs, "info": Info, "render": Render, "demo": Demo, "train": Train, "eval": Eval}
 
 
 def main(args: list[str] | None = None) -> None:

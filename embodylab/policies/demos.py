@@ -1,0 +1,268 @@
+"""Expert demonstrations as Minari datasets, and replay buffers that learn from them by symmetric sampling.
+
+`record_demos` plays the task's scripted expert and writes a Minari dataset; `load_demo_episodes` reads
+one back and checks it against the env's spaces. `DemoHerReplayBuffer` / `DemoReplayBuffer` hold the
+online experience (as SB3's buffers do) plus a second buffer filled once from the demonstrations, and
+every `sample(batch_size)` draws half the batch from each — symmetric sampling, as in RLPD (Ball et al.
+2023) — with HER relabelling applied to both halves in the goal-conditioned case.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.her import HerReplayBuffer
+
+from embodylab.skills.experts import make_expert
+
+DATASET_NAME = "expert-v0"
+"""Minari's dataset name; the id is `embodylab/<Task>/expert-v0`."""
+
+
+class DemoDatasetError(ValueError):
+    """A demonstration dataset that is missing, unreadable or does not fit the env; names the path."""
+
+
+@contextmanager
+def _minari_root(root: Path):
+    """Minari writes under `$MINARI_DATASETS_PATH`; point it at `root` for the duration."""
+    previous = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(root)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["MINARI_DATASETS_PATH"]
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = previous
+
+
+def record_demos(env: gym.Env, episodes: int, root: str | Path, seed: int = 0) -> Path:
+    """Plays `episodes` expert episodes of `env` (seeds `seed`, `seed + 1`, ...) and writes them as the
+    Minari dataset `embodylab/<Task>/expert-v0` under `root`. Returns the dataset's data directory, the
+    path `load_demo_episodes` and `--demo-dataset` take. Failed episodes are kept: an expert's near-misses
+    are still good actions, and HER relabels them to successes."""
+    import minari
+    from minari.data_collector import EpisodeBuffer
+
+    if episodes < 1:
+        raise ValueError(f"episodes must be at least 1; got {episodes}")
+    expert = make_expert(env)
+    buffers = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        expert.reset()
+        observations, actions, rewards, terminations, truncations = [obs], [], [], [], []
+        while True:
+            action = expert.act()
+            obs, reward, terminated, truncated, _ = env.step(action)
+            observations.append(obs)
+            actions.append(action)
+            rewards.append(float(reward))
+            terminations.append(bool(terminated))
+            truncations.append(bool(truncated))
+            if terminated or truncated:
+                break
+        if isinstance(obs, dict):
+            stacked = {key: np.stack([o[key] for o in observations]) for key in obs}
+        else:
+            stacked = np.stack(observations)
+        buffers.append(
+            EpisodeBuffer(
+                id=episode,
+                seed=seed + episode,
+                observations=stacked,
+                actions=np.stack(actions).astype(np.float32),
+                rewards=rewards,
+                terminations=terminations,
+                truncations=truncations,
+            )
+        )
+    task = type(env.unwrapped).__name__.removesuffix("Env")
+    dataset_id = f"embodylab/{task}/{DATASET_NAME}"
+    root = Path(root).resolve()
+    with _minari_root(root), warnings.catch_warnings():
+        # Minari asks for a code link and an e-mail address for published datasets; these are local.
+        warnings.filterwarnings("ignore", message=".*(code_permalink|author_email).*")
+        minari.create_dataset_from_buffers(
+            dataset_id,
+            buffers,
+            env=env,
+            eval_env=env.spec,
+            author="embodylab",
+            algorithm_name="embodylab scripted expert",
+            description=f"{episodes} episodes of the scripted expert (embodylab.skills.experts)",
+        )
+    return root / dataset_id / "data"
+
+
+def load_demo_episodes(
+    path: str | Path, observation_space: spaces.Space, action_space: spaces.Space
+) -> list[dict]:
+    """The episodes of the Minari dataset at `path` (its directory or its `data/` directory) as dicts of
+    `observations` ([T+1, ...] or a dict of them), `actions` [T, act_dim], `rewards`, `terminations`,
+    `truncations` [T].
+
+    Raises:
+        DemoDatasetError: no dataset at `path`, an unreadable one, or one whose observations or actions do
+            not fit the spaces (e.g. recorded without `goal_conditioned=True`, used for a HER run).
+    """
+    from minari import MinariDataset
+
+    path = Path(path)
+    data_path = path if path.name == "data" else path / "data"
+    if not (data_path / "metadata.json").is_file():
+        raise DemoDatasetError(f"no Minari dataset at {path} (expected {data_path / 'metadata.json'})")
+    try:
+        dataset = MinariDataset(data_path)
+        raw = list(dataset.iterate_episodes())
+    except Exception as err:  # h5py and Minari raise many kinds (KeyError, OSError, ...) for broken files
+        raise DemoDatasetError(f"cannot read the Minari dataset at {data_path}: {err!r}") from err
+    if not raw:
+        raise DemoDatasetError(f"the Minari dataset at {data_path} holds no episodes")
+
+    obs_space, act_space = observation_space, action_space
+    episodes = []
+    for episode in raw:
+        fields = {
+            "observations": episode.observations,
+            "actions": episode.actions,
+            "rewards": episode.rewards,
+            "terminations": episode.terminations,
+            "truncations": episode.truncations,
+        }
+        absent = [name for name, value in fields.items() if value is None]
+        if absent:
+            raise DemoDatasetError(f"{data_path}: episode {episode.id} lacks the fields {absent}")
+        length = len(episode.actions)
+        observations = fields["observations"]
+        if isinstance(obs_space, spaces.Dict):
+            if not isinstance(observations, dict):
+                raise DemoDatasetError(
+                    f"{data_path}: observations are one array, the env's are a dict of {sorted(obs_space.spaces)}"
+                )
+            missing = sorted(set(obs_space.spaces) - set(observations))
+            if missing:
+                raise DemoDatasetError(f"{data_path}: observations lack the keys {missing} the env has")
+            shapes = {
+                key: (np.shape(observations[key]), (length + 1, *obs_space[key].shape)) for key in obs_space
+            }
+        else:
+            if isinstance(observations, dict):
+                raise DemoDatasetError(
+                    f"{data_path}: observations are a dict of {sorted(observations)}, the env's are one array"
+                )
+            shapes = {"observations": (np.shape(observations), (length + 1, *obs_space.shape))}
+        shapes["actions"] = (np.shape(episode.actions), (length, *act_space.shape))
+        for name, (shape, expected) in shapes.items():
+            if shape != expected:
+                raise DemoDatasetError(
+                    f"{data_path}: {name} of episode {episode.id} has shape {shape}; expected {expected}"
+                )
+        episodes.append(fields)
+    return episodes
+
+
+# ---- symmetric sampling -------------------------------------------------------------------------------
+def _concatenate_samples(first, second):
+    """One SB3 samples tuple (`ReplayBufferSamples` or `DictReplayBufferSamples`) of two, first rows first."""
+
+    def cat(a, b):
+        if a is None:
+            return None
+        if isinstance(a, dict):
+            return {key: th.cat((a[key], b[key])) for key in a}
+        return th.cat((a, b))
+
+    return type(first)(*(cat(a, b) for a, b in zip(first, second, strict=True)))
+
+
+def _fill(buffer: ReplayBuffer, episodes: list[dict]) -> None:
+    """Adds every transition of `episodes` to `buffer` (one env), marking time-limit ends as timeouts so
+    that the critic bootstraps through them exactly as it does for online episodes."""
+    for episode in episodes:
+        observations, length = episode["observations"], len(episode["actions"])
+        for t in range(length):
+            if isinstance(observations, dict):
+                obs = {key: value[t][None] for key, value in observations.items()}
+                next_obs = {key: value[t + 1][None] for key, value in observations.items()}
+            else:
+                obs, next_obs = observations[t][None], observations[t + 1][None]
+            terminated, truncated = bool(episode["terminations"][t]), bool(episode["truncations"][t])
+            last = t == length - 1
+            # An episode cut short of its end in the dataset is closed here, as a time limit.
+            done = terminated or truncated or last
+            infos = [{"TimeLimit.truncated": done and not terminated}]
+            buffer.add(
+                obs,
+                next_obs,
+                episode["actions"][t][None],
+                np.array([episode["rewards"][t]]),
+                np.array([done]),
+                infos,
+            )
+
+
+class _SymmetricSampling:
+    """Mixin over an SB3 replay buffer: `self` holds online experience, `self.demos` the demonstrations,
+    and `sample(batch_size)` returns `batch_size - batch_size // 2` online rows, then `batch_size // 2`
+    demonstration rows."""
+
+    demos: ReplayBuffer
+
+    def _load_demos(self, demo_dataset: str, demo_buffer: ReplayBuffer) -> None:
+        _fill(
+            demo_buffer,
+            load_demo_episodes(demo_dataset, demo_buffer.observation_space, demo_buffer.action_space),
+        )
+        self.demos = demo_buffer
+        self.demo_dataset = demo_dataset
+
+    def sample(self, batch_size: int, env=None):
+        n_demo = batch_size // 2
+        online = super().sample(batch_size - n_demo, env)
+        return _concatenate_samples(online, self.demos.sample(n_demo, env))
+
+
+def _demo_transitions(demo_dataset: str) -> int:
+    from minari import MinariDataset
+
+    path = Path(demo_dataset)
+    data_path = path if path.name == "data" else path / "data"
+    try:
+        return MinariDataset(data_path).total_steps
+    except Exception as err:
+        raise DemoDatasetError(f"cannot read the Minari dataset at {data_path}: {err!r}") from err
+
+
+class DemoHerReplayBuffer(_SymmetricSampling, HerReplayBuffer):
+    """SB3's `HerReplayBuffer` plus demonstrations from the Minari dataset `demo_dataset`; each batch is
+    half online, half demonstrations, both halves relabelled by HER (`n_sampled_goal`, strategy)."""
+
+    def __init__(self, buffer_size, observation_space, action_space, env, *, demo_dataset: str, **kwargs):
+        super().__init__(buffer_size, observation_space, action_space, env, **kwargs)
+        kwargs.pop("n_envs", None)
+        demo_buffer = HerReplayBuffer(
+            _demo_transitions(demo_dataset), observation_space, action_space, env, n_envs=1, **kwargs
+        )
+        self._load_demos(demo_dataset, demo_buffer)
+
+
+class DemoReplayBuffer(_SymmetricSampling, ReplayBuffer):
+    """SB3's `ReplayBuffer` (vector observations, no HER) plus demonstrations; half of each batch each."""
+
+    def __init__(self, buffer_size, observation_space, action_space, *, demo_dataset: str, **kwargs):
+        super().__init__(buffer_size, observation_space, action_space, **kwargs)
+        kwargs.pop("n_envs", None)
+        demo_buffer = ReplayBuffer(
+            _demo_transitions(demo_dataset), observation_space, action_space, n_envs=1, **kwargs
+        )
+        self._load_demos(demo_dataset, demo_buffer)

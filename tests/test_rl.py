@@ -1,0 +1,269 @@
+"""Training, checkpoints, resume, evaluation and demonstrations of `embodylab.policies` (tiny, fast runs)."""
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("stable_baselines3")
+pytest.importorskip("minari")
+
+from embodylab.cli import main  # noqa: E402
+from embodylab.policies.checkpoint import (  # noqa: E402
+    CheckpointError,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+)
+from embodylab.policies.config import AlgoConfig, ConfigError, TrainConfig  # noqa: E402
+from embodylab.policies.demos import DemoDatasetError, load_demo_episodes, record_demos  # noqa: E402
+from embodylab.policies.evaluation import evaluate  # noqa: E402
+from embodylab.policies.rl import make_env, make_model, train  # noqa: E402
+
+# Networks and batches small enough that a 1,000-step run takes a second or two on 2 cores.
+TINY = AlgoConfig(net_arch=(16, 16), batch_size=32, learning_starts=100, gradient_steps=5, n_steps=256)
+
+
+def tiny_config(out: Path, **overrides) -> TrainConfig:
+    defaults = dict(
+        env="LabReach",
+        algo="sac",
+        her=True,
+        steps=1000,
+        out=str(out),
+        eval_every=0,
+        checkpoint_every=500,
+        video=False,
+        progress=False,
+        algo_config=TINY,
+    )
+    return TrainConfig(**{**defaults, **overrides})
+
+
+@pytest.fixture(scope="module")
+def sac_run(tmp_path_factory) -> Path:
+    """A finished 1,000-step SAC+HER run with two evaluations."""
+    out = tmp_path_factory.mktemp("runs") / "sac"
+    return train(tiny_config(out, eval_every=500, eval_episodes=2))
+
+
+def load_latest(run_dir: Path, **kwargs):
+    config = TrainConfig.load(run_dir)
+    model = make_model(config, make_env(config))
+    state = load_checkpoint(model, latest_checkpoint(run_dir), **kwargs)
+    return model, state
+
+
+# ---- training and checkpoints -------------------------------------------------------------------------
+@pytest.mark.parametrize(("algo", "her"), [("sac", True), ("td3", True), ("tqc", True), ("ppo", False)])
+def test_a_1000_step_run_of_each_algorithm_writes_a_loadable_checkpoint(tmp_path, algo, her):
+    run_dir = train(tiny_config(tmp_path / algo, algo=algo, her=her))
+    model, state = load_latest(run_dir)
+    assert state["num_timesteps"] == model.num_timesteps >= 1000
+    assert (run_dir / "config.json").is_file()
+    assert list(run_dir.glob("tb/events.out.tfevents.*"))
+    if algo != "ppo":
+        assert model.replay_buffer.size() == 1000
+
+
+def test_config_json_recreates_the_run_config(sac_run):
+    config = TrainConfig.load(sac_run)
+    assert config.env == "embodylab/LabReach-v0"  # the full id, whatever form was given
+    assert config.algo_config == TINY
+    assert TrainConfig.from_json(config.to_json()) == config
+
+
+def test_config_json_with_an_unknown_key_is_rejected_by_name():
+    text = json.dumps({"algo": "sac", "learning_rat": 1e-3})
+    with pytest.raises(ConfigError, match="learning_rat"):
+        TrainConfig.from_json(text)
+
+
+def test_her_with_ppo_is_rejected():
+    with pytest.raises(ConfigError, match="off-policy"):
+        TrainConfig(algo="ppo", her=True).validate()
+
+
+def test_only_the_last_two_checkpoints_are_kept(sac_run):
+    assert [p.name for p in list_checkpoints(sac_run)] == ["step_500", "step_1000"]
+
+
+def test_an_unfinished_checkpoint_write_is_ignored(sac_run, tmp_path):
+    run_dir = shutil.copytree(sac_run, tmp_path / "run")
+    (run_dir / "checkpoints" / ".step_1500.tmp").mkdir()  # a kill during the write leaves this behind
+    assert latest_checkpoint(run_dir).name == "step_1000"
+
+
+def test_same_seed_gives_the_same_replay_buffer(tmp_path):
+    buffers = []
+    for name in ("a", "b"):
+        run_dir = train(tiny_config(tmp_path / name, steps=300))
+        with np.load(latest_checkpoint(run_dir) / "buffer.npz") as data:
+            buffers.append({key: data[key] for key in data.files})
+    assert buffers[0].keys() == buffers[1].keys()
+    for key in buffers[0]:
+        np.testing.assert_array_equal(buffers[0][key], buffers[1][key], err_msg=key)
+
+
+def test_resume_after_a_kill_continues_the_step_count_and_the_replay_buffer(tmp_path):
+    run_dir = tmp_path / "killed"
+    config = tiny_config(run_dir, checkpoint_every=300)
+    # A real SIGKILL of a training process, right after its checkpoint at step 600 is written.
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        import embodylab.policies.rl as rl
+        from embodylab.policies.config import TrainConfig
+
+        def save_then_die(model, run_dir):
+            path = save(model, run_dir)
+            if model.num_timesteps >= 600:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return path
+
+        save, rl.save_checkpoint = rl.save_checkpoint, save_then_die
+        rl.train(TrainConfig.from_json({config.to_json()!r}))
+        """
+    )
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    checkpoint = latest_checkpoint(run_dir)
+    assert checkpoint.name == "step_600"
+    saved = json.loads((checkpoint / "state.json").read_text())
+    model, _ = load_latest(run_dir)
+    assert model.num_timesteps == 600
+    assert model.replay_buffer.size() == saved["buffer"]["size"] == 600
+
+    train(TrainConfig(resume=str(run_dir)))
+    model, state = load_latest(run_dir)
+    assert state["num_timesteps"] == 1000
+    # 600 transitions from before the kill plus 400 after it: the buffer was carried over, not refilled.
+    assert model.replay_buffer.size() == 1000
+
+
+def test_a_truncated_model_zip_gives_a_checkpoint_error_naming_it(sac_run, tmp_path):
+    run_dir = shutil.copytree(sac_run, tmp_path / "run")
+    model_zip = latest_checkpoint(run_dir) / "model.zip"
+    model_zip.write_bytes(model_zip.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="model.zip"):
+        load_latest(run_dir)
+
+
+def test_a_scribbled_buffer_npz_gives_a_checkpoint_error_naming_it(sac_run, tmp_path):
+    run_dir = shutil.copytree(sac_run, tmp_path / "run")
+    buffer = latest_checkpoint(run_dir) / "buffer.npz"
+    data = bytearray(buffer.read_bytes())
+    data[100:400] = b"\xff" * 300
+    buffer.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="buffer.npz"):
+        load_latest(run_dir)
+
+
+def test_a_buffer_with_a_wrong_shape_gives_a_checkpoint_error(sac_run, tmp_path):
+    run_dir = shutil.copytree(sac_run, tmp_path / "run")
+    buffer = latest_checkpoint(run_dir) / "buffer.npz"
+    with np.load(buffer) as data:
+        arrays = {key: data[key] for key in data.files}
+    arrays["actions"] = arrays["actions"][:, :, :2]
+    np.savez(buffer, **arrays)
+    with pytest.raises(CheckpointError, match="'actions' has shape"):
+        load_latest(run_dir)
+
+
+# ---- evaluation ---------------------------------------------------------------------------------------
+def test_training_writes_the_learning_curve(sac_run):
+    rows = (sac_run / "evaluations.csv").read_text().splitlines()
+    assert rows[0].startswith("step,") and len(rows) == 3  # header, steps 500 and 1000
+    assert (sac_run / "learning_curve.png").stat().st_size > 0
+
+
+def test_eval_reports_success_return_and_length_and_writes_json(sac_run, tmp_path):
+    run_dir = shutil.copytree(sac_run, tmp_path / "run")
+    report = evaluate(run_dir, episodes=3, video=True)
+    assert 0.0 <= report["success_rate"] <= 1.0
+    assert report["mean_length"] == 50.0  # LabReach's time limit
+    assert np.isfinite(report["mean_return"])
+    assert report["step"] == 1000
+    assert json.loads((run_dir / "eval.json").read_text())["episodes"] == 3
+    assert (run_dir / "eval.mp4").stat().st_size > 0
+
+
+def test_cli_train_then_eval(capsys, tmp_path):
+    out = tmp_path / "cli"
+    args = ["train", "--algo", "td3", "--her", "--steps", "300", "--out", str(out), "--eval-every", "0"]
+    args += ["--no-progress", "--algo-config.net-arch", "16", "16", "--algo-config.learning-starts", "100"]
+    main(args)
+    assert f"to {out}/" in capsys.readouterr().out
+    main(["eval", str(out), "--episodes", "2"])
+    printed = capsys.readouterr().out
+    assert "success rate" in printed and "mean return" in printed and str(out / "eval.json") in printed
+
+
+def test_cli_eval_of_a_directory_without_a_run_is_a_usage_error(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        main(["eval", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert "config.json" in capsys.readouterr().err
+
+
+# ---- demonstrations -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def demo_dataset(tmp_path_factory) -> Path:
+    config = TrainConfig(env="embodylab/LabReach-v0", her=True)
+    with make_env(config) as env:
+        return record_demos(env, 3, tmp_path_factory.mktemp("demos"))
+
+
+def test_recorded_demos_are_a_minari_dataset_of_whole_episodes(demo_dataset):
+    from minari import MinariDataset
+
+    assert MinariDataset(demo_dataset).total_episodes == 3
+    with make_env(TrainConfig(her=True)) as env:
+        episodes = load_demo_episodes(demo_dataset, env.observation_space, env.action_space)
+    assert [len(e["actions"]) for e in episodes] == [50, 50, 50]
+    assert episodes[0]["observations"]["desired_goal"].shape == (51, 3)
+
+
+def test_demo_buffer_samples_half_online_half_demonstrations(demo_dataset, tmp_path):
+    config = tiny_config(tmp_path / "demo", demo_dataset=str(demo_dataset))
+    env = make_env(config)
+    model = make_model(config, env)
+    model.learning_starts = 10_000  # collect random online experience only
+    model.learn(150)
+    buffer = model.replay_buffer
+    online_actions = buffer.actions[: buffer.size(), 0]
+    demo_actions = buffer.demos.actions[: buffer.demos.size(), 0]
+
+    batch = buffer.sample(64).actions.numpy()
+
+    def rows_in(rows, table):
+        return [bool((np.abs(table - row).max(axis=1) < 1e-7).any()) for row in rows]
+
+    assert all(rows_in(batch[:32], online_actions)) and not any(rows_in(batch[:32], demo_actions))
+    assert all(rows_in(batch[32:], demo_actions)) and not any(rows_in(batch[32:], online_actions))
+
+
+def test_training_with_demos_records_them_into_the_run(tmp_path):
+    run_dir = train(tiny_config(tmp_path / "demos", demos=2, steps=300))
+    config = TrainConfig.load(run_dir)
+    assert Path(config.demo_dataset).is_relative_to(run_dir.resolve() / "demos")
+    assert latest_checkpoint(run_dir).name == "step_300"
+
+
+def test_a_dataset_without_the_goal_fields_is_rejected_by_name(tmp_path):
+    with make_env(TrainConfig(her=False)) as env:
+        dataset = record_demos(env, 1, tmp_path)  # vector observations: no achieved/desired goal
+    with make_env(TrainConfig(her=True)) as env, pytest.raises(DemoDatasetError, match="observation"):
+        load_demo_episodes(dataset, env.observation_space, env.action_space)
+
+
+def test_a_missing_dataset_is_rejected_with_its_path(tmp_path):
+    config = replace(tiny_config(tmp_path / "run"), demo_dataset=str(tmp_path / "nowhere"))
+    with pytest.raises(DemoDatasetError, match="nowhere"):
+        make_model(config, make_env(config))
