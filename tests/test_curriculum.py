@@ -151,3 +151,31 @@ def test_envs_of_a_dummy_vec_env_share_one_teacher_and_callback_logs_it():
     assert logger.name_to_value["curriculum/p_arm0"] == pytest.approx(teacher.arm_probabilities()[0])
     assert logger.name_to_value["curriculum/episodes_arm0"] == teacher.progress.episodes[0]
     assert {f"curriculum/success_arm{i}" for i in range(len(ARMS))} <= set(logger.name_to_value)
+
+
+def test_training_with_a_curriculum_logs_the_teacher(tmp_path):
+    pytest.importorskip("stable_baselines3")
+    from embodylab.policies.config import AlgoConfig, TrainConfig
+    from embodylab.policies.rl import train
+
+    config = TrainConfig(
+        env="embodylab/LabPush-v0",
+        algo="sac",
+        her=True,
+        curriculum="ucb",
+        steps=400,
+        seed=0,
+        out=str(tmp_path / "push_ucb"),
+        eval_every=0,
+        checkpoint_every=0,
+        algo_config=AlgoConfig(learning_starts=100, batch_size=16, net_arch=(16, 16)),
+    )
+    run = train(config)
+    assert (run / "config.json").exists()
+
+
+def test_curriculum_on_a_task_without_variants_is_refused():
+    from embodylab.policies.curriculum import wrap_for_curriculum
+
+    with pytest.raises(ValueError, match="LabPush"):
+        wrap_for_curriculum(gym.make("embodylab/LabReach-v0"), "ucb", 0)

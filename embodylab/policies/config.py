@@ -68,8 +68,9 @@ class TrainConfig:
     """record this many expert episodes as a Minari dataset and learn from them (symmetric sampling)"""
     demo_dataset: str | None = None
     """Minari dataset directory to read demonstrations from (instead of recording --demos)"""
-    curriculum: Literal["none", "ucb", "gradient", "thompson"] = "none"
-    """bandit curriculum over task variants (embodylab.policies.curriculum)"""
+    curriculum: Literal["none", "ucb", "gradient", "thompson", "uniform"] = "none"
+    """bandit curriculum over task variants (embodylab.policies.curriculum); `uniform` samples the
+    variants uniformly, the baseline a curriculum is compared with"""
     steps: int = 20_000
     """total env steps"""
     seed: int = 0

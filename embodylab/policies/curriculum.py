@@ -130,6 +130,19 @@ def make_teacher(
     return CurriculumTeacher(arms, bandit, LearningProgress(len(arms), progress_config))
 
 
+def wrap_for_curriculum(env: gym.Env, name: str, seed: int) -> CurriculumWrapper:
+    """`env` under a teacher `name` over the task's variants, `env.unwrapped.curriculum_arms()`.
+
+    The wrapper exposes `teacher`, which `CurriculumCallback` logs."""
+    arms = getattr(env.unwrapped, "curriculum_arms", None)
+    if arms is None:
+        raise ValueError(
+            f"{type(env.unwrapped).__name__} defines no task variants (curriculum_arms) to build a "
+            "curriculum over; LabPush does (goal-distance bins)"
+        )
+    return CurriculumWrapper(env, make_teacher(name, arms(), np.random.default_rng(seed)))
+
+
 class CurriculumWrapper(gym.Wrapper):
     """Resets the env with the options of the teacher's arm and reports each episode's success to it.
 

@@ -41,6 +41,10 @@ class LabPushEnv(LabEnv):
     success_threshold = 0.04
     reset_option_keys = ("goal_distance",)
 
+    def curriculum_arms(self) -> list[dict[str, tuple[float, float]]]:
+        """The task variants a curriculum chooses among: goal-distance bins (see `goal_distance_arms`)."""
+        return goal_distance_arms()
+
     def _load_scene(self):
         cube = ObjectSpec(
             "cube", "cube", half_extents=(CUBE_HALF,) * 3, mass=0.1, rgba=(0.15, 0.35, 0.9, 1.0)
