@@ -79,6 +79,9 @@ class TrainConfig:
     eval_every: int = 2000
     """env steps between evaluations (0: none)"""
     eval_episodes: int = 20
+    stop_success: float = 0.0
+    """stop early once evaluated success reaches this rate `stop_patience` evaluations in a row (0: never)"""
+    stop_patience: int = 3
     checkpoint_every: int = 5000
     """env steps between checkpoints; the last 2 are kept"""
     video: bool = True

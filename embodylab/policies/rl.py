@@ -156,6 +156,7 @@ class PeriodicEvaluation(BaseCallback):
         every = self.config.eval_every
         self.next_eval = (self.num_timesteps // every + 1) * every
         self.start = time.perf_counter()
+        self.streak = 0
 
     def _on_step(self) -> bool:
         if self.num_timesteps < self.next_eval:
@@ -169,7 +170,10 @@ class PeriodicEvaluation(BaseCallback):
         self.logger.dump(step)
         append_evaluation(self.run_dir, step, time.perf_counter() - self.start, result)
         self.latest.update(result)
-        return True
+        # Early stop (returning False ends model.learn) once success has held for `stop_patience` evals.
+        target = self.config.stop_success
+        self.streak = self.streak + 1 if target and result["success_rate"] >= target else 0
+        return not (target and self.streak >= self.config.stop_patience)
 
     def _on_training_end(self) -> None:
         self.env.close()

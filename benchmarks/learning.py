@@ -1,0 +1,185 @@
+"""Sample efficiency of `embodylab train` (slow; not part of `make test`).
+
+Each named run trains with the library defaults and evaluates every `eval_every` env steps (20 episodes,
+deterministic policy); a run stops early once its evaluated success has held its bar for `patience`
+evaluations in a row, so long budgets are spent only where needed. Runs go to `runs/bench/NAME_sSEED/`
+and execute `workers` at a time (one torch thread each). Results are written after every finished run to
+benchmarks/results/learning.json, with one curve PNG per run group in benchmarks/results/learning_*.png.
+
+    python benchmarks/learning.py                      # every group, 2 workers
+    python benchmarks/learning.py --groups reach       # one group
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import tyro
+from common import machine_info, write_json
+
+RESULTS = Path(__file__).parent / "results"
+
+
+@dataclass(frozen=True)
+class Group:
+    """Runs that share a task, a method and a bar: `bar` success within `budget` env steps."""
+
+    env: str
+    steps: int
+    bar: float
+    seeds: tuple[int, ...]
+    demos: int = 0
+    curriculum: str = "none"
+    eval_every: int = 2000
+
+
+GROUPS = {
+    "reach": Group("embodylab/LabReach-v0", 20_000, 0.95, (0, 1, 2), eval_every=1000),
+    "push": Group("embodylab/LabPush-v0", 200_000, 0.80, (0,), eval_every=5000),
+    "push_demos": Group("embodylab/LabPush-v0", 50_000, 0.80, (0, 1, 2), demos=20),
+    "pickplace_demos": Group("embodylab/LabPickPlace-v0", 200_000, 0.70, (0,), demos=20, eval_every=5000),
+    "push_curriculum_ucb": Group(
+        "embodylab/LabPush-v0", 200_000, 0.80, (0,), curriculum="ucb", eval_every=5000
+    ),
+    "push_uniform_bins": Group(
+        "embodylab/LabPush-v0", 200_000, 0.80, (0,), curriculum="uniform", eval_every=5000
+    ),
+}
+
+
+@dataclass
+class LearningBenchConfig:
+    groups: list[str] = field(default_factory=lambda: list(GROUPS))
+    workers: int = 2
+    patience: int = 3
+    """consecutive evaluations at or above the bar after which a run stops early"""
+    out: Path = RESULTS / "learning.json"
+    runs: Path = Path("runs/bench")
+
+
+def run_one(name: str, seed: int, runs: str, patience: int) -> dict:
+    """Trains one seed of group `name` in this (worker) process; returns its curve and summary."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    import embodylab  # noqa: F401
+    from embodylab.policies.config import TrainConfig
+    from embodylab.policies.rl import train
+
+    group = GROUPS[name]
+    run_dir = Path(runs) / f"{name}_s{seed}"
+    config = TrainConfig(
+        env=group.env,
+        algo="sac",
+        her=True,
+        demos=group.demos,
+        curriculum=group.curriculum,
+        steps=group.steps,
+        seed=seed,
+        out=str(run_dir),
+        eval_every=group.eval_every,
+        video=False,
+        progress=False,
+        stop_success=group.bar,
+        stop_patience=patience,
+    )
+    start = time.perf_counter()
+    train(config)
+    wall = time.perf_counter() - start
+    with (run_dir / "evaluations.csv").open() as f:
+        curve = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    reached = next((row["step"] for row in curve if row["success_rate"] >= group.bar), None)
+    return {
+        "group": name,
+        "seed": seed,
+        "curve": curve,
+        "steps_to_bar": reached,
+        "final_success": curve[-1]["success_rate"] if curve else None,
+        "best_success": max((row["success_rate"] for row in curve), default=None),
+        "wall_time_s": wall,
+        "env_steps": curve[-1]["step"] if curve else 0,
+    }
+
+
+def summarise(name: str, results: list[dict]) -> dict:
+    group = GROUPS[name]
+    reached = [r["steps_to_bar"] for r in results]
+    return {
+        **asdict(group),
+        "bar_text": f">= {group.bar:.0%} success within {group.steps:,} env steps",
+        "seeds_run": len(results),
+        "seeds_reaching_bar": sum(r is not None for r in reached),
+        "median_steps_to_bar": statistics.median(reached) if all(r is not None for r in reached) else None,
+        "best_success": [r["best_success"] for r in results],
+        "wall_time_s": [round(r["wall_time_s"], 1) for r in results],
+        "met": all(r is not None and r <= group.steps for r in reached),
+        "runs": results,
+    }
+
+
+def plot(name: str, results: list[dict]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    group = GROUPS[name]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for r in results:
+        ax.plot(
+            [p["step"] for p in r["curve"]],
+            [p["success_rate"] for p in r["curve"]],
+            label=f"seed {r['seed']}",
+        )
+    ax.axhline(group.bar, color="grey", linestyle="--", label=f"bar {group.bar:.0%}")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("eval success rate")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"{name}: SAC+HER on {group.env.split('/')[-1]}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = RESULTS / f"learning_{name}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(config: LearningBenchConfig) -> None:
+    unknown = sorted(set(config.groups) - set(GROUPS))
+    if unknown:
+        raise SystemExit(f"unknown groups {unknown}; valid groups: {', '.join(GROUPS)}")
+    # Longest budgets first, so that two workers finish together.
+    jobs = sorted(
+        ((name, seed) for name in config.groups for seed in GROUPS[name].seeds),
+        key=lambda job: -GROUPS[job[0]].steps,
+    )
+    done: dict[str, list[dict]] = {name: [] for name in config.groups}
+    previous = {}
+    if config.out.exists():  # keep groups measured by earlier invocations
+        import json
+
+        previous = json.loads(config.out.read_text()).get("groups", {})
+    with ProcessPoolExecutor(max_workers=config.workers) as pool:
+        futures = {pool.submit(run_one, n, s, str(config.runs), config.patience): (n, s) for n, s in jobs}
+        for future in as_completed(futures):
+            result = future.result()
+            done[result["group"]].append(result)
+            name = result["group"]
+            print(
+                f"{name} seed {result['seed']}: best {result['best_success']:.2f}, "
+                f"steps to bar {result['steps_to_bar']}, {result['wall_time_s']:.0f} s",
+                flush=True,
+            )
+            finished = {n: summarise(n, sorted(r, key=lambda x: x["seed"])) for n, r in done.items() if r}
+            for n, r in done.items():
+                if r:
+                    plot(n, r)
+            write_json(config.out, {"machine": machine_info(), "groups": {**previous, **finished}})
+
+
+if __name__ == "__main__":
+    main(tyro.cli(LearningBenchConfig))
