@@ -38,6 +38,11 @@ from embodylab.envs.registry import env_ids
 RESULTS = Path(__file__).parent / "results"
 RENDER_MODES = ("rgb", "depth", "segmentation")
 HEADLINE_ENV = "embodylab/LabPickPlace-v0"
+PEER_LABELS = {
+    "fetch": "Fetch PickAndPlace",
+    "robosuite": "robosuite Lift",
+    "metaworld": "Meta-World pick-place",
+}
 
 
 @dataclass
@@ -306,7 +311,7 @@ def bar_chart(results: dict, path: Path) -> None:
         limits.append(r["raw_limit_env_steps_per_s"])
         colours.append("tab:blue")
     for name, r in results["peers"].items():
-        names.append(r.get("env_id", name).split("/")[-1])
+        names.append(PEER_LABELS.get(name, name))
         rates.append(r["env_steps_per_s"])
         limits.append(r["raw_physics_steps_per_s"] / r["substeps"])
         colours.append("tab:gray")
