@@ -3,7 +3,8 @@
 Each named run trains with the library defaults and evaluates every `eval_every` env steps (20 episodes,
 deterministic policy); a run stops early once its evaluated success has held its bar for `patience`
 evaluations in a row, so long budgets are spent only where needed. Runs go to `runs/bench/NAME_sSEED/`
-and execute `workers` at a time (one torch thread each). Results are written after every finished run to
+and execute `workers` at a time (one torch thread each), in the order of `--groups`; a run interrupted
+earlier is resumed from its last checkpoint. Results are written after every finished run to
 benchmarks/results/learning.json, with one curve PNG per run group in benchmarks/results/learning_*.png.
 
     python benchmarks/learning.py                      # every group, 2 workers
@@ -87,6 +88,8 @@ def run_one(name: str, seed: int, runs: str, patience: int) -> dict:
         stop_success=group.bar,
         stop_patience=patience,
     )
+    if (run_dir / "config.json").exists():  # an interrupted earlier invocation: continue it
+        config = TrainConfig(resume=str(run_dir), progress=False)
     start = time.perf_counter()
     train(config)
     wall = time.perf_counter() - start
@@ -152,11 +155,7 @@ def main(config: LearningBenchConfig) -> None:
     unknown = sorted(set(config.groups) - set(GROUPS))
     if unknown:
         raise SystemExit(f"unknown groups {unknown}; valid groups: {', '.join(GROUPS)}")
-    # Longest budgets first, so that two workers finish together.
-    jobs = sorted(
-        ((name, seed) for name in config.groups for seed in GROUPS[name].seeds),
-        key=lambda job: -GROUPS[job[0]].steps,
-    )
+    jobs = [(name, seed) for name in config.groups for seed in GROUPS[name].seeds]
     done: dict[str, list[dict]] = {name: [] for name in config.groups}
     previous = {}
     if config.out.exists():  # keep groups measured by earlier invocations
