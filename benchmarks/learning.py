@@ -18,7 +18,7 @@ import os
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import tyro
@@ -38,6 +38,8 @@ class Group:
     demos: int = 0
     curriculum: str = "none"
     eval_every: int = 2000
+    algo_overrides: tuple[tuple[str, object], ...] = ()
+    """AlgoConfig fields that differ from the library defaults, e.g. (("net_arch", (256, 256, 256)),)"""
 
 
 GROUPS = {
@@ -45,6 +47,15 @@ GROUPS = {
     "push": Group("embodylab/LabPush-v0", 200_000, 0.80, (0,), eval_every=5000),
     "push_demos": Group("embodylab/LabPush-v0", 50_000, 0.80, (0, 1, 2), demos=20),
     "pickplace_demos": Group("embodylab/LabPickPlace-v0", 200_000, 0.70, (0,), demos=20, eval_every=5000),
+    # The HER paper's network size and horizon (3x256, gamma 0.98) instead of the Reach-tuned defaults.
+    "push_demos_big": Group(
+        "embodylab/LabPush-v0",
+        50_000,
+        0.80,
+        (0, 1),
+        demos=20,
+        algo_overrides=(("net_arch", (256, 256, 256)), ("gamma", 0.98)),
+    ),
     "push_curriculum_ucb": Group(
         "embodylab/LabPush-v0", 200_000, 0.80, (0,), curriculum="ucb", eval_every=5000
     ),
@@ -68,7 +79,7 @@ def run_one(name: str, seed: int, runs: str, patience: int) -> dict:
     """Trains one seed of group `name` in this (worker) process; returns its curve and summary."""
     os.environ.setdefault("MUJOCO_GL", "egl")
     import embodylab  # noqa: F401
-    from embodylab.policies.config import TrainConfig
+    from embodylab.policies.config import AlgoConfig, TrainConfig
     from embodylab.policies.rl import train
 
     group = GROUPS[name]
@@ -87,6 +98,7 @@ def run_one(name: str, seed: int, runs: str, patience: int) -> dict:
         progress=False,
         stop_success=group.bar,
         stop_patience=patience,
+        algo_config=replace(AlgoConfig(), **dict(group.algo_overrides)),
     )
     if (run_dir / "config.json").exists():  # an interrupted earlier invocation: continue it
         config = TrainConfig(resume=str(run_dir), progress=False)
