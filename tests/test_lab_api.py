@@ -70,6 +70,33 @@ def test_same_seed_gives_identical_trajectories(env_id):
     assert not np.array_equal(obs_a, obs_c)
 
 
+@pytest.mark.parametrize("env_id", LAB_IDS)
+def test_reset_distribution_follows_the_seed(env_id):
+    env = gym.make(env_id)
+
+    def layout(seed):
+        env.reset(seed=seed)
+        return np.concatenate([env.unwrapped.object_states().features[:, :7].ravel(), env.unwrapped.goal])
+
+    np.testing.assert_array_equal(layout(3), layout(3))
+    assert not np.allclose(layout(3), layout(4))
+
+
+@pytest.mark.parametrize("env_id", LAB_IDS)
+def test_objects_start_at_rest_without_penetration(env_id):
+    env = gym.make(env_id)
+    for seed in range(3):
+        env.reset(seed=seed)
+        data = env.unwrapped.data
+        assert all(data.contact[i].dist > -1e-3 for i in range(data.ncon))
+        start = env.unwrapped.object_states().features[:, :3]
+        hold = np.zeros(env.action_space.shape)
+        hold[-1] = 1.0  # gripper stays open
+        env.step(hold)
+        moved = np.linalg.norm(env.unwrapped.object_states().features[:, :3] - start, axis=1)
+        assert (moved < 1e-3).all()
+
+
 @pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])
 def test_non_finite_action_raises_value_error_naming_entries(bad_value):
     env = gym.make("embodylab/LabPickPlace-v0")

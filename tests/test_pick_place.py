@@ -47,24 +47,3 @@ def test_compute_reward_is_vectorised_over_a_batch(reward_type):
     np.testing.assert_allclose(batch, single)
     if reward_type == "sparse":
         assert set(np.unique(batch)) <= {-1.0, 0.0} and (batch[:8] == 0.0).all()
-
-
-def test_reset_distribution_follows_the_seed(env):
-    def layout(seed):
-        env.reset(seed=seed)
-        return np.concatenate([env.unwrapped.sim.object_position("cube"), env.unwrapped.goal])
-
-    np.testing.assert_array_equal(layout(3), layout(3))
-    assert not np.allclose(layout(3), layout(4))
-
-
-def test_cube_starts_at_rest_on_the_table(env):
-    for seed in range(5):
-        env.reset(seed=seed)
-        sim = env.unwrapped.sim
-        start = sim.object_position("cube")
-        assert start[2] == pytest.approx(CUBE_HALF)
-        data = env.unwrapped.data
-        assert all(data.contact[i].dist > -1e-3 for i in range(data.ncon))
-        env.step(np.zeros(env.action_space.shape))
-        assert np.linalg.norm(sim.object_position("cube") - start) < 1e-3
