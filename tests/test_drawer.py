@@ -22,20 +22,6 @@ def test_expert_opens_the_drawer_on_at_least_9_of_10_seeds():
     assert sum(rollout(env, seed) for seed in range(10)) >= 9
 
 
-@pytest.mark.parametrize("reward_type", ["sparse", "dense"])
-def test_compute_reward_is_vectorised_over_a_batch(reward_type):
-    env = gym.make(ENV_ID, goal_conditioned=True, reward_type=reward_type)
-    obs, _ = env.reset(seed=0)
-    assert obs["achieved_goal"].shape == obs["desired_goal"].shape == (1,)
-    rng = np.random.default_rng(0)
-    achieved = rng.uniform(0.0, 0.2, size=(32, 1))
-    desired = rng.uniform(0.1, 0.18, size=(32, 1))
-    batch = env.unwrapped.compute_reward(achieved, desired, {})
-    single = [env.unwrapped.compute_reward(a, d, {}) for a, d in zip(achieved, desired, strict=True)]
-    assert batch.shape == (32,)
-    np.testing.assert_allclose(batch, single)
-
-
 def test_success_is_opening_within_1cm_of_the_target_and_overshoot_is_not_penalised():
     env = gym.make(ENV_ID, goal_conditioned=True, reward_type="dense").unwrapped
     desired = np.array([[0.15], [0.15], [0.15], [0.15]])

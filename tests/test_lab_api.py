@@ -46,6 +46,27 @@ def test_goal_conditioned_observation_is_the_goal_dict(env_id):
     assert set(np.unique(rewards)) <= {0.0, -1.0}
 
 
+@pytest.mark.parametrize("reward_type", ["sparse", "dense"])
+@pytest.mark.parametrize("env_id", LAB_IDS)
+def test_compute_reward_is_vectorised_over_a_batch(env_id, reward_type):
+    env = gym.make(env_id, goal_conditioned=True, reward_type=reward_type)
+    obs, _ = env.reset(seed=0)
+    desired = np.repeat(obs["desired_goal"][None].astype(np.float64), 32, axis=0)
+    achieved = desired.copy()  # rows 0-7: the goal itself, which HER relabelling relies on reaching
+    achieved[8:16] -= 0.5  # far from the goal on every axis (the drawer 0.5 m short of its target)
+    achieved[16:] += np.random.default_rng(0).normal(0.0, 0.02, size=(16, desired.shape[1]))
+    batch = env.unwrapped.compute_reward(achieved, desired, {})
+    single = [env.unwrapped.compute_reward(a, d, {}) for a, d in zip(achieved, desired, strict=True)]
+    assert batch.shape == (32,)
+    np.testing.assert_allclose(batch, single)
+    np.testing.assert_array_equal(batch[:8], 0.0)
+    if reward_type == "sparse":
+        np.testing.assert_array_equal(batch[8:16], -1.0)
+        assert set(np.unique(batch)) <= {-1.0, 0.0}
+    else:
+        assert (batch[8:16] < -0.4).all()
+
+
 @pytest.mark.parametrize("env_id", LAB_IDS)
 def test_same_seed_gives_identical_trajectories(env_id):
     def trajectory(seed):

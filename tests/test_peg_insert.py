@@ -50,20 +50,6 @@ def test_rack_is_static():
     assert u.object_states().names == ["tube"]
 
 
-@pytest.mark.parametrize("reward_type", ["sparse", "dense"])
-def test_compute_reward_is_vectorised_over_a_batch(reward_type):
-    env = gym.make(ENV_ID, goal_conditioned=True, reward_type=reward_type)
-    obs, _ = env.reset(seed=0)
-    assert obs["achieved_goal"].shape == obs["desired_goal"].shape == (3,)
-    rng = np.random.default_rng(0)
-    desired = np.repeat(obs["desired_goal"][None].astype(np.float64), 32, axis=0)
-    achieved = desired + rng.normal(0.0, 0.01, size=(32, 3))
-    batch = env.unwrapped.compute_reward(achieved, desired, {})
-    single = [env.unwrapped.compute_reward(a, d, {}) for a, d in zip(achieved, desired, strict=True)]
-    assert batch.shape == (32,)
-    np.testing.assert_allclose(batch, single)
-
-
 def place_tube(env, xy, bottom_z) -> bool:
     """Put the tube upright with its bottom at `bottom_z`, let it settle 0.2 s; return `is_success`."""
     u = env.unwrapped

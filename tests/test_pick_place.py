@@ -31,19 +31,3 @@ def test_goals_are_on_the_table_or_out_of_reach_of_a_pushed_cube(env):
         else:
             assert goal[2] == pytest.approx(CUBE_HALF)
     assert 0.25 < np.mean(in_air) < 0.75
-
-
-@pytest.mark.parametrize("reward_type", ["sparse", "dense"])
-def test_compute_reward_is_vectorised_over_a_batch(reward_type):
-    env = gym.make(ENV_ID, goal_conditioned=True, reward_type=reward_type)
-    obs, info = env.reset(seed=0)
-    rng = np.random.default_rng(0)
-    achieved = obs["achieved_goal"] + rng.normal(0.0, 0.05, (32, 3)).astype(np.float32)
-    desired = np.repeat(obs["desired_goal"][None], 32, axis=0)
-    desired[:8] = achieved[:8] + 0.01
-    batch = env.unwrapped.compute_reward(achieved, desired, [info] * 32)
-    assert batch.shape == (32,)
-    single = [env.unwrapped.compute_reward(a, d, info) for a, d in zip(achieved, desired, strict=True)]
-    np.testing.assert_allclose(batch, single)
-    if reward_type == "sparse":
-        assert set(np.unique(batch)) <= {-1.0, 0.0} and (batch[:8] == 0.0).all()

@@ -26,22 +26,6 @@ def test_goal_lies_on_the_table_away_from_the_cube(env):
         assert np.linalg.norm(goal[:2] - cube[:2]) >= MIN_GOAL_DISTANCE
 
 
-@pytest.mark.parametrize("reward_type", ["sparse", "dense"])
-def test_compute_reward_is_vectorised_over_a_batch(reward_type):
-    env = gym.make(ENV_ID, goal_conditioned=True, reward_type=reward_type)
-    obs, info = env.reset(seed=0)
-    rng = np.random.default_rng(0)
-    achieved = obs["achieved_goal"] + rng.normal(0.0, 0.05, (32, 3)).astype(np.float32)
-    desired = np.repeat(obs["desired_goal"][None], 32, axis=0)
-    desired[:8] = achieved[:8] + 0.01  # some reached, some not
-    batch = env.unwrapped.compute_reward(achieved, desired, [info] * 32)
-    assert batch.shape == (32,)
-    single = [env.unwrapped.compute_reward(a, d, info) for a, d in zip(achieved, desired, strict=True)]
-    np.testing.assert_allclose(batch, single)
-    if reward_type == "sparse":
-        assert set(np.unique(batch)) <= {-1.0, 0.0} and (batch[:8] == 0.0).all()
-
-
 @pytest.mark.parametrize(("offset", "reached"), [(0.035, True), (0.045, False)])
 def test_success_is_the_cube_within_four_centimetres_of_the_goal(env, offset, reached):
     env.reset(seed=0)

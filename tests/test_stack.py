@@ -21,22 +21,6 @@ def test_expert_stacks_on_at_least_9_of_10_seeds():
     assert sum(rollout(env, seed) for seed in range(10)) >= 9
 
 
-@pytest.mark.parametrize("reward_type", ["sparse", "dense"])
-def test_compute_reward_is_vectorised_over_a_batch(reward_type):
-    env = gym.make(ENV_ID, goal_conditioned=True, reward_type=reward_type)
-    obs, _ = env.reset(seed=0)
-    assert obs["achieved_goal"].shape == obs["desired_goal"].shape == (6,)
-    rng = np.random.default_rng(0)
-    desired = np.repeat(obs["desired_goal"][None].astype(np.float64), 32, axis=0)
-    achieved = desired + rng.normal(0.0, 0.015, size=(32, 6))
-    batch = env.unwrapped.compute_reward(achieved, desired, {})
-    single = [env.unwrapped.compute_reward(a, d, {}) for a, d in zip(achieved, desired, strict=True)]
-    assert batch.shape == (32,)
-    np.testing.assert_allclose(batch, single)
-    if reward_type == "sparse":
-        assert 0 < np.count_nonzero(batch == 0.0) < 32  # the batch holds successes and failures
-
-
 def test_success_needs_red_resting_on_blue():
     env = gym.make(ENV_ID).unwrapped
     blue = np.array([0.05, -0.1, CUBE_HALF])
