@@ -1,4 +1,5 @@
-"""make_vec: Gymnasium vector semantics, and threaded stepping that reproduces separate envs exactly."""
+"""make_vec: Gymnasium vector semantics, and threaded or multi-process stepping that reproduces separate envs
+exactly."""
 
 import gymnasium as gym
 import numpy as np
@@ -31,7 +32,7 @@ def _sequential_rollout(env_id, n, seed, actions):
     return np.array(history), np.array(rewards)
 
 
-@pytest.mark.parametrize("mode", ["threads", "sync"])
+@pytest.mark.parametrize("mode", ["threads", "processes", "sync"])
 def test_vector_env_reproduces_separately_seeded_envs(mode):
     env_id, n, seed = "embodylab/LabReach-v0", 8, 3
     actions = np.random.default_rng(0).uniform(-1, 1, size=(120, n, 4))  # 50-step episodes: resets happen
@@ -48,8 +49,9 @@ def test_vector_env_reproduces_separately_seeded_envs(mode):
     np.testing.assert_array_equal(np.array(rewards), expected_rewards)
 
 
-def test_threaded_vector_env_reports_success_per_env_and_autoresets():
-    vec = embodylab.make_vec("embodylab/LabReach-v0", 3, mode="threads", num_threads=2)
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_vector_env_reports_success_per_env_and_autoresets(mode):
+    vec = embodylab.make_vec("embodylab/LabReach-v0", 3, mode=mode, num_workers=2)
     vec.reset(seed=0)
     for _ in range(50):
         _, _, terminated, truncated, info = vec.step(np.zeros((3, 4)))
@@ -60,16 +62,31 @@ def test_threaded_vector_env_reports_success_per_env_and_autoresets():
     vec.close()
 
 
-def test_vector_env_errors_propagate_from_worker_threads():
-    vec = embodylab.make_vec("embodylab/LabReach-v0", 4, mode="threads")
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_vector_env_errors_propagate_from_workers(mode):
+    vec = embodylab.make_vec("embodylab/LabReach-v0", 4, mode=mode, num_workers=2)
     vec.reset(seed=0)
     actions = np.zeros((4, 4))
     actions[3, 0] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
         vec.step(actions)
+    actions[3, 0] = 0.0
+    assert vec.step(actions)[0].shape == (4, vec.single_observation_space.shape[0])  # still serving
+    vec.close()
+
+
+def test_process_vector_env_partial_reset_resets_only_masked_envs():
+    vec = embodylab.make_vec("embodylab/LabReach-v0", 4, mode="processes", num_workers=2)
+    first, _ = vec.reset(seed=0)
+    moved, *_ = vec.step(np.ones((4, 4)))
+    mask = np.array([False, False, True, False])
+    obs, info = vec.reset(seed=0, options={"reset_mask": mask})
+    np.testing.assert_array_equal(obs[2], first[2])
+    np.testing.assert_array_equal(obs[[0, 1, 3]], moved[[0, 1, 3]])
+    assert info["_is_success"].tolist() == mask.tolist()
     vec.close()
 
 
 def test_unknown_vector_mode_lists_the_valid_ones():
     with pytest.raises(ValueError, match="threads"):
-        embodylab.make_vec("embodylab/LabReach-v0", 2, mode="processes")
+        embodylab.make_vec("embodylab/LabReach-v0", 2, mode="gpu")
