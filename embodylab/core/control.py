@@ -83,8 +83,20 @@ class PandaArm:
         self._rotation_error = np.zeros(3)
         self._jac_posture = np.zeros(6)
         self._target = np.zeros(7)
-        self._damping = self.config.ik_damping**2 * np.eye(6)
         self._site_velocity = np.zeros(6)
+        self._damping_flat = (self.config.ik_damping**2 * np.eye(6)).reshape(-1)
+        # Views made once: MjData's arrays keep their memory, and slicing them costs more than the
+        # small-matrix routines that read them.
+        self._gram_flat = self._gram.reshape(-1)
+        self._error_pos, self._error_rot = self._error[:3], self._error[3:]
+        self._arm_jac = self._full_jac[:, self.dof_slice]
+        self._q = data.qpos[self.qpos_slice]
+        self._qdot = data.qvel[self.dof_slice]
+        self._tcp_pos = data.site_xpos[self.tcp_site_id]
+        self._fingers = data.qpos[self.finger_qpos_slice]
+        self._site_linear_velocity = self._site_velocity[3:6]
+        self._hand_quat = data.xquat[self.hand_body_id]
+        self._arm_ctrl = data.ctrl[self.actuator_slice]
 
     # ---- reset ------------------------------------------------------------------------------------
     def reset(self, qpos=None, gripper_open: bool = True) -> None:
@@ -122,16 +134,15 @@ class PandaArm:
 
     def proprio(self, out: np.ndarray) -> np.ndarray:
         """[q 7, qdot 7, tcp position 3, tcp linear velocity 3 (world), gripper width 1] into `out[21]`."""
-        d = self.data
-        out[0:7] = d.qpos[self.qpos_slice]
-        out[7:14] = d.qvel[self.dof_slice]
-        out[14:17] = d.site_xpos[self.tcp_site_id]
+        out[0:7] = self._q
+        out[7:14] = self._qdot
+        out[14:17] = self._tcp_pos
         mujoco.mj_objectVelocity(
-            self.model, d, mujoco.mjtObj.mjOBJ_SITE, self.tcp_site_id, self._site_velocity, 0
+            self.model, self.data, mujoco.mjtObj.mjOBJ_SITE, self.tcp_site_id, self._site_velocity, 0
         )
-        out[17:20] = self._site_velocity[3:6]
-        finger = self.finger_qpos_slice.start
-        out[20] = d.qpos[finger] + d.qpos[finger + 1]
+        out[17:20] = self._site_linear_velocity
+        fingers = self._fingers
+        out[20] = fingers[0] + fingers[1]
         return out
 
     # ---- commands ---------------------------------------------------------------------------------
@@ -149,27 +160,25 @@ class PandaArm:
         With e the 6-D pose error and dq0 a pull towards the home posture, the step is
         dq = dq0 + Jᵀ (J Jᵀ + λ² I)⁻¹ (e − J dq0): the damped form of dq0 projected into J's null space.
         Written with MuJoCo's small-matrix routines and preallocated buffers: this runs every step."""
-        cfg, m, d = self.config, self.model, self.data
-        mujoco.mj_jacSite(m, d, self._jacp, self._jacr, self.tcp_site_id)
-        jac = self._jac
-        np.copyto(jac, self._full_jac[:, self.dof_slice])
-        err, rotation = self._error, self._rotation_error
-        np.multiply(delta_normalised, cfg.max_ee_delta, out=err[:3])
+        cfg = self.config
+        mujoco.mj_jacSite(self.model, self.data, self._jacp, self._jacr, self.tcp_site_id)
+        jac, err, posture, q = self._jac, self._error, self._posture_step, self._q
+        np.copyto(jac, self._arm_jac)
+        mujoco.mju_scl(self._error_pos, delta_normalised, cfg.max_ee_delta)
         # Rotation from the hand's current orientation to the target, in the hand frame, then world.
-        current = d.xquat[self.hand_body_id]
-        mujoco.mju_subQuat(rotation, self.target_quat, current)
-        mujoco.mju_rotVecQuat(err[3:], rotation, current)
-        err[3:] *= cfg.orientation_gain
-        q = d.qpos[self.qpos_slice]
-        posture = np.subtract(self.home_qpos, q, out=self._posture_step)
-        posture *= cfg.posture_gain
-        err -= np.matmul(jac, posture, out=self._jac_posture)
+        mujoco.mju_subQuat(self._rotation_error, self.target_quat, self._hand_quat)
+        mujoco.mju_rotVecQuat(self._error_rot, self._rotation_error, self._hand_quat)
+        mujoco.mju_scl(self._error_rot, self._error_rot, cfg.orientation_gain)
+        mujoco.mju_sub(posture, self.home_qpos, q)
+        mujoco.mju_scl(posture, posture, cfg.posture_gain)
+        mujoco.mju_mulMatVec(self._jac_posture, jac, posture)
+        mujoco.mju_subFrom(err, self._jac_posture)
         mujoco.mju_mulMatMatT(self._gram, jac, jac)
-        self._gram += self._damping
+        mujoco.mju_addTo(self._gram_flat, self._damping_flat)
         mujoco.mju_cholFactor(self._gram, 0.0)
         mujoco.mju_cholSolve(self._solution, self._gram, err)
-        target = np.matmul(self._solution, jac, out=self._target)
-        target += q
-        target += posture
-        ctrl = d.ctrl[self.actuator_slice]
-        np.minimum(np.maximum(target, self.joint_lower, out=target), self.joint_upper, out=ctrl)
+        target = self._target
+        mujoco.mju_mulMatTVec(target, jac, self._solution)
+        mujoco.mju_addTo(target, q)
+        mujoco.mju_addTo(target, posture)
+        np.minimum(np.maximum(target, self.joint_lower, out=target), self.joint_upper, out=self._arm_ctrl)
