@@ -653,14 +653,18 @@ class TeamCarryExpert:
             local = _relative(payload, bases[i])
             local_target = _relative(payload, target)
             zone = self.CARRIER_ZONE
-            if not self.pre_stance_reached[i] and _crosses_box(local[:2], local_target[:2], hx + zone, hy + zone):
+            if not self.pre_stance_reached[i] and _crosses_box(
+                local[:2], local_target[:2], hx + zone, hy + zone
+            ):
                 # Walk around the payload and the carriers already at their handles: a step along a circle
                 # outside them, towards the target.
                 radius = max(np.hypot(*local[:2]), np.hypot(hx, hy) + self.ORBIT_MARGIN)
                 angle = np.arctan2(local[1], local[0])
                 delta = _wrap_angle(np.arctan2(local_target[1], local_target[0]) - angle)
                 step = angle + np.clip(delta, -0.5, 0.5)
-                target = _compose(payload, np.r_[radius * np.cos(step), radius * np.sin(step), local_target[2]])
+                target = _compose(
+                    payload, np.r_[radius * np.cos(step), radius * np.sin(step), local_target[2]]
+                )
             error = target[:2] - bases[i, :2]
             v = self.WALK_GAIN * error
             for j in range(n):  # keep a personal space while walking

@@ -101,12 +101,15 @@ def team_radius(half_extents) -> float:
 
 
 def handles_per_side(n_agents: int) -> tuple[int, int, int, int]:
-    """How many handles go on the sides +x, +y, -x, -y: one on each short end first, the rest shared by
-    the long sides (+y first)."""
+    """How many handles go on the sides +x, +y, -x, -y. An even team has one carrier on each end and the
+    rest shared evenly by the long sides; an odd team one on the +x end and the rest on the long sides,
+    shifted towards -x (see `place_handles`). Either way the handles' centroid is the payload's centre of
+    mass, so carriers with equal arms share the weight evenly."""
     if n_agents == 1:
         return (1, 0, 0, 0)
-    rest = n_agents - 2
-    return (1, (rest + 1) // 2, 1, rest // 2)
+    if n_agents % 2:
+        return (1, (n_agents - 1) // 2, 0, (n_agents - 1) // 2)
+    return (1, (n_agents - 2) // 2, 1, (n_agents - 2) // 2)
 
 
 def handle_height(shape: str, side: int, height: float) -> float:
@@ -125,13 +128,16 @@ def place_handles(shape: str, half_extents, n_agents: int) -> tuple[Handle, ...]
     hx, hy, hz = half_extents
     handles = []
     normals = ((1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0))
+    # An odd team has no carrier on the -x end; shifting the long-side handles by this much in x puts
+    # the centroid of all handles back on the centre.
+    shift = -(hx + HANDLE_OFFSET) / (n_agents - 1) if n_agents % 2 and n_agents > 1 else 0.0
     for side, count in enumerate(handles_per_side(n_agents)):
         nx, ny = normals[side]
         half_side = hy if side % 2 == 0 else hx  # half length of the side the handles run along
         for j in range(count):
             along = -half_side + (j + 0.5) * 2 * half_side / count
             tx, ty = -ny, nx
-            x = nx * (hx + HANDLE_OFFSET) + tx * along
+            x = nx * (hx + HANDLE_OFFSET) + tx * along + (shift if side % 2 else 0.0)
             y = ny * (hy + HANDLE_OFFSET) + ty * along
             handles.append(Handle((x, y, handle_height(shape, side, 2 * hz)), (nx, ny)))
     return tuple(handles)
