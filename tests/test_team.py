@@ -154,3 +154,25 @@ def test_import_embodylab_does_not_import_pettingzoo():
     code = "import sys, embodylab; print('pettingzoo' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_cli_renders_a_team_episode(capsys, tmp_path, monkeypatch):
+    import embodylab.envs.team.render as team_render
+    from embodylab.cli import main
+
+    # 30-step episodes keep the test fast; the scripted team's success is tested through `rollout`.
+    monkeypatch.setattr(team_render, "make", lambda *a, **kw: make(*a, **kw, max_episode_steps=30))
+    video = tmp_path / "team.gif"
+    main(["render", "team", "--agents", "3", "--policy", "scripted", "--out", str(video), "--size", "48"])
+    out = capsys.readouterr().out
+    assert "episode seed=0: failure after 30 steps" in out
+    assert video.exists() and (tmp_path / "team_contact.png").exists()
+
+
+def test_cli_team_render_rejects_unknown_camera(capsys, tmp_path):
+    from embodylab.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["render", "team", "--camera", "wrist", "--out", str(tmp_path / "t.mp4")])
+    assert exit_.value.code == 2
+    assert "valid cameras: follow, overview" in capsys.readouterr().err

@@ -601,15 +601,18 @@ class TeamCarryEnv(ParallelEnv):
         if self.model is None:
             raise RuntimeError("call reset() before render()")
         if self._renderer is None:
-            self._renderer = OffscreenRenderer(self.model, self.render_size, self.render_size)
+            self._renderer = OffscreenRenderer(self.model, self.render_size, self.render_size, skybox=True)
         if self.camera == "overview":
             return self._renderer.rgb(self.data, "overview")
         cam = mujoco.MjvCamera()
         cam.type = mujoco.mjtCamera.mjCAMERA_FREE
         pos, _ = self._payload_pose()
         cam.lookat[:] = [pos[0], pos[1], 0.55]
-        cam.distance = 2.6 * self.layout.team_radius + 1.0
-        cam.azimuth, cam.elevation = -60.0, -30.0
+        cam.distance = 2.4 * self.layout.team_radius + 1.0
+        # Look across the payload's long side, a little from one end, so that its shape and every
+        # carrier's arms show.
+        cam.azimuth = float(np.rad2deg(self.payload_pose2d()[2])) + 60.0
+        cam.elevation = -38.0
         return self._renderer.rgb(self.data, cam)
 
     def close(self) -> None:

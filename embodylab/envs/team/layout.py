@@ -114,13 +114,14 @@ def handles_per_side(n_agents: int) -> tuple[int, int, int, int]:
 
 def handle_height(shape: str, side: int, height: float) -> float:
     """Height (m) of the handle bar on `side` (0: +x, 1: +y, 2: -x, 3: -y) of a payload `height` tall."""
-    if shape == "sofa":  # back on +y, armrests on the ends, seat front on -y
-        return {0: SOFA_ARM_TOP, 1: height - 0.03, 2: SOFA_ARM_TOP, 3: SOFA_SEAT_TOP}[side]
+    if shape == "sofa":  # back on +y (handles on its face, at hand height), armrests on the ends, seat front
+        return {0: SOFA_ARM_TOP, 1: SOFA_BACK_HANDLE, 2: SOFA_ARM_TOP, 3: SOFA_SEAT_TOP}[side]
     return height - 0.03
 
 
 SOFA_SEAT_TOP = 0.46
 SOFA_ARM_TOP = 0.64
+SOFA_BACK_HANDLE = 0.72
 
 
 def place_handles(shape: str, half_extents, n_agents: int) -> tuple[Handle, ...]:
@@ -174,7 +175,7 @@ def _payload_half_extents(shape: str, n_agents: int, rng: np.random.Generator) -
 PAYLOAD_COLOURS = {
     "table": ((0.55, 0.36, 0.2, 1.0), (0.45, 0.3, 0.18, 1.0), (0.68, 0.5, 0.3, 1.0)),
     "box": ((0.72, 0.56, 0.36, 1.0), (0.65, 0.5, 0.32, 1.0)),
-    "sofa": ((0.2, 0.45, 0.55, 1.0), (0.6, 0.2, 0.2, 1.0), (0.35, 0.5, 0.3, 1.0), (0.45, 0.42, 0.55, 1.0)),
+    "sofa": ((0.2, 0.4, 0.6, 1.0), (0.62, 0.2, 0.2, 1.0), (0.55, 0.55, 0.58, 1.0), (0.45, 0.35, 0.6, 1.0)),
 }
 
 

@@ -107,7 +107,8 @@ def _add_human_body(body, shirt, skin) -> None:
         _geom(body, CAPSULE, (0.075,), fromto=[0, s * 0.1, 0.88, 0.0, s * 0.1, 0.1], rgba=PANTS)
         _geom(body, BOX, (0.12, 0.055, 0.04), pos=(0.05, s * 0.1, 0.04), rgba=(0.15, 0.12, 0.1, 1))
     _geom(body, ELLIPSOID, (0.13, 0.19, 0.11), pos=(0, 0, 0.92), rgba=PANTS)
-    _geom(body, ELLIPSOID, (0.14, 0.22, 0.3), pos=(0, 0, 1.22), rgba=shirt)
+    _geom(body, ELLIPSOID, (0.14, 0.21, 0.28), pos=(0, 0, 1.18), rgba=shirt)
+    _geom(body, CAPSULE, (0.075,), fromto=[0, -0.17, 1.36, 0, 0.17, 1.36], rgba=shirt)
     _geom(body, CAPSULE, (0.05,), fromto=[0, 0, 1.45, 0, 0, 1.56], rgba=skin)
     _geom(body, SPHERE, (0.115,), pos=(0.0, 0, 1.66), rgba=skin)
     _geom(body, ELLIPSOID, (0.115, 0.12, 0.07), pos=(-0.02, 0, 1.72), rgba=(0.2, 0.13, 0.08, 1))
@@ -140,9 +141,9 @@ def _add_arms(arms, robot: bool, shirt, skin) -> None:
     colour_upper = ROBOT_GREY if robot else shirt
     colour_fore = ROBOT_DARK if robot else skin
     for s in (-1, 1):
-        shoulder = np.array([0.0, s * 0.24, 1.42])
+        shoulder = np.array([0.0, s * 0.23, 1.36])
         hand = np.array([HAND_REACH, s * HAND_HALF_SPACING, HAND_HEIGHT])
-        elbow = np.array([0.12, s * 0.25, 1.08])
+        elbow = np.array([0.1, s * 0.25, 1.05])
         _geom(arms, SPHERE, (0.065,), pos=shoulder, rgba=colour_upper)
         _geom(arms, CAPSULE, (0.055,), fromto=[*shoulder, *elbow], rgba=colour_upper)
         _geom(arms, CAPSULE, (0.045,), fromto=[*elbow, *hand], rgba=colour_fore)
@@ -260,6 +261,15 @@ def build_team_spec(layout: TeamLayout, timestep: float) -> mujoco.MjSpec:
     world = spec.worldbody
     room = layout.room_half
 
+    spec.add_texture(
+        name="sky",
+        type=mujoco.mjtTexture.mjTEXTURE_SKYBOX,
+        builtin=mujoco.mjtBuiltin.mjBUILTIN_GRADIENT,
+        rgb1=[0.85, 0.9, 0.95],
+        rgb2=[0.55, 0.65, 0.8],
+        width=64,
+        height=64,
+    )
     checker = spec.add_texture(
         name="floor_tex",
         type=mujoco.mjtTexture.mjTEXTURE_2D,
@@ -269,13 +279,13 @@ def build_team_spec(layout: TeamLayout, timestep: float) -> mujoco.MjSpec:
         width=256,
         height=256,
     )
-    spec.add_material(name="floor_mat", texrepeat=[room, room], reflectance=0.0).textures[
+    spec.add_material(name="floor_mat", texrepeat=[room + 20.0, room + 20.0], reflectance=0.0).textures[
         mujoco.mjtTextureRole.mjTEXROLE_RGB
     ] = checker.name
     world.add_geom(
         name="floor",
         type=mujoco.mjtGeom.mjGEOM_PLANE,
-        size=[room + 0.5, room + 0.5, 0.05],
+        size=[room + 20.0, room + 20.0, 0.05],
         material="floor_mat",
         contype=FLOOR_BITS[0],
         conaffinity=FLOOR_BITS[1],
