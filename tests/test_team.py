@@ -176,3 +176,26 @@ def test_cli_team_render_rejects_unknown_camera(capsys, tmp_path):
         main(["render", "team", "--camera", "wrist", "--out", str(tmp_path / "t.mp4")])
     assert exit_.value.code == 2
     assert "valid cameras: follow, overview" in capsys.readouterr().err
+
+
+def test_handle_assignment_is_the_minimum_cost_matching():
+    import itertools
+
+    from embodylab.skills.experts import assign_handles
+
+    cost = np.random.default_rng(0).uniform(0, 5, (6, 6))
+    best = min(itertools.permutations(range(6)), key=lambda p: sum(cost[i, p[i]] for i in range(6)))
+    np.testing.assert_array_equal(assign_handles(cost), best)
+
+
+def test_planned_path_keeps_the_team_clear_of_obstacles_and_walls():
+    from embodylab.envs.team.planning import plan_path
+
+    obstacles = [((0.0, 0.0), 0.5)]
+    path = plan_path((-3.0, 0.0), (3.0, 0.0), obstacles, clearance=1.5, room_half=6.0)
+    assert path is not None and len(path) > 2  # the straight line is blocked: the path bends
+    for a, b in zip(path[:-1], path[1:], strict=False):
+        for t in np.linspace(0, 1, 50):
+            p = a + t * (b - a)
+            assert np.linalg.norm(p) >= 0.5 + 1.5 - 1e-6
+            assert np.all(np.abs(p) <= 6.0 - 1.5 + 1e-6)

@@ -568,11 +568,9 @@ class TeamCarryExpert:
         self.env = env.unwrapped
 
     def reset(self) -> None:
-        env = self.env
-        from embodylab.envs.team.layout import stance_pose
-        from embodylab.envs.team.planning import plan_path
+        from embodylab.envs.team.layout import stance_pose  # lazily: experts.py must not load pettingzoo
 
-        self._plan_path = plan_path
+        env = self.env
         self.phase = "approach"
         layout = env.layout
         n = env.n_agents
@@ -597,7 +595,7 @@ class TeamCarryExpert:
         payload = env.payload_pose2d()
         bases = env.base_poses()
         gripping = env.gripping
-        dt = 1.0 / 25.0
+        dt = env.frame_skip * env.model.opt.timestep
         if self.phase == "approach":
             velocity, grip = self._approach(payload, bases)
             all_gripping = gripping.all()
@@ -610,9 +608,11 @@ class TeamCarryExpert:
             if self.phase == "lift":
                 self.lift_offset = min(self.LIFT, self.lift_offset + self.LIFT_RATE * dt)
                 payload_velocity = np.zeros(3)
-                if self.lift_offset >= self.LIFT and env._lowest_corner() > 0.05:
+                if self.lift_offset >= self.LIFT and env.payload_clearance() > 0.05:
+                    from embodylab.envs.team.planning import plan_path
+
                     self.phase = "transport"
-                    path = self._plan_path(
+                    path = plan_path(
                         payload[:2],
                         env.layout.goal[:2],
                         [(o.pos, o.radius) for o in env.layout.obstacles],

@@ -261,7 +261,7 @@ class TeamCarryEnv(ParallelEnv):
         distance, yaw_error = self._goal_errors()
         task = 2.0 * (self._prev_distance - distance) + 0.5 * (self._prev_yaw_error - yaw_error)
         self._prev_distance, self._prev_yaw_error = distance, yaw_error
-        lifted = self._lowest_corner() > LIFTED_CLEARANCE
+        lifted = self.payload_clearance() > LIFTED_CLEARANCE
         task += 0.05 * lifted
         self._success = self._set_down_at_goal(distance, yaw_error)
         task += 10.0 * self._success
@@ -381,7 +381,8 @@ class TeamCarryEnv(ParallelEnv):
         """Agent base poses (x, y, yaw), world frame, `[n_agents, 3]`."""
         return self.data.qpos[self.ids.base_qpos].copy()
 
-    def _lowest_corner(self) -> float:
+    def payload_clearance(self) -> float:
+        """Height (m) of the payload's lowest bottom corner above the floor (0 when it rests on it)."""
         pos, rot = self._payload_pose()
         return float(np.min(pos[2] + self._bottom_corners @ rot[2]))
 
@@ -394,14 +395,14 @@ class TeamCarryEnv(ParallelEnv):
         speed = np.linalg.norm(self.data.qvel[self.ids.payload_qvel : self.ids.payload_qvel + 3])
         return bool(
             self._lift_step is not None
-            and self._lowest_corner() < SET_DOWN_CLEARANCE
+            and self.payload_clearance() < SET_DOWN_CLEARANCE
             and speed < SET_DOWN_SPEED
             and distance < SUCCESS_DISTANCE
             and yaw_error < SUCCESS_YAW
         )
 
     def _update_metrics(self) -> None:
-        height = self._lowest_corner()
+        height = self.payload_clearance()
         self._max_lift = max(self._max_lift, height)
         if self._lift_step is None and height > LIFTED_CLEARANCE:
             self._lift_step = self.steps
