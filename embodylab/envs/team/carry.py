@@ -345,21 +345,16 @@ class TeamCarryEnv(ParallelEnv):
         d.eq_active[ids.grip_equalities.ravel()] = self._grip_on.ravel()
 
     def _release_overloaded_grips(self) -> None:
-        """Opens every hand whose grip constraint force (norm of its 3 rows at the last substep, N) exceeds
-        its role's limit."""
-        d, ids = self.data, self.ids
-        rows = d.efc_type[: d.nefc] == mujoco.mjtConstraint.mjCNSTR_EQUALITY
-        squared = np.zeros(self.model.neq)
-        np.add.at(squared, d.efc_id[: d.nefc][rows], d.efc_force[: d.nefc][rows] ** 2)
-        force = np.sqrt(squared[ids.grip_equalities])  # [n_agents, 2]
-        broken = self._grip_on & (force > self._grip_limit[:, None])
+        """Opens every hand whose grip constraint force exceeds its role's limit."""
+        broken = self._grip_on & (self.grip_forces() > self._grip_limit[:, None])
         if broken.any():
             self._grip_on &= ~broken
             self._grip_blocked |= broken
-            d.eq_active[ids.grip_equalities.ravel()] = self._grip_on.ravel()
+            self.data.eq_active[self.ids.grip_equalities.ravel()] = self._grip_on.ravel()
 
     def grip_forces(self) -> np.ndarray:
-        """Constraint force (N) carried by each hand's grip at the last substep, `[n_agents, 2]`."""
+        """Force (N) each hand's grip constraint carries, `[n_agents, 2]`: the norm of its three equality
+        rows of `data.efc_force` at the last physics substep (0 for an open hand)."""
         d = self.data
         rows = d.efc_type[: d.nefc] == mujoco.mjtConstraint.mjCNSTR_EQUALITY
         squared = np.zeros(self.model.neq)

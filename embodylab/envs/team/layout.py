@@ -8,7 +8,7 @@ frame has its origin on the floor under the payload's centre, x along its length
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -87,7 +87,6 @@ class TeamLayout:
     roles: tuple[str, ...]
     room_half: float
     rgba: tuple[float, float, float, float] = (0.6, 0.4, 0.25, 1.0)
-    path: tuple[tuple[float, float], ...] = field(default=())
 
     @property
     def team_radius(self) -> float:
@@ -218,8 +217,7 @@ def sample_layout(
                 )
         if not obstacles:
             continue
-        path = plan_path(start, goal, [(o.pos, o.radius) for o in obstacles], radius, room_half)
-        if path is None:
+        if plan_path(start, goal, [(o.pos, o.radius) for o in obstacles], radius, room_half) is None:
             continue
         start_yaw, goal_yaw = rng.uniform(-np.pi, np.pi, 2)
         agent_poses = _spawn_agents(n_agents, start, half, rng)
@@ -235,7 +233,6 @@ def sample_layout(
             roles=roles,
             room_half=room_half,
             rgba=rgba,
-            path=tuple((float(x), float(y)) for x, y in path),
         )
     raise RuntimeError(f"no solvable layout found for {n_agents} agents in a {2 * room_half} m room")
 
