@@ -47,6 +47,7 @@ bench: venv sysdeps bench-peers
 	$(PY) benchmarks/experts.py
 	$(PY) benchmarks/render.py
 	$(PY) benchmarks/throughput.py
+	$(PY) benchmarks/team_scripted.py
 
 # The peer libraries compared in benchmarks/throughput.py, each in its own venv: they pin conflicting versions
 # (Fetch breaks on newer MuJoCo, metaworld pins mujoco==3.3.0, robosuite needs numpy<2). The pins live in

@@ -3,6 +3,7 @@
     embodylab envs                                   table of the registered env ids
     embodylab info LabReach-v0                       one task: docstring, spaces, objects, cameras, rates
     embodylab render LabReach-v0 --out runs/r.mp4    play episodes, write a video and a contact sheet
+    embodylab render team --agents 4 --policy scripted --out runs/team.mp4   a TeamCarry episode
     embodylab demo                                   the expert on every lab task, then SAC+HER on LabReach
     embodylab train --env LabReach --algo sac --her --steps 20000 --out runs/reach
     embodylab eval runs/reach --episodes 50 --video  success rate, return, length; runs/reach/eval.json
@@ -297,14 +298,16 @@ class Render:
 
     env_id: EnvIdArgument
     """env id, e.g. LabReach-v0 (the embodylab/ namespace is optional)"""
-    policy: Literal["expert", "random"] = "expert"
-    """the task's scripted expert, or uniform random actions"""
+    policy: Literal["expert", "scripted", "random"] = "expert"
+    """the task's scripted expert (`scripted` is the same), or uniform random actions"""
+    agents: int = 2
+    """team size, for the team env (`render team --agents N`); ignored by single-agent envs"""
     episodes: int = 1
     """episodes to play, with seeds seed, seed+1, ..."""
     out: Path = Path("runs/render.mp4")
     """video path, .mp4 or .gif; the contact sheet goes next to it as <stem>_contact.png"""
     camera: str = "front"
-    """front, side or wrist"""
+    """front, side or wrist; for the team env follow (front means follow) or overview"""
     size: int = 256
     """square frame side in pixels"""
     seed: int = 0
@@ -313,22 +316,44 @@ class Render:
     """video frame rate (the control rate is 25 Hz, so 25 plays in real time)"""
 
     def run(self) -> None:
-        result = render_episodes(
-            self.env_id,
-            self.policy,
-            self.episodes,
-            self.out,
-            camera=self.camera,
-            size=self.size,
-            seed=self.seed,
-            fps=self.fps,
-        )
+        from embodylab.envs.team.render import is_team_id
+
+        if is_team_id(self.env_id):
+            result = self._render_team()
+        else:
+            result = render_episodes(
+                self.env_id,
+                "expert" if self.policy == "scripted" else self.policy,
+                self.episodes,
+                self.out,
+                camera=self.camera,
+                size=self.size,
+                seed=self.seed,
+                fps=self.fps,
+            )
         for r in result["episodes"]:
             outcome = "success" if r["success"] else "failure"
             extra = f" ({r['physics_error']})" if "physics_error" in r else ""
             print(f"episode seed={r['seed']}: {outcome} after {r['steps']} steps{extra}")
         print(f"{result['successes']}/{len(result['episodes'])} successful")
         print(f"wrote {result['video']} ({result['frames']} frames) and {result['contact_sheet']}")
+
+    def _render_team(self) -> dict:
+        from embodylab.envs.team.render import render_team_episodes
+
+        try:
+            return render_team_episodes(
+                self.agents,
+                "random" if self.policy == "random" else "scripted",
+                self.episodes,
+                self.out,
+                camera="follow" if self.camera == "front" else self.camera,
+                size=self.size,
+                seed=self.seed,
+                fps=self.fps,
+            )
+        except ValueError as err:  # bad team size, camera or suffix: the message names the valid values
+            raise UsageError(str(err)) from err
 
 
 @dataclass
