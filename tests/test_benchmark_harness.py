@@ -13,7 +13,8 @@ def test_env_rate_and_raw_limit_are_measured_on_the_same_trajectories():
     result = throughput.time_env("embodylab/LabReach-v0", steps=60, seed=0)
     assert result["substeps"] == 20 and result["timestep"] == 0.002
     assert result["env_steps_per_s"] > 0 and result["raw_limit_env_steps_per_s"] > 0
-    assert 0.0 < result["ratio_to_limit"] < 2.0
+    # Timings themselves are not asserted (machine load moves them); the ratio must be their quotient.
+    assert result["ratio_to_limit"] == result["env_steps_per_s"] / result["raw_limit_env_steps_per_s"]
 
 
 def test_harness_writes_json_markdown_and_chart(tmp_path):
