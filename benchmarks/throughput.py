@@ -6,6 +6,8 @@ For every embodylab env, in `state` mode with seeded random actions:
   control sequence the env produced from the same reset states (so the physics does exactly the same
   work), expressed in env steps/s; and the ratio env / limit;
 - offscreen render fps (64x64 and 128x128; rgb, depth, segmentation) from the `front` camera;
+- TeamCarry-v0 (PettingZoo) for teams of 1, 2, 4 and 8: env steps/s, reset time and the raw limit, replaying
+  the controls and the grip constraints' on/off states the env produced;
 - `make_vec` with 8 envs (modes `threads` and `processes`) against one env, on LabPickPlace, beside the
   ceiling of any 2-worker scheme here: raw `mujoco.rollout` of the same model with 2 threads against 1.
 Peers (Gymnasium-Robotics FetchPickAndPlace-v4, robosuite Lift, Meta-World pick-place-v3) run in their own
@@ -58,6 +60,9 @@ class ThroughputConfig:
     """frames timed per (env, size, mode) and repeat"""
     render_sizes: tuple[int, ...] = (64, 128)
     vec_envs: int = 8
+    team_sizes: tuple[int, ...] = (1, 2, 4, 8)
+    """TeamCarry-v0 team sizes to measure (empty: none)"""
+    team_steps: int = 1000
     vec_steps: int = 300
     """vector steps timed for make_vec (each steps `vec_envs` envs)"""
     repeats: int = 3
@@ -144,6 +149,63 @@ def time_render(env_id: str, size: int, frames: int, seed: int) -> dict[str, flo
     return rates
 
 
+def time_team(n_agents: int, steps: int, resets: int, seed: int) -> dict:
+    """TeamCarry-v0 env steps/s against raw `mj_step` replaying the same controls and grip states.
+
+    Each reset compiles a new model (the seed draws the payload's shape and the room), so resets are timed
+    alone and the physics replay restarts from a copy of the episode's initial state."""
+    from embodylab.envs.team import make as make_team
+
+    env = make_team("TeamCarry-v0", n_agents=n_agents)
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    model, data = env.model, env.data
+    spec = mujoco.mjtState.mjSTATE_INTEGRATION
+    initial = np.empty(mujoco.mj_stateSize(model, spec))
+    mujoco.mj_getState(model, data, initial, spec)
+    controls = np.empty((steps, model.nu))
+    grips = np.empty((steps, model.neq), dtype=np.uint8)
+    elapsed, done = 0.0, 0
+    for t in range(steps):
+        if not env.agents:
+            break  # one episode: the replay below runs on its compiled model
+        actions = {a: rng.uniform(-1, 1, 5).astype(np.float32) for a in env.agents}
+        start = time.perf_counter()
+        env.step(actions)
+        elapsed += time.perf_counter() - start
+        controls[t], grips[t] = data.ctrl, data.eq_active
+        done += 1
+    env_rate = done / elapsed
+
+    mujoco.mj_setState(model, data, initial, spec)
+    mujoco.mj_forward(model, data)
+    elapsed = 0.0
+    for t in range(done):
+        start = time.perf_counter()
+        data.ctrl[:] = controls[t]
+        data.eq_active[:] = grips[t]
+        mujoco.mj_step(model, data, nstep=env.frame_skip)
+        elapsed += time.perf_counter() - start
+    limit = done / elapsed
+
+    reset_times = []
+    for i in range(resets):
+        start = time.perf_counter()
+        env.reset(seed=seed + i)
+        reset_times.append(time.perf_counter() - start)
+    env.close()
+    return {
+        "env_steps_per_s": env_rate,
+        "raw_limit_env_steps_per_s": limit,
+        "ratio_to_limit": env_rate / limit,
+        "agent_steps_per_s": env_rate * n_agents,
+        "reset_ms": 1e3 * statistics.median(reset_times),
+        "bodies": model.nbody,
+        "dof": model.nv,
+        "steps_timed": done,
+    }
+
+
 VECTOR_MODES = ("threads", "processes")
 
 
@@ -215,10 +277,13 @@ def measure(config: ThroughputConfig) -> dict:
     missing = [p for p in PEERS if config.peers and not peer_available(p)]
     if missing:
         print(f"note: peer venvs missing for {missing}; build them with `make bench-peers`")
-    per_repeat = len(config.env_ids) * (2 + len(config.render_sizes)) + len(peers) + 1
+    per_repeat = (
+        len(config.env_ids) * (2 + len(config.render_sizes)) + len(peers) + len(config.team_sizes) + 1
+    )
     ours: list[dict] = []
     theirs: list[dict] = []
     vector: list[dict] = []
+    team: list[dict] = []
     with tqdm(total=config.repeats * per_repeat, desc="throughput", unit="run") as progress:
         for repeat in range(config.repeats):
             seed = config.seed + repeat
@@ -242,13 +307,18 @@ def measure(config: ThroughputConfig) -> dict:
             for peer in queue:
                 theirs[-1][peer] = run_peer(peer, config.peer_steps, seed)
                 progress.update()
+            team.append({})
+            for n_agents in config.team_sizes:
+                team[-1][str(n_agents)] = time_team(n_agents, config.team_steps, config.resets, seed)
+                progress.update()
             vector.append(time_vector(HEADLINE_ENV, config.vec_envs, config.vec_steps, seed))
             progress.update()
     return {
         "embodylab": _median_tree(ours),
         "peers": _median_tree(theirs) if peers else {},
+        "team": _median_tree(team) if config.team_sizes else {},
         "make_vec": {"env_id": HEADLINE_ENV, "num_envs": config.vec_envs, **_median_tree(vector)},
-        "samples": {"embodylab": ours, "peers": theirs, "make_vec": vector},
+        "samples": {"embodylab": ours, "peers": theirs, "team": team, "make_vec": vector},
     }
 
 
@@ -310,6 +380,18 @@ def markdown(results: dict, checks: dict) -> str:
             f"{r['env_steps_per_s'] / (r['raw_physics_steps_per_s'] / r['substeps']):.2f} | "
             f"{r['reset_ms']:.1f} | {f'{fps:,.0f}' if fps else '–'} | – | – |"
         )
+    if results.get("team"):
+        lines += [
+            "",
+            "| TeamCarry-v0 agents | env steps/s | agent steps/s | raw-physics limit | ratio | reset (ms) | bodies | DoF |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for n_agents, r in results["team"].items():
+            lines.append(
+                f"| {n_agents} | {r['env_steps_per_s']:,.0f} | {r['agent_steps_per_s']:,.0f} | "
+                f"{r['raw_limit_env_steps_per_s']:,.0f} | {r['ratio_to_limit']:.2f} | {r['reset_ms']:.1f} | "
+                f"{r['bodies']} | {r['dof']} |"
+            )
     vec = results["make_vec"]
     lines.append("")
     for mode in VECTOR_MODES:

@@ -27,12 +27,15 @@ def test_harness_writes_json_markdown_and_chart(tmp_path):
         vec_envs=2,
         vec_steps=3,
         repeats=1,
+        team_sizes=(2,),
+        team_steps=5,
         peers=False,
         out=tmp_path / "throughput.json",
     )
     throughput.main(config)
     results = json.loads((tmp_path / "throughput.json").read_text())
     assert set(results["embodylab"]) == {"embodylab/LabReach-v0"}
+    assert results["team"]["2"]["env_steps_per_s"] > 0 and results["team"]["2"]["dof"] > 0
     assert results["acceptance"]["max_lab_reset_ms"]["met"] in (True, False)
     assert results["acceptance"]["pickplace_over_fetch"]["met"] is None  # peers not measured
     assert (tmp_path / "throughput.md").read_text().startswith("| env |")
