@@ -15,7 +15,9 @@ between the arm body (anchor at the hand) and the payload, inactive until the en
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import cmp_to_key
 
 import mujoco
 import numpy as np
@@ -41,6 +43,8 @@ LIFT_DAMPING = 800.0  # N s/m
 BASE_KV = 3000.0  # N per m/s of base velocity error
 YAW_KV = 800.0  # N m per rad/s of yaw-rate error
 PAYLOAD = "payload"
+HANDLE_RGBA = (0.95, 0.75, 0.1, 1.0)
+BRACKET_RGBA = (0.3, 0.3, 0.3, 1.0)
 GOAL = "goal"
 SHIRTS = (
     (0.85, 0.3, 0.25, 1),
@@ -152,6 +156,161 @@ def _add_arms(arms, robot: bool, shirt, skin) -> None:
         arms.add_site(name=f"{arms.name}/{side}_hand", pos=hand, size=[0.01, 0, 0], group=4)
 
 
+@dataclass(frozen=True)
+class GeomParams:
+    """One primitive geom whose size or place depends on the layout: `size` [3] (MuJoCo's per-type
+    meaning), `pos` [3] and `quat` [4] in its body's frame, `rgba` [4]; `collide` gives it the payload's
+    collision bits (otherwise it is visual only)."""
+
+    gtype: int
+    size: tuple[float, float, float]
+    pos: tuple[float, float, float]
+    quat: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
+    rgba: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
+    collide: bool = False
+    name: str = ""
+
+
+def _capsule(a, b, radius: float, rgba, name: str = "") -> GeomParams:
+    """The capsule from point `a` to point `b` [3] as centre, orientation and half-length (what MuJoCo's
+    `fromto` compiles to), so that the builder and the in-place writer share one value. Plain floats:
+    a reset builds a few dozen of these."""
+    dx, dy, dz = a[0] - b[0], a[1] - b[1], a[2] - b[2]  # MuJoCo's z axis points from `to` to `from`
+    length = math.sqrt(dx * dx + dy * dy + dz * dz)
+    dx, dy, dz = dx / length, dy / length, dz / length
+    # Rotation taking z to the axis d: about z x d = (-dy, dx, 0) by atan2(|z x d|, dz).
+    s = math.hypot(dx, dy)
+    if s < 1e-10:
+        quat = (1.0, 0.0, 0.0, 0.0) if dz > 0 else (0.0, 1.0, 0.0, 0.0)
+    else:
+        angle = math.atan2(s, dz)
+        k = math.sin(angle / 2) / s
+        quat = (math.cos(angle / 2), -dy * k, dx * k, 0.0)
+    pos = ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2, (a[2] + b[2]) / 2)
+    return GeomParams(CAPSULE, (radius, length / 2, 0.0), pos, quat, tuple(rgba), name=name)
+
+
+def payload_geoms(layout: TeamLayout) -> list[GeomParams]:
+    """The payload's geoms in its body frame (origin on the floor under its centre), in model order."""
+    hx, hy, hz = layout.half_extents
+    colour = tuple(layout.rgba)
+    dark = (*(c * 0.75 for c in colour[:3]), 1.0)
+    geoms = []
+    if layout.shape == "table":
+        top = 0.025
+        geoms.append(GeomParams(BOX, (hx, hy, top), (0, 0, 2 * hz - top), rgba=colour, collide=True))
+        leg = (2 * hz - 2 * top) / 2
+        for sx in (-1, 1):
+            for sy in (-1, 1):
+                geoms.append(
+                    GeomParams(
+                        BOX,
+                        (0.035, 0.035, leg),
+                        (sx * (hx - 0.06), sy * (hy - 0.06), leg),
+                        rgba=dark,
+                        collide=True,
+                    )
+                )
+    elif layout.shape == "box":
+        geoms.append(GeomParams(BOX, (hx, hy, hz), (0, 0, hz), rgba=colour, collide=True))
+        geoms.append(GeomParams(BOX, (hx + 0.002, 0.04, hz + 0.002), (0, 0, hz), rgba=(0.8, 0.75, 0.6, 1)))
+    else:
+        seat = SOFA_SEAT_TOP / 2
+        geoms.append(GeomParams(BOX, (hx, hy, seat), (0, 0, seat), rgba=dark, collide=True))
+        back_half = (2 * hz - SOFA_SEAT_TOP) / 2
+        geoms.append(
+            GeomParams(
+                BOX,
+                (hx, 0.11, back_half),
+                (0, hy - 0.11, SOFA_SEAT_TOP + back_half),
+                rgba=colour,
+                collide=True,
+            )
+        )
+        arm_half = (SOFA_ARM_TOP - SOFA_SEAT_TOP) / 2
+        for s in (-1, 1):
+            geoms.append(
+                GeomParams(
+                    BOX,
+                    (0.1, hy - 0.11, arm_half),
+                    (s * (hx - 0.1), -0.11, SOFA_SEAT_TOP + arm_half),
+                    rgba=colour,
+                    collide=True,
+                )
+            )
+        cushions = sofa_cushions(hx)
+        width = (2 * hx - 0.2) / cushions
+        for j in range(cushions):
+            cx = -hx + 0.1 + (j + 0.5) * width
+            geoms.append(
+                GeomParams(
+                    BOX, (width / 2 - 0.01, hy - 0.17, 0.04), (cx, -0.06, SOFA_SEAT_TOP + 0.04), rgba=colour
+                )
+            )
+    for i, h in enumerate(layout.handles):
+        (cx, cy, cz), (nx, ny) = h.pos, h.normal
+        ex, ey = -ny * HANDLE_HALF_LENGTH, nx * HANDLE_HALF_LENGTH  # half the bar, along its tangent
+        bar = _capsule((cx - ex, cy - ey, cz), (cx + ex, cy + ey, cz), 0.02, HANDLE_RGBA, name=f"handle{i}")
+        geoms.append(bar)
+        for s in (-1, 1):  # brackets joining the bar to the payload face
+            a = (cx + s * ex * 0.9, cy + s * ey * 0.9, cz)
+            geoms.append(_capsule(a, (a[0] - nx * 0.045, a[1] - ny * 0.045, cz), 0.012, BRACKET_RGBA))
+    return geoms
+
+
+def sofa_cushions(hx: float) -> int:
+    """Number of seat cushions of a sofa `2 hx` m long."""
+    return max(2, round(hx / 0.4))
+
+
+def goal_geoms(layout: TeamLayout) -> list[GeomParams]:
+    """The goal marker's (visual) geoms in the goal body's frame."""
+    hx, hy, _ = layout.half_extents
+    return [
+        GeomParams(BOX, (hx, hy, 0.002), (0, 0, 0.002), rgba=(0.2, 0.8, 0.3, 0.35)),
+        GeomParams(BOX, (hx * 0.45, 0.025, 0.003), (hx * 0.45, 0, 0.004), rgba=(0.1, 0.6, 0.2, 0.6)),
+    ]
+
+
+def obstacle_geoms(layout: TeamLayout) -> list[GeomParams]:
+    """Each obstacle's collision cylinder then its visual crown, world frame, in model order."""
+    geoms = []
+    for i, o in enumerate(layout.obstacles):
+        geoms.append(
+            GeomParams(
+                CYLINDER,
+                (o.radius, o.height / 2, 0.0),
+                (*o.pos, o.height / 2),
+                rgba=(0.35, 0.5, 0.38, 1),
+                collide=True,
+                name=f"obstacle{i}",
+            )
+        )
+        geoms.append(
+            GeomParams(
+                SPHERE, (o.radius * 0.9, 0.0, 0.0), (*o.pos, o.height + 0.1), rgba=(0.25, 0.55, 0.25, 1)
+            )
+        )
+    return geoms
+
+
+def _add_geom(body, g: GeomParams, bits: tuple[int, int], **kwargs):
+    args = dict(
+        type=g.gtype,
+        size=list(g.size),
+        pos=list(g.pos),
+        quat=list(g.quat),
+        rgba=list(g.rgba),
+        contype=bits[0] if g.collide else 0,
+        conaffinity=bits[1] if g.collide else 0,
+        density=0,
+        **kwargs,
+    )
+    if g.name:
+        args["name"] = g.name
+    return body.add_geom(**args)
+
+
 def _add_payload(world, layout: TeamLayout) -> None:
     x, y, yaw = layout.start
     hx, hy, hz = layout.half_extents
@@ -162,79 +321,18 @@ def _add_payload(world, layout: TeamLayout) -> None:
     body.explicitinertial = True
     body.mass = layout.mass
     body.ipos = [0.0, 0.0, hz]
-    body.inertia = [layout.mass / 3 * (b**2 + c**2) for b, c in ((hy, hz), (hx, hz), (hx, hy))]
-    colour = list(layout.rgba)
-    dark = [c * 0.75 for c in colour[:3]] + [1.0]
-    collide = dict(
-        contype=PAYLOAD_BITS[0], conaffinity=PAYLOAD_BITS[1], group=0, condim=3, friction=[0.6, 0.005, 0.0001]
-    )
-    if layout.shape == "table":
-        top = 0.025
-        _geom(body, BOX, (hx, hy, top), pos=(0, 0, 2 * hz - top), rgba=colour, **collide)
-        leg = (2 * hz - 2 * top) / 2
-        for sx in (-1, 1):
-            for sy in (-1, 1):
-                _geom(
-                    body,
-                    BOX,
-                    (0.035, 0.035, leg),
-                    pos=(sx * (hx - 0.06), sy * (hy - 0.06), leg),
-                    rgba=dark,
-                    **collide,
-                )
-    elif layout.shape == "box":
-        _geom(body, BOX, (hx, hy, hz), pos=(0, 0, hz), rgba=colour, **collide)
-        _geom(body, BOX, (hx + 0.002, 0.04, hz + 0.002), pos=(0, 0, hz), rgba=(0.8, 0.75, 0.6, 1))
-    else:
-        seat = SOFA_SEAT_TOP / 2
-        _geom(body, BOX, (hx, hy, seat), pos=(0, 0, seat), rgba=dark, **collide)
-        back_half = (2 * hz - SOFA_SEAT_TOP) / 2
-        _geom(
-            body,
-            BOX,
-            (hx, 0.11, back_half),
-            pos=(0, hy - 0.11, SOFA_SEAT_TOP + back_half),
-            rgba=colour,
-            **collide,
-        )
-        arm_half = (SOFA_ARM_TOP - SOFA_SEAT_TOP) / 2
-        for s in (-1, 1):
-            _geom(
-                body,
-                BOX,
-                (0.1, hy - 0.11, arm_half),
-                pos=(s * (hx - 0.1), -0.11, SOFA_SEAT_TOP + arm_half),
-                rgba=colour,
-                **collide,
-            )
-        cushions = max(2, round(hx / 0.4))
-        width = (2 * hx - 0.2) / cushions
-        for j in range(cushions):
-            cx = -hx + 0.1 + (j + 0.5) * width
-            _geom(
-                body,
-                BOX,
-                (width / 2 - 0.01, hy - 0.17, 0.04),
-                pos=(cx, -0.06, SOFA_SEAT_TOP + 0.04),
-                rgba=colour,
-            )
-    for i, h in enumerate(layout.handles):
-        tx, ty = h.tangent
-        centre = np.array(h.pos)
-        end = np.array([tx, ty, 0.0]) * HANDLE_HALF_LENGTH
-        _geom(
-            body,
-            CAPSULE,
-            (0.02,),
-            fromto=[*(centre - end), *(centre + end)],
-            rgba=(0.95, 0.75, 0.1, 1),
-            name=f"handle{i}",
-        )
-        nx, ny = h.normal
-        for s in (-1, 1):  # brackets joining the bar to the payload face
-            a = centre + s * end * 0.9
-            b = a - np.array([nx, ny, 0.0]) * 0.045
-            _geom(body, CAPSULE, (0.012,), fromto=[*a, *b], rgba=(0.3, 0.3, 0.3, 1))
+    body.inertia = payload_inertia(layout)
+    for g in payload_geoms(layout):
+        if g.collide:
+            _add_geom(body, g, PAYLOAD_BITS, group=0, condim=3, friction=[0.6, 0.005, 0.0001])
+        else:
+            _add_geom(body, g, PAYLOAD_BITS, group=1)
+
+
+def payload_inertia(layout: TeamLayout) -> list[float]:
+    """Principal moments (kg m^2) of a uniform box filling the payload's bounding box."""
+    hx, hy, hz = layout.half_extents
+    return [layout.mass / 3 * (b**2 + c**2) for b, c in ((hy, hz), (hx, hz), (hx, hy))]
 
 
 def _yaw_quat(yaw: float) -> list[float]:
@@ -298,26 +396,8 @@ def build_team_spec(layout: TeamLayout, timestep: float) -> mujoco.MjSpec:
             pos=[sx * (room + 0.05), sy * (room + 0.05), 0.5],
             **wall,
         )
-    for i, o in enumerate(layout.obstacles):
-        world.add_geom(
-            name=f"obstacle{i}",
-            type=CYLINDER,
-            size=[o.radius, o.height / 2, 0],
-            pos=[*o.pos, o.height / 2],
-            contype=BODY_BITS[0],
-            conaffinity=BODY_BITS[1],
-            rgba=[0.35, 0.5, 0.38, 1],
-            density=0,
-        )
-        world.add_geom(
-            type=SPHERE,
-            size=[o.radius * 0.9, 0, 0],
-            pos=[*o.pos, o.height + 0.1],
-            rgba=[0.25, 0.55, 0.25, 1],
-            contype=0,
-            conaffinity=0,
-            density=0,
-        )
+    for g in obstacle_geoms(layout):
+        _add_geom(world, g, BODY_BITS, group=0)
     world.add_light(
         pos=[0, 0, 6],
         dir=[0, 0, -1],
@@ -335,9 +415,8 @@ def build_team_spec(layout: TeamLayout, timestep: float) -> mujoco.MjSpec:
     _add_payload(world, layout)
     gx, gy, gyaw = layout.goal
     goal = world.add_body(name=GOAL, mocap=True, pos=[gx, gy, 0.0], quat=_yaw_quat(gyaw))
-    hx, hy, _ = layout.half_extents
-    _geom(goal, BOX, (hx, hy, 0.002), pos=(0, 0, 0.002), rgba=(0.2, 0.8, 0.3, 0.35), group=2)
-    _geom(goal, BOX, (hx * 0.45, 0.025, 0.003), pos=(hx * 0.45, 0, 0.004), rgba=(0.1, 0.6, 0.2, 0.6), group=2)
+    for g in goal_geoms(layout):
+        _add_geom(goal, g, BODY_BITS, group=2)
 
     for i, ((x, y, yaw), role) in enumerate(zip(layout.agent_poses, layout.roles, strict=True)):
         _add_agent(spec, world, i, x, y, yaw, role)
@@ -455,3 +534,211 @@ def compile_scene(layout: TeamLayout, timestep: float) -> tuple[mujoco.MjModel, 
         goal_mocap=int(model.body_mocapid[model.body(GOAL).id]),
     )
     return model, ids
+
+
+def topology_key(layout: TeamLayout) -> tuple:
+    """What fixes the compiled model's tree and array sizes: two layouts with the same key compile to
+    models that differ only in values (sizes, poses, masses, colours), which `LayoutWriter` writes."""
+    return (
+        layout.shape,
+        len(layout.obstacles),
+        sofa_cushions(layout.half_extents[0]) if layout.shape == "sofa" else 0,
+        len(layout.handles),
+        layout.roles,
+        layout.room_half,
+    )
+
+
+_MJ_EPS = 1e-14  # mjEPS: MuJoCo's tie tolerance when it sorts geoms into a body's bounding-volume tree
+_BOX_CORNERS = np.array([[v & 1, (v >> 1) & 1, (v >> 2) & 1] for v in range(8)], float) * 2 - 1  # [8, 3]
+
+
+def _quat_mats(quat: np.ndarray) -> np.ndarray:
+    """Rotation matrices `[n, 3, 3]` of unit quaternions `[n, 4]` (w, x, y, z)."""
+    w, x, y, z = quat.T
+    return np.stack(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+        ]
+    ).transpose(2, 0, 1)
+
+
+class LayoutWriter:
+    """Writes a layout into a model compiled for another layout with the same `topology_key`, so that
+    the model equals the one `compile_scene` builds for it (tested field by field) without compiling:
+    the payload's pose, mass, inertia and geoms, the goal marker, the obstacles, the constants MuJoCo
+    derives from them (`mj_setConst`, statistics, grip anchors) and the bounding-volume trees that
+    collision detection walks."""
+
+    def __init__(self, model: mujoco.MjModel, ids: SceneIds):
+        self.model, self.ids = model, ids
+        self.goal_body = model.body(GOAL).id
+        obstacles = []
+        while (
+            g := mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, f"obstacle{len(obstacles) // 2}")
+        ) >= 0:
+            obstacles += [g, g + 1]  # each obstacle's cylinder and its crown
+        groups = [ids.payload_body, self.goal_body]
+        adr, num = model.body_geomadr[groups], model.body_geomnum[groups]
+        # Every layout-dependent geom, in the order payload, goal, obstacles (that of `_layout_geoms`).
+        self.geoms = np.r_[np.arange(adr[0], adr[0] + num[0]), np.arange(adr[1], adr[1] + num[1]), obstacles]
+        gtype = model.geom_type[self.geoms]
+        self.is_box, self.is_capsule, self.is_cylinder = gtype == BOX, gtype == CAPSULE, gtype == CYLINDER
+        self.eq_body1, self.eq_body2 = model.eq_obj1id.copy(), model.eq_obj2id.copy()
+        self.eq_anchor1 = model.eq_data[:, 0:3].copy()
+        self.joint_body = model.jnt_bodyid.copy()
+        self.joint_parent = model.body_parentid[model.jnt_bodyid]
+        bound_geoms = np.flatnonzero(model.geom_bodyid > 0)
+        self.bound_geoms, self.bound_bodies = bound_geoms, model.geom_bodyid[bound_geoms]
+        self.trees = []
+        for body in (0, ids.payload_body):
+            start, count = model.body_geomadr[body], model.body_geomnum[body]
+            solid = [
+                g for g in range(start, start + count) if model.geom_contype[g] or model.geom_conaffinity[g]
+            ]
+            if solid:
+                self.trees.append((body, np.array(solid)))
+        self._data = mujoco.MjData(model)
+
+    def write(self, layout: TeamLayout) -> None:
+        m, ids = self.model, self.ids
+        x, y, yaw = layout.start
+        body = ids.payload_body
+        m.body_pos[body] = (x, y, 0.0)
+        m.body_quat[body] = _yaw_quat(yaw)
+        m.body_mass[body] = layout.mass
+        m.body_ipos[body] = (0.0, 0.0, layout.half_extents[2])
+        m.body_inertia[body] = payload_inertia(layout)
+        q = slice(ids.payload_qpos, ids.payload_qpos + 7)
+        m.qpos0[q] = m.qpos_spring[q] = (x, y, 0.0, *_yaw_quat(yaw))
+        gx, gy, gyaw = layout.goal
+        # A massless (mocap) body's inertial frame is its own frame.
+        m.body_pos[self.goal_body] = m.body_ipos[self.goal_body] = (gx, gy, 0.0)
+        m.body_quat[self.goal_body] = m.body_iquat[self.goal_body] = _yaw_quat(gyaw)
+        self._write_geoms(payload_geoms(layout) + goal_geoms(layout) + obstacle_geoms(layout))
+        d = self._data
+        mujoco.mj_setConst(m, d)  # leaves d at qpos0 with its kinematics
+        self._write_statistics(d)
+        # A connect constraint's second anchor is where the first sits, in the payload's frame, at qpos0.
+        rot1 = d.xmat[self.eq_body1].reshape(-1, 3, 3)
+        rot2 = d.xmat[self.eq_body2].reshape(-1, 3, 3)
+        world = d.xpos[self.eq_body1] + np.einsum("nij,nj->ni", rot1, self.eq_anchor1)
+        m.eq_data[:, 3:6] = np.einsum("nji,nj->ni", rot2, world - d.xpos[self.eq_body2])
+        for body, geoms in self.trees:
+            self._write_tree(body, geoms)
+
+    def _write_geoms(self, params: list[GeomParams]) -> None:
+        """Size, pose, colour and the derived bounding radius and box of every layout-dependent geom."""
+        m, geoms = self.model, self.geoms
+        values = np.array([(*g.size, *g.pos, *g.quat, *g.rgba) for g in params])
+        size = values[:, 0:3]
+        m.geom_size[geoms] = size
+        m.geom_pos[geoms] = values[:, 3:6]
+        m.geom_quat[geoms] = values[:, 6:10]
+        m.geom_rgba[geoms] = values[:, 10:14]
+        r, h = size[:, 0], size[:, 1]
+        half = np.repeat(r[:, None], 3, axis=1)  # spheres
+        half[self.is_box] = size[self.is_box]
+        half[self.is_capsule, 2] += h[self.is_capsule]
+        half[self.is_cylinder, 2] = h[self.is_cylinder]
+        m.geom_aabb[geoms, :3] = 0.0
+        m.geom_aabb[geoms, 3:] = half
+        rbound = r.copy()
+        rbound[self.is_box] = np.linalg.norm(size[self.is_box], axis=1)
+        rbound[self.is_capsule] += h[self.is_capsule]
+        rbound[self.is_cylinder] = np.hypot(r, h)[self.is_cylinder]
+        m.geom_rbound[geoms] = rbound
+
+    def _write_statistics(self, d: mujoco.MjData) -> None:
+        """`stat.meanmass`, `meaninertia` and `meansize` as MuJoCo's compiler computes them at qpos0."""
+        m = self.model
+        size = np.zeros(m.nbody)
+        for bodies in (self.joint_body, self.joint_parent):  # the farthest joint of a body or of its children
+            np.maximum.at(size, bodies, np.linalg.norm(d.xipos[bodies] - d.xanchor, axis=1))
+        size[0] = 0.0
+        g, b = self.bound_geoms, self.bound_bodies
+        reach = m.geom_rbound[g] + np.linalg.norm(d.xipos[b] - d.geom_xpos[g], axis=1)
+        np.maximum.at(size, b, np.where(m.geom_rbound[g] > 0, reach, 0.0))
+        m.stat.meansize = float(np.mean(np.maximum(size[1:], 1e-5)))
+        m.stat.meanmass = float(np.mean(m.body_mass[1:]))
+        m.stat.meaninertia = float(np.mean(m.dof_M0))  # the mean diagonal of the inertia matrix at qpos0
+
+    def _write_tree(self, body: int, geoms: np.ndarray) -> None:
+        """Rebuilds `body`'s bounding-volume tree over its collision `geoms` the way MuJoCo's compiler
+        does: each node holds the box (centre, half-size; body inertial frame) around its geoms; a node
+        with more than one geom splits them at the median along its longest axis, depth first."""
+        m = self.model
+        to_inertial = _quat_mats(m.body_iquat[body][None])[0].T
+        offset = m.geom_pos[geoms] - m.body_ipos[body]
+        aabb = m.geom_aabb[geoms]
+        corners = aabb[:, None, :3] + _BOX_CORNERS * aabb[:, None, 3:]  # [g, 8, 3] geom frame
+        world = np.einsum("gij,gvj->gvi", _quat_mats(m.geom_quat[geoms]), corners) + offset[:, None]
+        local = world @ to_inertial.T
+        # Plain floats from here: the trees hold a handful of nodes, far too few for numpy to pay off.
+        low, high = local.min(axis=1).tolist(), local.max(axis=1).tolist()
+        centres = (offset @ to_inertial.T).tolist()
+        boxes, node_geoms = [], []
+
+        def make(elements: list[int]) -> None:
+            lo = [min(low[e][k] for e in elements) for k in range(3)]
+            hi = [max(high[e][k] for e in elements) for k in range(3)]
+            for k in range(3):
+                if abs(lo[k] - hi[k]) < _MJ_EPS:
+                    lo[k], hi[k] = lo[k] - _MJ_EPS, hi[k] + _MJ_EPS
+            boxes.append([(hi[k] + lo[k]) / 2 for k in range(3)] + [(hi[k] - lo[k]) / 2 for k in range(3)])
+            node_geoms.append(int(geoms[elements[0]]) if len(elements) == 1 else -1)
+            if len(elements) == 1:
+                return
+            edges = [hi[k] - lo[k] for k in range(3)]
+            axis = 0
+            if edges[1] >= edges[0] + _MJ_EPS:
+                axis = 1
+            if edges[2] >= edges[axis] + _MJ_EPS:
+                axis = 2
+
+            def before(a: int, b: int) -> int:  # MuJoCo's order: coordinate, ties by geom order
+                ca, cb = centres[a][axis], centres[b][axis]
+                if abs(ca - cb) > _MJ_EPS:
+                    return -1 if ca < cb else 1
+                return a - b
+
+            ordered = sorted(elements, key=cmp_to_key(before))
+            middle = len(elements) // 2
+            make(ordered[:middle])
+            make(ordered[middle:])
+
+        make(list(range(len(geoms))))
+        adr, count = m.body_bvhadr[body], m.body_bvhnum[body]
+        if len(boxes) != count:
+            raise RuntimeError(f"body {body}'s bounding-volume tree has {len(boxes)} nodes, not {count}")
+        m.bvh_aabb[adr : adr + count] = boxes
+        m.bvh_nodeid[adr : adr + count] = node_geoms
+
+
+class SceneCache:
+    """Compiled TeamCarry models by `topology_key`: the first layout of a topology is compiled (a few
+    ms), every later one is written into that model (`LayoutWriter`), so that a reset resets state and
+    writes values instead of rebuilding. Each env owns its cache, because the env writes into its model
+    (grip anchors) while it runs."""
+
+    def __init__(self, timestep: float):
+        self.timestep = timestep
+        self._entries: dict[tuple, tuple[mujoco.MjModel, mujoco.MjData, SceneIds, LayoutWriter]] = {}
+
+    def load(self, layout: TeamLayout) -> tuple[mujoco.MjModel, mujoco.MjData, SceneIds]:
+        """The model for `layout` and a data reset to its qpos0 (agents at the origin, grips open)."""
+        key = topology_key(layout)
+        entry = self._entries.get(key)
+        if entry is None:
+            model, ids = compile_scene(layout, self.timestep)
+            entry = (model, mujoco.MjData(model), ids, LayoutWriter(model, ids))
+            self._entries[key] = entry
+        model, data, ids, writer = entry
+        writer.write(layout)
+        mujoco.mj_resetData(model, data)
+        return model, data, ids
+
+    def __len__(self) -> int:
+        return len(self._entries)
