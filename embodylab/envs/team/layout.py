@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from embodylab.envs.team.planning import plan_path
+from embodylab.envs.team.planning import path_exists
 
 PAYLOAD_SHAPES = ("table", "box", "sofa")
 ROLES = ("human", "robot")
@@ -188,7 +188,7 @@ def sample_layout(
     rng: np.random.Generator,
 ) -> TeamLayout:
     """Draws a solvable layout: a payload path from start to goal that keeps the team disc
-    (`team_radius`) clear of walls and obstacles exists (found with `plan_path`)."""
+    (`team_radius`) clear of walls and obstacles exists (`path_exists`)."""
     shape = shapes[int(rng.integers(len(shapes)))]
     half = _payload_half_extents(shape, n_agents, rng)
     lo, hi = payload_mass_range(k)
@@ -217,7 +217,7 @@ def sample_layout(
                 )
         if not obstacles:
             continue
-        if plan_path(start, goal, [(o.pos, o.radius) for o in obstacles], radius, room_half) is None:
+        if not path_exists(start, goal, [(o.pos, o.radius) for o in obstacles], radius, room_half):
             continue
         start_yaw, goal_yaw = rng.uniform(-np.pi, np.pi, 2)
         agent_poses = _spawn_agents(n_agents, start, half, rng)

@@ -7,6 +7,7 @@ whole team clear while it turns. Units are metres, world frame.
 
 from __future__ import annotations
 
+import functools
 import heapq
 
 import numpy as np
@@ -31,6 +32,82 @@ def _segment_clear(
     return True
 
 
+@functools.lru_cache(maxsize=8)
+def _grid_coords(room_half: float, resolution: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = int(np.ceil(2 * room_half / resolution)) + 1
+    coords = np.linspace(-room_half, room_half, n)
+    xs, ys = np.meshgrid(coords, coords, indexing="ij")
+    return coords, xs, ys
+
+
+def _free_grid(
+    obstacles: Circles, clearance: float, room_half: float, resolution: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Grid coordinates [n] and the cells [n, n] (x, y) where the team's centre may be: inside the walls
+    by `clearance` and off every obstacle by `clearance` plus one cell."""
+    coords, xs, ys = _grid_coords(room_half, resolution)
+    inside = np.abs(coords) <= room_half - clearance
+    free = inside[:, None] & inside[None, :]
+    for centre, radius in obstacles:
+        reach = radius + clearance + resolution
+        # Only cells within `reach` of the centre along both axes can be closer than `reach` to it.
+        i = slice(*np.searchsorted(coords, [centre[0] - reach, centre[0] + reach], side="right"))
+        j = slice(*np.searchsorted(coords, [centre[1] - reach, centre[1] + reach], side="right"))
+        free[i, j] &= np.hypot(xs[i, j] - centre[0], ys[i, j] - centre[1]) >= reach
+    return coords, free
+
+
+def _cell(p, room_half: float, resolution: float, n: int) -> tuple[int, int]:
+    return tuple(int(v) for v in np.clip(np.rint((p + room_half) / resolution), 0, n - 1))
+
+
+def _run_labels(free: np.ndarray) -> np.ndarray:
+    """Ids [n, n] of the runs of free cells along axis 1 (1, 2, ...; 0 on blocked cells)."""
+    starts = free.copy()
+    starts[:, 1:] &= ~free[:, :-1]
+    return np.cumsum(starts.ravel()).reshape(free.shape) * free
+
+
+def path_exists(
+    start, goal, obstacles: Circles, clearance: float, room_half: float, resolution: float = GRID_RESOLUTION
+) -> bool:
+    """Whether `plan_path` with the same arguments finds a path, without searching for it: the goal cell
+    is in the start cell's 8-connected component of free cells (or the straight segment is clear).
+    The component grows by whole runs of free cells along rows and columns, then by one cell in every
+    direction (which adds the diagonal steps), until it stops growing."""
+    start, goal = np.asarray(start, float), np.asarray(goal, float)
+    if _segment_clear(start, goal, obstacles, clearance, room_half):
+        return True
+    coords, free = _free_grid(obstacles, clearance, room_half, resolution)
+    n = len(coords)
+    s, g = _cell(start, room_half, resolution, n), _cell(goal, room_half, resolution, n)
+    if not (free[s] and free[g]):
+        return False
+    rows, columns = _run_labels(free), _run_labels(free.T).T
+    reached = np.zeros_like(free)
+    reached[s] = True
+    count = 1
+    while True:
+        for labels in (rows, columns):
+            runs = np.zeros(labels.max() + 1, bool)
+            runs[labels[reached]] = True
+            runs[0] = False
+            reached = runs[labels]
+        grown = reached.copy()
+        grown[1:] |= reached[:-1]
+        grown[:-1] |= reached[1:]
+        spread = grown.copy()
+        spread[:, 1:] |= grown[:, :-1]
+        spread[:, :-1] |= grown[:, 1:]
+        reached = spread & free
+        if reached[g]:
+            return True
+        new_count = int(reached.sum())
+        if new_count == count:
+            return False
+        count = new_count
+
+
 def plan_path(
     start, goal, obstacles: Circles, clearance: float, room_half: float, resolution: float = GRID_RESOLUTION
 ) -> list[np.ndarray] | None:
@@ -40,18 +117,9 @@ def plan_path(
     start, goal = np.asarray(start, float), np.asarray(goal, float)
     if _segment_clear(start, goal, obstacles, clearance, room_half):
         return [start, goal]
-    n = int(np.ceil(2 * room_half / resolution)) + 1
-    coords = np.linspace(-room_half, room_half, n)
-    xs, ys = np.meshgrid(coords, coords, indexing="ij")
-    limit = room_half - clearance
-    free = (np.abs(xs) <= limit) & (np.abs(ys) <= limit)
-    for centre, radius in obstacles:
-        free &= np.hypot(xs - centre[0], ys - centre[1]) >= radius + clearance + resolution
-
-    def cell(p):
-        return tuple(int(v) for v in np.clip(np.rint((p + room_half) / resolution), 0, n - 1))
-
-    s, g = cell(start), cell(goal)
+    coords, free = _free_grid(obstacles, clearance, room_half, resolution)
+    n = len(coords)
+    s, g = _cell(start, room_half, resolution, n), _cell(goal, room_half, resolution, n)
     if not (free[s] and free[g]):
         return None
     steps = [(-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1)]
