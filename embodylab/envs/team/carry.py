@@ -50,6 +50,7 @@ first lift on, m/s^3, finite differences at 25 Hz), `lifted`, `max_lift_height` 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import mujoco
@@ -67,7 +68,7 @@ from embodylab.envs.team.layout import (
     TeamLayout,
     sample_layout,
 )
-from embodylab.envs.team.scene import HAND_HEIGHT, LIFT_RANGE, compile_scene
+from embodylab.envs.team.scene import HAND_HEIGHT, LIFT_RANGE, SceneCache
 
 PHYSICS_TIMESTEP = 0.002
 CONTROL_HZ = 25
@@ -88,11 +89,6 @@ CAMERAS = ("follow", "overview")
 
 def _wrap(angle):
     return (angle + np.pi) % (2 * np.pi) - np.pi
-
-
-def _yaw_of(quat: np.ndarray) -> float:
-    w, x, y, z = quat
-    return float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
 
 
 class TeamCarryEnv(ParallelEnv):
@@ -162,6 +158,12 @@ class TeamCarryEnv(ParallelEnv):
         self._grip_limit = np.array([ROLE_PARAMS[r].grip_force_limit for r in roles])
         self._np_random, self._np_random_seed = seeding.np_random(None)
         self._renderer: OffscreenRenderer | None = None
+        self._scenes = SceneCache(PHYSICS_TIMESTEP)
+        self._controls = np.empty((n_agents, len(ACTION_NAMES)))
+        # What an agent without an action does: stand still, hands at the lift's zero, grip open.
+        self._idle_action = np.array(
+            [0.0, 0.0, 0.0, -1.0 + 2.0 * (0.0 - LIFT_RANGE[0]) / (LIFT_RANGE[1] - LIFT_RANGE[0]), -1.0]
+        )
         self.model: mujoco.MjModel | None = None
         self.data: mujoco.MjData | None = None
         self.layout: TeamLayout | None = None
@@ -183,7 +185,9 @@ class TeamCarryEnv(ParallelEnv):
 
     # ---- episode --------------------------------------------------------------------------------------
     def reset(self, seed: int | None = None, options: dict | None = None):
-        """Draws a new layout from the env's generator (re-seeded by `seed`) and compiles its scene.
+        """Draws a new layout from the env's generator (re-seeded by `seed`) and resets the physics to it.
+        The first layout of each scene topology (payload shape, obstacle count) is compiled; later ones
+        are written into that compiled model (`scene.SceneCache`), which is what makes a reset cheap.
         `options` is accepted for API compatibility and not used."""
         if seed is not None:
             self._np_random, self._np_random_seed = seeding.np_random(seed)
@@ -196,14 +200,15 @@ class TeamCarryEnv(ParallelEnv):
             self.max_obstacles,
             self._np_random,
         )
-        self.model, self.ids = compile_scene(self.layout, PHYSICS_TIMESTEP)
-        self.data = mujoco.MjData(self.model)
-        for i, pose in enumerate(self.layout.agent_poses):
-            self.data.qpos[self.ids.base_qpos[i]] = pose
+        model, data, ids = self._scenes.load(self.layout)
+        if model is not self.model:
+            if self._renderer is not None:
+                self._renderer.close()
+                self._renderer = None
+            self.model, self.data, self.ids = model, data, ids
+            self._bind_views()
+        self._agent_qpos[:, :3] = self.layout.agent_poses
         mujoco.mj_forward(self.model, self.data)
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
         self._prepare_episode_constants()
         self.agents = list(self.possible_agents)
         self.steps = 0
@@ -214,63 +219,165 @@ class TeamCarryEnv(ParallelEnv):
         self._steps_all_gripping = 0
         self._jerk_sum = 0.0
         self._jerk_count = 0
-        self._velocity_history: list[np.ndarray] = []
+        self._velocity_history: list[tuple[float, float, float]] = []
         self._max_lift = 0.0
         self._success = False
+        self._update_geometry()
         self._prev_distance, self._prev_yaw_error = self._goal_errors()
-        infos = {a: self._info() for a in self.agents}
-        return self._observations(), infos
+        info = self._info()
+        return self._observations(), {a: dict(info) for a in self.agents}
+
+    def _bind_views(self) -> None:
+        """Views into the data arrays and index arrays for the hot path, once per compiled model. The
+        scene lays out each agent's joints (x, y, yaw, lift), actuators, grips and hand sites
+        consecutively and agent after agent, so every per-agent quantity is a strided view."""
+        d, ids, n = self.data, self.ids, self.n_agents
+
+        def per_agent(array: np.ndarray, index: np.ndarray) -> np.ndarray:
+            """The view `[n_agents, width, ...]` of `array` at `index` `[n_agents, width]`."""
+            width = index.shape[1]
+            first = int(index.min())
+            view = array[first : first + n * width].reshape(n, width, *array.shape[1:])
+            within = index - first - width * np.arange(n)[:, None]
+            if (within == np.arange(width)).all():
+                return view
+            if (within == np.arange(width)[::-1]).all():
+                return view[:, ::-1]
+            raise RuntimeError(
+                f"team scene layout changed: indices {index.tolist()} are not per agent blocks"
+            )
+
+        self._agent_qpos = per_agent(d.qpos, np.c_[ids.base_qpos, ids.lift_qpos])  # x, y, yaw, lift
+        self._agent_qvel = per_agent(d.qvel, np.c_[ids.base_qvel, ids.lift_qvel])
+        self._agent_ctrl = per_agent(d.ctrl, np.c_[ids.base_actuators, ids.lift_actuators])
+        self._grip_active = per_agent(d.eq_active, ids.grip_equalities)
+        self._hands = per_agent(d.site_xpos, ids.hand_sites)
+        self._payload_qpos = d.qpos[ids.payload_qpos : ids.payload_qpos + 7]
+        self._payload_qvel = d.qvel[ids.payload_qvel : ids.payload_qvel + 6]
+        self._payload_pos = d.xpos[ids.payload_body]
+        self._payload_rot = d.xmat[ids.payload_body].reshape(3, 3)
+        self._grip_eq = ids.grip_equalities
 
     def _prepare_episode_constants(self) -> None:
-        layout = self.layout
-        self._handles_local = np.array([h.pos for h in layout.handles])  # [n_handles, 3]
-        self._handle_normals_local = np.array([h.normal for h in layout.handles])  # [n_handles, 2]
-        self._handle_tangents_local = np.array([h.tangent for h in layout.handles])
+        """Layout constants and every observation entry that stays fixed for the episode."""
+        layout, n, h = self.layout, self.n_agents, len(self.layout.handles)
+        handles = np.array([hd.pos for hd in layout.handles])  # [h, 3] payload frame
+        normals = np.array([hd.normal for hd in layout.handles])  # [h, 2]
+        tangents = np.c_[-normals[:, 1], normals[:, 0], np.zeros(h)]
+        self._handles_local = handles
+        self._handle_normals_local = normals
+        # One matmul by the payload's rotation gives handle centres, bar half-vectors and face normals.
+        self._handle_frame_local = np.r_[handles, tangents * HANDLE_HALF_LENGTH, np.c_[normals, np.zeros(h)]]
+        self._handle_frame = np.empty_like(self._handle_frame_local)
         self._half_extents = np.array(layout.half_extents)
-        hx, hy, _ = self._half_extents
-        self._bottom_corners = np.array([[sx * hx, sy * hy, 0.0] for sx in (-1, 1) for sy in (-1, 1)])
+        self._hx, self._hy = layout.half_extents[0], layout.half_extents[1]
         self._shape_onehot = np.array([float(layout.shape == s) for s in PAYLOAD_SHAPES])
         self._goal = np.array(layout.goal)
         self._obstacles = np.zeros((MAX_OBSTACLES, OBSTACLE_DIM + 1))
         for j, o in enumerate(layout.obstacles):
             self._obstacles[j] = (*o.pos, o.radius, 1.0)
+        self._distances = np.empty((n, 2, h))
+        self._rel = np.empty((n, 2, h, 3))
+        self._layout_observation(h, len(layout.obstacles))
+
+    def _layout_observation(self, h: int, n_obstacles: int) -> None:
+        """Index arrays into the observation `[n_agents, obs_dim]` and the buffers that fill it.
+
+        Everything expressed in an agent's frame goes through one batched rotation: `_planar[i]` holds
+        agent i's world-frame 2-vectors `[entities, 2]` in the order shared points (payload, goal,
+        handles, obstacles), the other agents' positions, shared vectors (payload velocity, handle
+        normals), its own velocity and the other agents' velocities; points are made relative to the
+        agent's base, then `_planar @ R(yaw)` rotates them all."""
+        n, m = self.n_agents, self.max_agents
+        others = n - 1
+        handle0 = SELF_DIM + PAYLOAD_DIM + GOAL_DIM
+        other0 = handle0 + m * (HANDLE_DIM + 1)
+        obstacle0 = other0 + (m - 1) * (OTHER_DIM + 1)
+        hs, os_, bs = np.arange(h), np.arange(others), np.arange(n_obstacles)
+        pair = lambda cols: np.stack([cols, cols + 1], axis=-1)  # noqa: E731
+        points = [
+            pair(np.array([13, 28])),
+            pair(handle0 + HANDLE_DIM * hs),
+            pair(obstacle0 + OBSTACLE_DIM * bs),
+        ]
+        self._n_shared_points = 2 + h + n_obstacles
+        self._n_points = self._n_shared_points + others
+        vectors = [pair(np.array([18])), pair(handle0 + HANDLE_DIM * hs + 3), pair(np.array([4]))]
+        self._n_shared_vectors = 1 + h
+        columns = [*points, pair(other0 + OTHER_DIM * os_), *vectors, pair(other0 + OTHER_DIM * os_ + 4)]
+        self._planar_columns = np.concatenate([c.reshape(-1, 2) for c in columns]).ravel()
+        self._planar = np.zeros((n, len(self._planar_columns) // 2, 2))
+        self._planar_local = np.empty_like(self._planar)
+        self._rotation = np.empty((n, 2, 2))
+        self._shared_points = np.zeros((self._n_shared_points, 2))
+        self._shared_points[1] = self._goal[:2]
+        self._shared_points[2 + h :] = self._obstacles[:n_obstacles, :2]
+        self._shared_vectors = np.zeros((self._n_shared_vectors, 2))
+        # Other agents in the order i+1, i+2, ... (wrapping around).
+        self._order = (np.arange(n)[:, None] + np.arange(1, n)[None, :]) % n
+        # Angles [n, 3 + others]: own yaw, payload yaw, goal yaw and the others' yaws, relative to the agent.
+        self._angles = np.empty((n, 3 + others))
+        self._sin, self._cos = np.empty_like(self._angles), np.empty_like(self._angles)
+        self._sin_columns = np.r_[2, 16, 30, other0 + OTHER_DIM * os_ + 2]
+        self._cos_columns = self._sin_columns + 1
+        self._other_grip_columns = other0 + OTHER_DIM * os_ + 6
+        # Entries shared by every agent: payload z, vz, yaw rate, goal in the payload frame (2), sin/cos
+        # of the payload's yaw error, handle heights, handles taken.
+        self._shared = np.zeros(7 + 2 * h)
+        self._shared_columns = np.r_[
+            15, 20, 21, 32, 33, 34, 35, handle0 + HANDLE_DIM * hs + 2, handle0 + HANDLE_DIM * hs + 5
+        ]
+        self._handle_taken = self._shared[7 + h :]
+
+        obs = np.zeros((n, self._observation_space.shape[0]))
+        obs[:, 11] = self._role_is_robot
+        obs[:, 22:25] = self._half_extents
+        obs[:, 25:28] = self._shape_onehot
+        obs[:, handle0 + m * HANDLE_DIM + hs] = 1.0
+        if others:
+            obs[:, other0 + OTHER_DIM * os_ + 7] = self._role_is_robot[self._order]
+            obs[:, other0 + (m - 1) * OTHER_DIM + os_] = 1.0
+        obs[:, obstacle0 + OBSTACLE_DIM * bs + 2] = self._obstacles[:n_obstacles, 2]
+        obs[:, obstacle0 + MAX_OBSTACLES * OBSTACLE_DIM + np.arange(MAX_OBSTACLES)] = self._obstacles[:, 3]
+        self._obs = obs
 
     def step(self, actions: dict[str, Any]):
         if not self.agents:
             raise RuntimeError("step() called after the episode ended; call reset() first")
         controls = self._validated_actions(actions)
-        m, d, ids = self.model, self.data, self.ids
-        yaw = d.qpos[ids.base_qpos[:, 2]]
+        m, d = self.model, self.data
+        ctrl, yaw = self._agent_ctrl, self._agent_qpos[:, 2]
         cos, sin = np.cos(yaw), np.sin(yaw)
         vx, vy = controls[:, 0] * MAX_SPEED, controls[:, 1] * MAX_SPEED
-        d.ctrl[ids.base_actuators[:, 0]] = cos * vx - sin * vy
-        d.ctrl[ids.base_actuators[:, 1]] = sin * vx + cos * vy
-        d.ctrl[ids.base_actuators[:, 2]] = controls[:, 2] * MAX_YAW_RATE
+        ctrl[:, 0] = cos * vx - sin * vy
+        ctrl[:, 1] = sin * vx + cos * vy
+        np.multiply(controls[:, 2], MAX_YAW_RATE, out=ctrl[:, 2])
         lo, hi = LIFT_RANGE
-        d.ctrl[ids.lift_actuators] = lo + (controls[:, 3] + 1.0) / 2.0 * (hi - lo)
+        ctrl[:, 3] = lo + (controls[:, 3] + 1.0) / 2.0 * (hi - lo)
         self._update_grips(controls[:, 4] > 0.0)
         mujoco.mj_step(m, d, nstep=self.frame_skip)
         self.steps += 1
         physics_error = None
-        if not (np.all(np.isfinite(d.qpos)) and np.all(np.isfinite(d.qvel))):
+        if not math.isfinite(float(d.qpos.sum()) + float(d.qvel.sum())):
             physics_error = "the simulation diverged (non-finite state)"
         else:
             self._release_overloaded_grips()
+        self._update_geometry()
         self._update_metrics()
 
         distance, yaw_error = self._goal_errors()
         task = 2.0 * (self._prev_distance - distance) + 0.5 * (self._prev_yaw_error - yaw_error)
         self._prev_distance, self._prev_yaw_error = distance, yaw_error
-        lifted = self.payload_clearance() > LIFTED_CLEARANCE
-        task += 0.05 * lifted
+        task += 0.05 * (self._clearance > LIFTED_CLEARANCE)
         self._success = self._set_down_at_goal(distance, yaw_error)
         task += 10.0 * self._success
         shaping = self._shaping()
         terminated = self._success
         truncated = self.steps >= self.max_episode_steps or physics_error is not None
         observations = self._observations()
-        rewards = {a: float(task + shaping[i]) for i, a in enumerate(self.agents)}
-        infos = {a: self._info(physics_error) for a in self.agents}
+        rewards = {a: task + r for a, r in zip(self.agents, shaping.tolist(), strict=True)}
+        info = self._info(physics_error)
+        infos = {a: dict(info) for a in self.agents}
         terminations = dict.fromkeys(self.agents, bool(terminated))
         truncations = dict.fromkeys(self.agents, bool(truncated and not terminated))
         if terminated or truncated:
@@ -283,83 +390,98 @@ class TeamCarryEnv(ParallelEnv):
             raise ValueError(
                 f"actions must be a dict from agent name to action; got {type(actions).__name__}"
             )
-        controls = np.zeros((self.n_agents, len(ACTION_NAMES)))
-        controls[:, 3] = -1.0 + 2.0 * (0.0 - LIFT_RANGE[0]) / (LIFT_RANGE[1] - LIFT_RANGE[0])
-        controls[:, 4] = -1.0
+        controls = self._controls
+        controls[:] = self._idle_action
         for agent, action in actions.items():
-            if agent not in self.agents:
+            i = self._index.get(agent) if self.agents else None
+            if i is None:
                 valid = ", ".join(self.agents) or "none (the episode is over)"
                 raise ValueError(f"action for unknown or finished agent {agent!r}; live agents: {valid}")
-            a = np.asarray(action, dtype=np.float64)
+            a = action if isinstance(action, np.ndarray) else np.asarray(action, dtype=np.float64)
             if a.shape != (len(ACTION_NAMES),):
                 raise ValueError(
                     f"action of {agent} has shape {a.shape}; expected ({len(ACTION_NAMES)},) = {ACTION_NAMES}"
                 )
-            bad = np.flatnonzero(~np.isfinite(a))
-            if bad.size:
-                j = int(bad[0])
-                raise ValueError(f"action of {agent} has non-finite entry {j} ({ACTION_NAMES[j]}) = {a[j]}")
-            controls[self._index[agent]] = np.clip(a, -1.0, 1.0)
-        return controls
+            controls[i] = a
+        if not np.isfinite(controls).all():
+            agent, j = divmod(int(np.flatnonzero(~np.isfinite(controls))[0]), len(ACTION_NAMES))
+            raise ValueError(
+                f"action of {self.possible_agents[agent]} has non-finite entry {j} ({ACTION_NAMES[j]}) = "
+                f"{controls[agent, j]}"
+            )
+        return np.clip(controls, -1.0, 1.0, out=controls)
 
     # ---- grips ----------------------------------------------------------------------------------------
     def _payload_pose(self) -> tuple[np.ndarray, np.ndarray]:
-        body = self.ids.payload_body
-        return self.data.xpos[body], self.data.xmat[body].reshape(3, 3)
+        return self._payload_pos, self._payload_rot
 
     def hand_positions(self) -> np.ndarray:
         """World positions (m) of every hand, `[n_agents, 2, 3]` (left, right)."""
-        return self.data.site_xpos[self.ids.hand_sites]
+        return self._hands.copy()
 
     def handle_segments(self) -> tuple[np.ndarray, np.ndarray]:
         """World centres `[n_handles, 3]` and half-length vectors `[n_handles, 3]` of the handle bars."""
         pos, rot = self._payload_pose()
-        centres = pos + self._handles_local @ rot.T
-        tangents = np.c_[self._handle_tangents_local, np.zeros(len(self._handles_local))] @ rot.T
-        return centres, tangents * HANDLE_HALF_LENGTH
+        h = len(self._handles_local)
+        frame = self._handle_frame_local @ rot.T
+        return pos + frame[:h], frame[h : 2 * h]
+
+    def _update_geometry(self) -> None:
+        """Handle bars in the world and each hand's distance (m) to each bar's axis segment,
+        `_distances` `[n_agents, 2, n_handles]`, for the state the data holds now. The grip check of the
+        next step reads them too: nothing moves between the end of one step and the start of the next."""
+        pos, rot = self._payload_pose()
+        h = len(self._handles_local)
+        frame = np.matmul(self._handle_frame_local, rot.T, out=self._handle_frame)
+        centres, half = frame[:h], frame[h : 2 * h]
+        centres += pos
+        rel = np.subtract(self._hands[:, :, None, :], centres, out=self._rel)
+        t = np.einsum("nshk,hk->nsh", rel, half) / np.einsum("hk,hk->h", half, half)
+        np.clip(t, -1.0, 1.0, out=t)
+        rel -= t[..., None] * half
+        np.sqrt(np.einsum("nshk,nshk->nsh", rel, rel), out=self._distances)
+        self._clearance = self._payload_clearance()
 
     def _hand_handle_distances(self) -> np.ndarray:
         """Distance (m) from each hand to each handle bar's axis segment, `[n_agents, 2, n_handles]`."""
-        centres, half = self.handle_segments()
-        hands = self.hand_positions()[:, :, None, :]  # [n, 2, 1, 3]
-        rel = hands - centres
-        t = np.clip(np.sum(rel * half, -1) / np.sum(half * half, -1), -1.0, 1.0)
-        return np.linalg.norm(rel - t[..., None] * half, axis=-1)
+        return self._distances.copy()
 
     def _update_grips(self, grip_command: np.ndarray) -> None:
-        m, d, ids = self.model, self.data, self.ids
-        command = np.repeat(grip_command[:, None], 2, axis=1)
+        command = grip_command[:, None]
         self._grip_blocked &= command  # opening the hand re-arms a grip that broke
-        release = self._grip_on & ~command
-        within = self._hand_handle_distances().min(axis=-1) < GRIP_REACH
-        engage = command & ~self._grip_on & ~self._grip_blocked & within
+        engage = command & ~self._grip_on & ~self._grip_blocked
         if engage.any():
-            pos, rot = self._payload_pose()
-            hands = self.hand_positions()
-            for i, s in zip(*np.nonzero(engage), strict=True):
-                eq = ids.grip_equalities[i, s]
+            engage &= self._distances.min(axis=-1) < GRIP_REACH
+            if engage.any():
+                pos, rot = self._payload_pose()
                 # The hand holds the payload where it touches it: the payload-frame anchor is the hand's
                 # current position, so switching the constraint on applies no impulse.
-                m.eq_data[eq, 3:6] = rot.T @ (hands[i, s] - pos)
-        self._grip_on = (self._grip_on & ~release) | engage
-        d.eq_active[ids.grip_equalities.ravel()] = self._grip_on.ravel()
+                self.model.eq_data[self._grip_eq[engage], 3:6] = (self._hands[engage] - pos) @ rot
+        self._grip_on &= command
+        self._grip_on |= engage
+        self._grip_active[:] = self._grip_on
 
     def _release_overloaded_grips(self) -> None:
         """Opens every hand whose grip constraint force exceeds its role's limit."""
+        if not self._grip_on.any():
+            return
         broken = self._grip_on & (self.grip_forces() > self._grip_limit[:, None])
         if broken.any():
             self._grip_on &= ~broken
             self._grip_blocked |= broken
-            self.data.eq_active[self.ids.grip_equalities.ravel()] = self._grip_on.ravel()
+            self._grip_active[:] = self._grip_on
 
     def grip_forces(self) -> np.ndarray:
         """Force (N) each hand's grip constraint carries, `[n_agents, 2]`: the norm of its three equality
         rows of `data.efc_force` at the last physics substep (0 for an open hand)."""
         d = self.data
-        rows = d.efc_type[: d.nefc] == mujoco.mjtConstraint.mjCNSTR_EQUALITY
-        squared = np.zeros(self.model.neq)
-        np.add.at(squared, d.efc_id[: d.nefc][rows], d.efc_force[: d.nefc][rows] ** 2)
-        return np.sqrt(squared[self.ids.grip_equalities])
+        # Equality rows come first among the constraint rows, three per active connect constraint.
+        rows = d.ne
+        forces = np.zeros(self.model.neq)
+        if rows:
+            f = d.efc_force[:rows].reshape(-1, 3)
+            forces[d.efc_id[:rows:3]] = np.sqrt(np.einsum("ij,ij->i", f, f))
+        return forces[self._grip_eq]
 
     @property
     def gripping(self) -> np.ndarray:
@@ -367,50 +489,58 @@ class TeamCarryEnv(ParallelEnv):
         return self._grip_on.copy()
 
     # ---- task quantities ------------------------------------------------------------------------------
+    def _payload_yaw(self) -> float:
+        w, x, y, z = self._payload_qpos[3:7].tolist()
+        return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+
     def payload_pose2d(self) -> np.ndarray:
         """Payload (x, y, yaw) on the floor plane, world frame (m, rad)."""
-        pos = self.data.qpos[self.ids.payload_qpos : self.ids.payload_qpos + 7]
-        return np.array([pos[0], pos[1], _yaw_of(pos[3:7])])
+        return np.array([self._payload_qpos[0], self._payload_qpos[1], self._payload_yaw()])
 
     def base_poses(self) -> np.ndarray:
         """Agent base poses (x, y, yaw), world frame, `[n_agents, 3]`."""
-        return self.data.qpos[self.ids.base_qpos].copy()
+        return self._agent_qpos[:, :3].copy()
 
     def payload_clearance(self) -> float:
         """Height (m) of the payload's lowest bottom corner above the floor (0 when it rests on it)."""
-        pos, rot = self._payload_pose()
-        return float(np.min(pos[2] + self._bottom_corners @ rot[2]))
+        return self._payload_clearance()
+
+    def _payload_clearance(self) -> float:
+        # The lowest of the bottom corners (+-hx, +-hy, 0): its height offset is -|hx r20| - |hy r21|.
+        r20, r21 = self._payload_rot[2, 0], self._payload_rot[2, 1]
+        return float(self._payload_pos[2] - (abs(self._hx * r20) + abs(self._hy * r21)))
 
     def _goal_errors(self) -> tuple[float, float]:
-        x, y, yaw = self.payload_pose2d()
-        gx, gy, gyaw = self._goal
-        return float(np.hypot(gx - x, gy - y)), float(abs(_wrap(gyaw - yaw)))
+        x, y = self._payload_qpos[0], self._payload_qpos[1]
+        gx, gy, gyaw = self.layout.goal
+        return math.hypot(gx - x, gy - y), abs(_wrap(gyaw - self._payload_yaw()))
 
     def _set_down_at_goal(self, distance: float, yaw_error: float) -> bool:
-        speed = np.linalg.norm(self.data.qvel[self.ids.payload_qvel : self.ids.payload_qvel + 3])
+        vx, vy, vz = self._payload_qvel[:3].tolist()
         return bool(
             self._lift_step is not None
-            and self.payload_clearance() < SET_DOWN_CLEARANCE
-            and speed < SET_DOWN_SPEED
+            and self._clearance < SET_DOWN_CLEARANCE
+            and math.sqrt(vx * vx + vy * vy + vz * vz) < SET_DOWN_SPEED
             and distance < SUCCESS_DISTANCE
             and yaw_error < SUCCESS_YAW
         )
 
     def _update_metrics(self) -> None:
-        height = self.payload_clearance()
+        height = self._clearance
         self._max_lift = max(self._max_lift, height)
         if self._lift_step is None and height > LIFTED_CLEARANCE:
             self._lift_step = self.steps
         if self._lift_step is None:
             return
         self._steps_lifted += 1
-        self._steps_all_gripping += bool(np.all(self._grip_on.any(axis=1)))
-        dt = 1.0 / CONTROL_HZ
-        velocity = self.data.qvel[self.ids.payload_qvel : self.ids.payload_qvel + 3].copy()
-        self._velocity_history = (self._velocity_history + [velocity])[-3:]
-        if len(self._velocity_history) == 3:
-            v0, v1, v2 = self._velocity_history
-            self._jerk_sum += float(np.linalg.norm(v2 - 2 * v1 + v0)) / dt**2
+        self._steps_all_gripping += bool(self._grip_on.any(axis=1).all())
+        history = self._velocity_history
+        history.append(tuple(self._payload_qvel[:3].tolist()))
+        if len(history) > 3:
+            del history[0]
+        if len(history) == 3:
+            jerk = [c - 2 * b + a for a, b, c in zip(*history, strict=True)]
+            self._jerk_sum += math.sqrt(sum(j * j for j in jerk)) * CONTROL_HZ**2
             self._jerk_count += 1
 
     def metrics(self) -> dict[str, float | bool]:
@@ -418,7 +548,7 @@ class TeamCarryEnv(ParallelEnv):
         distance, yaw_error = self._goal_errors()
         return {
             "final_distance": distance,
-            "yaw_error_deg": float(np.rad2deg(yaw_error)),
+            "yaw_error_deg": math.degrees(yaw_error),
             "cooperation_time": self._steps_all_gripping / self._steps_lifted if self._steps_lifted else 0.0,
             "payload_jerk": self._jerk_sum / self._jerk_count if self._jerk_count else 0.0,
             "lifted": self._lift_step is not None,
@@ -432,127 +562,90 @@ class TeamCarryEnv(ParallelEnv):
         return info
 
     def _shaping(self) -> np.ndarray:
-        hand_distance = self._hand_handle_distances().min(axis=-1).mean(axis=1)  # [n_agents]
+        hand_distance = self._distances.min(axis=-1).mean(axis=1)  # [n_agents]
         gripping = self._grip_on.mean(axis=1)
         return np.where(gripping > 0, 0.0, -0.02 * np.minimum(hand_distance, 2.0)) + 0.02 * gripping
 
     # ---- observations ---------------------------------------------------------------------------------
     def _observations(self) -> dict[str, np.ndarray]:
-        d, ids = self.data, self.ids
-        n, max_agents = self.n_agents, self.max_agents
-        base = d.qpos[ids.base_qpos]  # [n, 3]
-        base_vel = d.qvel[ids.base_qvel]
-        yaw = base[:, 2]
-        cos, sin = np.cos(yaw), np.sin(yaw)
-
-        def to_local(vec_xy):  # [n, ..., 2] world vectors -> each agent's frame
-            x, y = vec_xy[..., 0], vec_xy[..., 1]
-            c = cos.reshape((n,) + (1,) * (vec_xy.ndim - 2))
-            s = sin.reshape((n,) + (1,) * (vec_xy.ndim - 2))
-            return np.stack([c * x + s * y, -s * x + c * y], axis=-1)
-
-        lift = d.qpos[ids.lift_qpos]
-        own = np.column_stack(
-            [
-                base[:, :2] / self.room_half,
-                sin,
-                cos,
-                to_local(base_vel[:, :2]),
-                base_vel[:, 2],
-                HAND_HEIGHT + lift,
-                d.qvel[ids.lift_qvel],
-                self._grip_on.astype(float),
-                self._role_is_robot,
-                np.full(n, 1.0 - self.steps / self.max_episode_steps),
-            ]
-        )
+        """Fills the preallocated observation `[n_agents, obs_dim]` (layout in the module docstring) and
+        returns one float32 row per agent (fresh arrays: earlier observations are never overwritten)."""
+        obs, n, h = self._obs, self.n_agents, len(self._handles_local)
+        qpos, qvel = self._agent_qpos, self._agent_qvel
+        xy, vel_xy = qpos[:, :2], qvel[:, :2]
         pos, rot = self._payload_pose()
-        p_yaw = float(np.arctan2(rot[1, 0], rot[0, 0]))
-        p_vel = d.qvel[ids.payload_qvel : ids.payload_qvel + 6]
-        rel_yaw = p_yaw - yaw
-        payload = np.column_stack(
-            [
-                to_local(np.broadcast_to(pos[:2] - base[:, :2], (n, 2))),
-                np.full(n, pos[2]),
-                np.sin(rel_yaw),
-                np.cos(rel_yaw),
-                to_local(np.broadcast_to(p_vel[:2], (n, 2))),
-                np.full(n, p_vel[2]),
-                np.full(n, p_vel[5]),
-                np.tile(self._half_extents, (n, 1)),
-                np.tile(self._shape_onehot, (n, 1)),
-            ]
-        )
-        gx, gy, gyaw = self._goal
-        goal_rel = np.array([gx, gy]) - pos[:2]
-        c, s = np.cos(p_yaw), np.sin(p_yaw)
-        goal_in_payload = np.array([c * goal_rel[0] + s * goal_rel[1], -s * goal_rel[0] + c * goal_rel[1]])
-        goal = np.column_stack(
-            [
-                to_local(np.array([gx, gy]) - base[:, :2]),
-                np.sin(gyaw - yaw),
-                np.cos(gyaw - yaw),
-                np.tile(goal_in_payload, (n, 1)),
-                np.full(n, np.sin(gyaw - p_yaw)),
-                np.full(n, np.cos(gyaw - p_yaw)),
-            ]
-        )
-        centres, _ = self.handle_segments()
-        n_handles = len(centres)
-        normals = np.c_[self._handle_normals_local, np.zeros(n_handles)] @ rot.T
-        handle_taken = np.zeros(n_handles)
-        if self._grip_on.any():
-            nearest = self._hand_handle_distances().argmin(axis=-1)
-            handle_taken[np.unique(nearest[self._grip_on])] = 1.0
-        handles = np.zeros((n, max_agents, HANDLE_DIM))
-        handles[:, :n_handles, 0:2] = to_local(centres[None, :, :2] - base[:, None, :2])
-        handles[:, :n_handles, 2] = centres[:, 2]
-        handles[:, :n_handles, 3:5] = to_local(np.broadcast_to(normals[None, :, :2], (n, n_handles, 2)))
-        handles[:, :n_handles, 5] = handle_taken
-        handle_mask = np.zeros((n, max_agents))
-        handle_mask[:, :n_handles] = 1.0
+        p_vel = self._payload_qvel
+        p_yaw = math.atan2(rot[1, 0], rot[0, 0])
+        gx, gy, gyaw = self.layout.goal
+        frame = self._handle_frame
+        centres, normals = frame[:h], frame[2 * h :]
 
-        others = np.zeros((n, max_agents - 1, OTHER_DIM))
-        other_mask = np.zeros((n, max_agents - 1))
-        if n > 1:
-            order = (np.arange(n)[:, None] + np.arange(1, n)[None, :]) % n  # [n, n-1]: i+1, i+2, ...
-            others[:, : n - 1, 0:2] = to_local(base[order, :2] - base[:, None, :2])
-            rel = base[order, 2] - yaw[:, None]
-            others[:, : n - 1, 2], others[:, : n - 1, 3] = np.sin(rel), np.cos(rel)
-            others[:, : n - 1, 4:6] = to_local(base_vel[order, :2])
-            others[:, : n - 1, 6] = self._grip_on.any(axis=1)[order]
-            others[:, : n - 1, 7] = self._role_is_robot[order]
-            other_mask[:, : n - 1] = 1.0
-        obstacles = np.zeros((n, MAX_OBSTACLES, OBSTACLE_DIM))
-        obstacles[:, :, 0:2] = to_local(self._obstacles[None, :, :2] - base[:, None, :2])
-        obstacles[:, :, 2] = self._obstacles[:, 2]
-        obstacles *= self._obstacles[None, :, 3:4]
-        obstacle_mask = np.tile(self._obstacles[:, 3], (n, 1))
-        flat = np.concatenate(
-            [
-                own,
-                payload,
-                goal,
-                handles.reshape(n, -1),
-                handle_mask,
-                others.reshape(n, -1),
-                other_mask,
-                obstacles.reshape(n, -1),
-                obstacle_mask,
-            ],
-            axis=1,
-        ).astype(np.float32)
-        return {a: flat[self._index[a]] for a in self.agents}
+        angles, yaw = self._angles, qpos[:, 2]
+        angles[:, 0] = yaw
+        np.subtract(p_yaw, yaw, out=angles[:, 1])
+        np.subtract(gyaw, yaw, out=angles[:, 2])
+        np.subtract(qpos[self._order, 2], yaw[:, None], out=angles[:, 3:])
+        sin, cos = np.sin(angles, out=self._sin), np.cos(angles, out=self._cos)
+        obs[:, self._sin_columns] = sin
+        obs[:, self._cos_columns] = cos
+
+        planar, shared = self._planar, self._shared_points
+        shared[0] = pos[:2]
+        shared[2 : 2 + h] = centres[:, :2]
+        ns, npts = self._n_shared_points, self._n_points
+        planar[:, :ns] = shared
+        planar[:, ns:npts] = xy[self._order]
+        planar[:, :npts] -= xy[:, None]
+        vectors = self._shared_vectors
+        vectors[0] = p_vel[:2]
+        vectors[1:] = normals[:, :2]
+        nv = npts + self._n_shared_vectors
+        planar[:, npts:nv] = vectors
+        planar[:, nv] = vel_xy
+        planar[:, nv + 1 :] = vel_xy[self._order]
+        rotation = self._rotation  # [[c, -s], [s, c]]: a row vector times it is the vector in the agent frame
+        rotation[:, 0, 0] = rotation[:, 1, 1] = cos[:, 0]
+        rotation[:, 1, 0] = sin[:, 0]
+        np.negative(sin[:, 0], out=rotation[:, 0, 1])
+        obs[:, self._planar_columns] = np.matmul(planar, rotation, out=self._planar_local).reshape(n, -1)
+
+        np.divide(xy, self.room_half, out=obs[:, 0:2])
+        obs[:, 6] = qvel[:, 2]
+        np.add(qpos[:, 3], HAND_HEIGHT, out=obs[:, 7])
+        obs[:, 8] = qvel[:, 3]
+        obs[:, 9:11] = self._grip_on
+        obs[:, 12] = 1.0 - self.steps / self.max_episode_steps
+        obs[:, self._other_grip_columns] = self._grip_on.any(axis=1)[self._order]
+
+        goal_x, goal_y = gx - pos[0], gy - pos[1]
+        c, s = math.cos(p_yaw), math.sin(p_yaw)
+        values = self._shared
+        values[0:7] = (
+            pos[2],
+            p_vel[2],
+            p_vel[5],
+            c * goal_x + s * goal_y,
+            -s * goal_x + c * goal_y,
+            math.sin(gyaw - p_yaw),
+            math.cos(gyaw - p_yaw),
+        )
+        values[7 : 7 + h] = centres[:, 2]
+        taken = self._handle_taken
+        taken[:] = 0.0
+        if self._grip_on.any():
+            taken[self._distances.argmin(axis=-1)[self._grip_on]] = 1.0
+        obs[:, self._shared_columns] = values
+        flat = obs.astype(np.float32)
+        return dict(zip(self.agents, flat, strict=True))
 
     def state(self) -> np.ndarray:
         """Global state for a centralised critic (layout in the module docstring), float32 `[185]`."""
         d, ids = self.data, self.ids
-        q = d.qpos[ids.payload_qpos : ids.payload_qpos + 7]
         gx, gy, gyaw = self._goal
         head = np.concatenate(
             [
-                q,
-                d.qvel[ids.payload_qvel : ids.payload_qvel + 6],
+                self._payload_qpos,
+                self._payload_qvel,
                 self._half_extents,
                 self._shape_onehot,
                 [
@@ -566,24 +659,26 @@ class TeamCarryEnv(ParallelEnv):
             ]
         )
         agents = np.zeros((self.max_agents, 12))
-        base = d.qpos[ids.base_qpos]
+        base = self._agent_qpos
         agents[: self.n_agents] = np.column_stack(
             [
                 base[:, :2],
                 np.sin(base[:, 2]),
                 np.cos(base[:, 2]),
                 d.qvel[ids.base_qvel],
-                HAND_HEIGHT + d.qpos[ids.lift_qpos],
+                HAND_HEIGHT + base[:, 3],
                 self._grip_on.astype(float),
                 self._role_is_robot,
                 np.ones(self.n_agents),
             ]
         )
         handles = np.zeros((self.max_agents, 6))
-        centres, _ = self.handle_segments()
-        _, rot = self._payload_pose()
-        normals = np.c_[self._handle_normals_local, np.zeros(len(centres))] @ rot.T
-        handles[: len(centres)] = np.column_stack([centres, normals[:, :2], np.ones(len(centres))])
+        h = len(self._handles_local)
+        centres, normals = (
+            self.handle_segments()[0],
+            (self._handle_frame_local @ self._payload_rot.T)[2 * h :],
+        )
+        handles[:h] = np.column_stack([centres, normals[:, :2], np.ones(h)])
         return np.concatenate([head, agents.ravel(), handles.ravel(), self._obstacles.ravel()]).astype(
             np.float32
         )
