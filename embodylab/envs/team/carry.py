@@ -268,7 +268,6 @@ class TeamCarryEnv(ParallelEnv):
         self._handle_normals_local = normals
         # One matmul by the payload's rotation gives handle centres, bar half-vectors and face normals.
         self._handle_frame_local = np.r_[handles, tangents * HANDLE_HALF_LENGTH, np.c_[normals, np.zeros(h)]]
-        self._handle_frame = np.empty_like(self._handle_frame_local)
         self._half_extents = np.array(layout.half_extents)
         self._hx, self._hy = layout.half_extents[0], layout.half_extents[1]
         self._shape_onehot = np.array([float(layout.shape == s) for s in PAYLOAD_SHAPES])
@@ -277,69 +276,123 @@ class TeamCarryEnv(ParallelEnv):
         for j, o in enumerate(layout.obstacles):
             self._obstacles[j] = (*o.pos, o.radius, 1.0)
         self._distances = np.empty((n, 2, h))
-        self._rel = np.empty((n, 2, h, 3))
+        self._rel, self._offset = np.empty((n, 2, h, 3)), np.empty((n, 2, h, 3))
+        self._along, self._squared = np.empty((n, 2, h, 1, 1)), np.empty((n, 2, h, 1, 1))
         self._layout_observation(h, len(layout.obstacles))
 
     def _layout_observation(self, h: int, n_obstacles: int) -> None:
-        """Index arrays into the observation `[n_agents, obs_dim]` and the buffers that fill it.
+        """The buffers and index arrays that build the observation `[n_agents, obs_dim]` with a fixed,
+        small number of array operations whatever the team size.
 
-        Everything expressed in an agent's frame goes through one batched rotation: `_planar[i]` holds
-        agent i's world-frame 2-vectors `[entities, 2]` in the order shared points (payload, goal,
-        handles, obstacles), the other agents' positions, shared vectors (payload velocity, handle
-        normals), its own velocity and the other agents' velocities; points are made relative to the
-        agent's base, then `_planar @ R(yaw)` rotates them all."""
+        Every step copies the world quantities the observation needs into one vector `_world` (segments
+        below). Gathers from it then give, for all agents at once, the world-frame 2-vectors each agent
+        sees (`_planar_from - _planar_base`: points minus the agent's own position; vectors minus a zero
+        entry), the angles it sees (`_angle_from - _angle_base`) and the entries it copies unchanged
+        (`_direct`). One complex multiplication by exp(-i yaw) rotates every 2-vector into its agent's
+        frame, and one scatter puts rotated vectors, sines, cosines and copies into the observation,
+        whose fixed entries (masks, sizes, roles) are written here once per episode."""
         n, m = self.n_agents, self.max_agents
-        others = n - 1
         handle0 = SELF_DIM + PAYLOAD_DIM + GOAL_DIM
         other0 = handle0 + m * (HANDLE_DIM + 1)
         obstacle0 = other0 + (m - 1) * (OTHER_DIM + 1)
-        hs, os_, bs = np.arange(h), np.arange(others), np.arange(n_obstacles)
-        pair = lambda cols: np.stack([cols, cols + 1], axis=-1)  # noqa: E731
-        points = [
-            pair(np.array([13, 28])),
-            pair(handle0 + HANDLE_DIM * hs),
-            pair(obstacle0 + OBSTACLE_DIM * bs),
+        hs, bs = np.arange(h), np.arange(n_obstacles)
+        agents = np.arange(n)
+        order = (agents[:, None] + np.arange(1, n)[None, :]) % n  # the others of agent i: i+1, i+2, ...
+        slot = np.arange(n - 1)
+
+        sizes = dict(qpos=4 * n, qvel=4 * n, pos=3, vel=6, handles=9 * h, grip=2 * n, any_grip=n)
+        sizes |= dict(scalars=6, taken=h, scaled_xy=2 * n, hand_height=n, goal=3, obstacles=2 * n_obstacles)
+        sizes["zero"] = 1
+        at, offset = {}, 0
+        for name, size in sizes.items():
+            at[name] = offset
+            offset += size
+        world = np.zeros(offset)
+        self._world = world
+        view = lambda name, *shape: world[at[name] : at[name] + sizes[name]].reshape(*shape)  # noqa: E731
+        self._w_qpos, self._w_qvel = view("qpos", n, 4), view("qvel", n, 4)
+        self._w_pos, self._w_vel = view("pos", 3), view("vel", 6)
+        self._handle_frame = view("handles", 3 * h, 3)  # centres, bar half-vectors, normals (world)
+        self._w_grip, self._w_any_grip = view("grip", n, 2), view("any_grip", n)
+        self._w_scalars, self._w_taken = view("scalars", 6), view("taken", h)
+        self._w_scaled_xy, self._w_hand_height = view("scaled_xy", n, 2), view("hand_height", n)
+        view("goal", 3)[:] = self._goal
+        view("obstacles", n_obstacles, 2)[:] = self._obstacles[:n_obstacles, :2]
+        zero = at["zero"]
+        qpos, qvel, handles = at["qpos"], at["qvel"], at["handles"]
+        scalars = at["scalars"]  # time left, goal in the payload frame (2), sin/cos payload yaw error, yaw
+
+        def pairs(first):  # indices [..., 2] of the 2-vectors starting at `first` (world or observation)
+            first = np.asarray(first)
+            return np.stack([first, first + 1], axis=-1)
+
+        shared = lambda idx: np.broadcast_to(idx, (n, *np.shape(idx)))  # noqa: E731
+        own_xy = pairs(qpos + 4 * agents)[:, None, :]  # [n, 1, 2]
+        points = [  # (world indices [n, k, 2], observation columns [k, 2] or [n, k, 2])
+            (shared(pairs([at["pos"], at["goal"]])), pairs([13, 28])),
+            (shared(pairs(handles + 3 * hs)), pairs(handle0 + HANDLE_DIM * hs)),
+            (shared(pairs(at["obstacles"] + 2 * bs)), pairs(obstacle0 + OBSTACLE_DIM * bs)),
+            (pairs(qpos + 4 * order), pairs(other0 + OTHER_DIM * slot)),
         ]
-        self._n_shared_points = 2 + h + n_obstacles
-        self._n_points = self._n_shared_points + others
-        vectors = [pair(np.array([18])), pair(handle0 + HANDLE_DIM * hs + 3), pair(np.array([4]))]
-        self._n_shared_vectors = 1 + h
-        columns = [*points, pair(other0 + OTHER_DIM * os_), *vectors, pair(other0 + OTHER_DIM * os_ + 4)]
-        self._planar_columns = np.concatenate([c.reshape(-1, 2) for c in columns]).ravel()
-        self._planar = np.zeros((n, len(self._planar_columns) // 2, 2))
-        self._planar_local = np.empty_like(self._planar)
-        self._rotation = np.empty((n, 2, 2))
-        self._shared_points = np.zeros((self._n_shared_points, 2))
-        self._shared_points[1] = self._goal[:2]
-        self._shared_points[2 + h :] = self._obstacles[:n_obstacles, :2]
-        self._shared_vectors = np.zeros((self._n_shared_vectors, 2))
-        # Other agents in the order i+1, i+2, ... (wrapping around).
-        self._order = (np.arange(n)[:, None] + np.arange(1, n)[None, :]) % n
-        # Angles [n, 3 + others]: own yaw, payload yaw, goal yaw and the others' yaws, relative to the agent.
-        self._angles = np.empty((n, 3 + others))
-        self._sin, self._cos = np.empty_like(self._angles), np.empty_like(self._angles)
-        self._sin_columns = np.r_[2, 16, 30, other0 + OTHER_DIM * os_ + 2]
-        self._cos_columns = self._sin_columns + 1
-        self._other_grip_columns = other0 + OTHER_DIM * os_ + 6
-        # Entries shared by every agent: payload z, vz, yaw rate, goal in the payload frame (2), sin/cos
-        # of the payload's yaw error, handle heights, handles taken.
-        self._shared = np.zeros(7 + 2 * h)
-        self._shared_columns = np.r_[
-            15, 20, 21, 32, 33, 34, 35, handle0 + HANDLE_DIM * hs + 2, handle0 + HANDLE_DIM * hs + 5
+        vectors = [
+            (shared(pairs([at["vel"]])), pairs([18])),
+            (shared(pairs(handles + 6 * h + 3 * hs)), pairs(handle0 + HANDLE_DIM * hs + 3)),
+            (pairs(qvel + 4 * agents)[:, None], pairs([4])),
+            (pairs(qvel + 4 * order), pairs(other0 + OTHER_DIM * slot + 4)),
         ]
-        self._handle_taken = self._shared[7 + h :]
+        source = np.concatenate([np.broadcast_to(i, (n, *i.shape[1:])) for i, _ in points + vectors], axis=1)
+        n_points = sum(i.shape[1] for i, _ in points)
+        base = np.full_like(source, zero)
+        base[:, :n_points] = own_xy
+        self._planar_from, self._planar_base = source, base  # [n, entities, 2]
+        planar_columns = np.concatenate([c.reshape(-1) for _, c in points + vectors])
+        entities = source.shape[1]
+
+        yaw = qpos + 4 * agents + 2
+        angle_from = np.c_[yaw, np.full(n, scalars + 5), np.full(n, at["goal"] + 2), yaw[order]]
+        angle_base = np.c_[np.full(n, zero), yaw, yaw, np.repeat(yaw[:, None], n - 1, axis=1)]
+        self._angle_from, self._angle_base = angle_from, angle_base
+        angle_columns = np.r_[2, 16, 30, other0 + OTHER_DIM * slot + 2]
+
+        direct = [  # (world indices [n, k], observation columns [k])
+            (at["scaled_xy"] + pairs(2 * agents), [0, 1]),
+            (np.c_[qvel + 4 * agents + 2, at["hand_height"] + agents, qvel + 4 * agents + 3], [6, 7, 8]),
+            (at["grip"] + pairs(2 * agents), [9, 10]),
+            (shared(np.r_[scalars, at["pos"] + 2, at["vel"] + 2, at["vel"] + 5]), [12, 15, 20, 21]),
+            (shared(scalars + np.arange(1, 5)), [32, 33, 34, 35]),
+            (shared(handles + 3 * hs + 2), handle0 + HANDLE_DIM * hs + 2),
+            (shared(at["taken"] + hs), handle0 + HANDLE_DIM * hs + 5),
+            (at["any_grip"] + order, other0 + OTHER_DIM * slot + 6),
+        ]
+        self._direct = np.concatenate([np.broadcast_to(i, (n, len(c))) for i, c in direct], axis=1)
+        direct_columns = np.concatenate([np.asarray(c, int) for _, c in direct])
+
+        # Everything computed per step lands in `_values` [n, 2 entities | angles | angles | direct].
+        a = angle_from.shape[1]
+        self._values = np.zeros((n, 2 * entities + 2 * a + self._direct.shape[1]))
+        self._local = self._values[:, : 2 * entities].view(np.complex128)  # [n, entities]
+        self._sin = self._values[:, 2 * entities : 2 * entities + a]
+        self._cos = self._values[:, 2 * entities + a : 2 * entities + 2 * a]
+        self._planar = np.empty((n, entities, 2))
+        self._angles = np.empty((n, a))
+        self._heading = np.empty(
+            n, np.complex128
+        )  # exp(-i yaw): multiplying by it rotates into the agent frame
+        self._value_columns = np.r_[planar_columns, angle_columns, angle_columns + 1, direct_columns]
+        if len(np.unique(self._value_columns)) != len(self._value_columns):
+            raise RuntimeError("observation layout writes a column twice")
 
         obs = np.zeros((n, self._observation_space.shape[0]))
         obs[:, 11] = self._role_is_robot
         obs[:, 22:25] = self._half_extents
         obs[:, 25:28] = self._shape_onehot
         obs[:, handle0 + m * HANDLE_DIM + hs] = 1.0
-        if others:
-            obs[:, other0 + OTHER_DIM * os_ + 7] = self._role_is_robot[self._order]
-            obs[:, other0 + (m - 1) * OTHER_DIM + os_] = 1.0
+        obs[:, other0 + OTHER_DIM * slot + 7] = self._role_is_robot[order]
+        obs[:, other0 + (m - 1) * OTHER_DIM + slot] = 1.0
         obs[:, obstacle0 + OBSTACLE_DIM * bs + 2] = self._obstacles[:n_obstacles, 2]
         obs[:, obstacle0 + MAX_OBSTACLES * OBSTACLE_DIM + np.arange(MAX_OBSTACLES)] = self._obstacles[:, 3]
         self._obs = obs
+        self._order = order
 
     def step(self, actions: dict[str, Any]):
         if not self.agents:
@@ -428,18 +481,23 @@ class TeamCarryEnv(ParallelEnv):
 
     def _update_geometry(self) -> None:
         """Handle bars in the world and each hand's distance (m) to each bar's axis segment,
-        `_distances` `[n_agents, 2, n_handles]`, for the state the data holds now. The grip check of the
-        next step reads them too: nothing moves between the end of one step and the start of the next."""
+        `_distances` `[n_agents, 2, n_handles]` (`_nearest`: to the nearest bar, `[n_agents, 2]`), for
+        the state the data holds now. The grip check of the next step reads them too: nothing moves
+        between the end of one step and the start of the next."""
         pos, rot = self._payload_pose()
         h = len(self._handles_local)
         frame = np.matmul(self._handle_frame_local, rot.T, out=self._handle_frame)
         centres, half = frame[:h], frame[h : 2 * h]
         centres += pos
-        rel = np.subtract(self._hands[:, :, None, :], centres, out=self._rel)
-        t = np.einsum("nshk,hk->nsh", rel, half) / np.einsum("hk,hk->h", half, half)
-        np.clip(t, -1.0, 1.0, out=t)
-        rel -= t[..., None] * half
-        np.sqrt(np.einsum("nshk,nshk->nsh", rel, rel), out=self._distances)
+        rel = np.subtract(self._hands[:, :, None, :], centres, out=self._rel)  # [n, 2, h, 3]
+        t = np.matmul(rel[..., None, :], half[:, :, None], out=self._along)[..., 0]  # [n, 2, h, 1]
+        t /= np.einsum("hk,hk->h", half, half)[:, None]
+        np.maximum(t, -1.0, out=t)
+        np.minimum(t, 1.0, out=t)
+        rel -= np.multiply(t, half, out=self._offset)
+        squared = np.matmul(rel[..., None, :], rel[..., :, None], out=self._squared)  # [n, 2, h, 1, 1]
+        np.sqrt(squared.reshape(self._distances.shape), out=self._distances)
+        self._nearest = self._distances.min(axis=-1)
         self._clearance = self._payload_clearance()
 
     def _hand_handle_distances(self) -> np.ndarray:
@@ -449,9 +507,9 @@ class TeamCarryEnv(ParallelEnv):
     def _update_grips(self, grip_command: np.ndarray) -> None:
         command = grip_command[:, None]
         self._grip_blocked &= command  # opening the hand re-arms a grip that broke
-        engage = command & ~self._grip_on & ~self._grip_blocked
+        engage = command & ~(self._grip_on | self._grip_blocked)
         if engage.any():
-            engage &= self._distances.min(axis=-1) < GRIP_REACH
+            engage &= self._nearest < GRIP_REACH
             if engage.any():
                 pos, rot = self._payload_pose()
                 # The hand holds the payload where it touches it: the payload-frame anchor is the hand's
@@ -533,19 +591,21 @@ class TeamCarryEnv(ParallelEnv):
         if self._lift_step is None:
             return
         self._steps_lifted += 1
-        self._steps_all_gripping += bool(self._grip_on.any(axis=1).all())
+        self._steps_all_gripping += bool((self._grip_on[:, 0] | self._grip_on[:, 1]).all())
         history = self._velocity_history
         history.append(tuple(self._payload_qvel[:3].tolist()))
         if len(history) > 3:
             del history[0]
         if len(history) == 3:
             jerk = [c - 2 * b + a for a, b, c in zip(*history, strict=True)]
-            self._jerk_sum += math.sqrt(sum(j * j for j in jerk)) * CONTROL_HZ**2
+            self._jerk_sum += math.sqrt(sum(j * j for j in jerk)) / (1.0 / CONTROL_HZ) ** 2
             self._jerk_count += 1
 
     def metrics(self) -> dict[str, float | bool]:
         """The TeamHOI-style metrics of the episode so far (see the module docstring)."""
-        distance, yaw_error = self._goal_errors()
+        return self._metrics(*self._goal_errors())
+
+    def _metrics(self, distance: float, yaw_error: float) -> dict[str, float | bool]:
         return {
             "final_distance": distance,
             "yaw_error_deg": math.degrees(yaw_error),
@@ -556,87 +616,61 @@ class TeamCarryEnv(ParallelEnv):
         }
 
     def _info(self, physics_error: str | None = None) -> dict:
-        info = {"is_success": self._success, **self.metrics()}
+        info = {"is_success": self._success, **self._metrics(self._prev_distance, self._prev_yaw_error)}
         if physics_error is not None:
             info["physics_error"] = physics_error
         return info
 
     def _shaping(self) -> np.ndarray:
-        hand_distance = self._distances.min(axis=-1).mean(axis=1)  # [n_agents]
-        gripping = self._grip_on.mean(axis=1)
-        return np.where(gripping > 0, 0.0, -0.02 * np.minimum(hand_distance, 2.0)) + 0.02 * gripping
+        hand_distance = (self._nearest[:, 0] + self._nearest[:, 1]) * 0.5  # [n_agents], mean of both hands
+        gripping = np.add(self._grip_on[:, 0], self._grip_on[:, 1], dtype=float) * 0.5
+        return np.where(gripping > 0, 0.02 * gripping, -0.02 * np.minimum(hand_distance, 2.0))
 
     # ---- observations ---------------------------------------------------------------------------------
     def _observations(self) -> dict[str, np.ndarray]:
-        """Fills the preallocated observation `[n_agents, obs_dim]` (layout in the module docstring) and
-        returns one float32 row per agent (fresh arrays: earlier observations are never overwritten)."""
-        obs, n, h = self._obs, self.n_agents, len(self._handles_local)
-        qpos, qvel = self._agent_qpos, self._agent_qvel
-        xy, vel_xy = qpos[:, :2], qvel[:, :2]
-        pos, rot = self._payload_pose()
-        p_vel = self._payload_qvel
+        """Fills the observation `[n_agents, obs_dim]` (layout in the module docstring; method in
+        `_layout_observation`) and returns one float32 row per agent (fresh arrays: earlier observations
+        are never overwritten)."""
+        rot, p_vel = self._payload_rot, self._payload_qvel
+        self._w_qpos[:] = self._agent_qpos
+        self._w_qvel[:] = self._agent_qvel
+        self._w_pos[:] = self._payload_pos
+        self._w_vel[:] = p_vel
+        grip = self._grip_on
+        self._w_grip[:] = grip
+        np.logical_or(grip[:, 0], grip[:, 1], out=self._w_any_grip)
+        np.divide(self._agent_qpos[:, :2], self.room_half, out=self._w_scaled_xy)
+        np.add(self._agent_qpos[:, 3], HAND_HEIGHT, out=self._w_hand_height)
         p_yaw = math.atan2(rot[1, 0], rot[0, 0])
         gx, gy, gyaw = self.layout.goal
-        frame = self._handle_frame
-        centres, normals = frame[:h], frame[2 * h :]
-
-        angles, yaw = self._angles, qpos[:, 2]
-        angles[:, 0] = yaw
-        np.subtract(p_yaw, yaw, out=angles[:, 1])
-        np.subtract(gyaw, yaw, out=angles[:, 2])
-        np.subtract(qpos[self._order, 2], yaw[:, None], out=angles[:, 3:])
-        sin, cos = np.sin(angles, out=self._sin), np.cos(angles, out=self._cos)
-        obs[:, self._sin_columns] = sin
-        obs[:, self._cos_columns] = cos
-
-        planar, shared = self._planar, self._shared_points
-        shared[0] = pos[:2]
-        shared[2 : 2 + h] = centres[:, :2]
-        ns, npts = self._n_shared_points, self._n_points
-        planar[:, :ns] = shared
-        planar[:, ns:npts] = xy[self._order]
-        planar[:, :npts] -= xy[:, None]
-        vectors = self._shared_vectors
-        vectors[0] = p_vel[:2]
-        vectors[1:] = normals[:, :2]
-        nv = npts + self._n_shared_vectors
-        planar[:, npts:nv] = vectors
-        planar[:, nv] = vel_xy
-        planar[:, nv + 1 :] = vel_xy[self._order]
-        rotation = self._rotation  # [[c, -s], [s, c]]: a row vector times it is the vector in the agent frame
-        rotation[:, 0, 0] = rotation[:, 1, 1] = cos[:, 0]
-        rotation[:, 1, 0] = sin[:, 0]
-        np.negative(sin[:, 0], out=rotation[:, 0, 1])
-        obs[:, self._planar_columns] = np.matmul(planar, rotation, out=self._planar_local).reshape(n, -1)
-
-        np.divide(xy, self.room_half, out=obs[:, 0:2])
-        obs[:, 6] = qvel[:, 2]
-        np.add(qpos[:, 3], HAND_HEIGHT, out=obs[:, 7])
-        obs[:, 8] = qvel[:, 3]
-        obs[:, 9:11] = self._grip_on
-        obs[:, 12] = 1.0 - self.steps / self.max_episode_steps
-        obs[:, self._other_grip_columns] = self._grip_on.any(axis=1)[self._order]
-
-        goal_x, goal_y = gx - pos[0], gy - pos[1]
+        goal_x, goal_y = gx - self._payload_pos[0], gy - self._payload_pos[1]
         c, s = math.cos(p_yaw), math.sin(p_yaw)
-        values = self._shared
-        values[0:7] = (
-            pos[2],
-            p_vel[2],
-            p_vel[5],
+        self._w_scalars[:] = (
+            1.0 - self.steps / self.max_episode_steps,
             c * goal_x + s * goal_y,
             -s * goal_x + c * goal_y,
             math.sin(gyaw - p_yaw),
             math.cos(gyaw - p_yaw),
+            p_yaw,
         )
-        values[7 : 7 + h] = centres[:, 2]
-        taken = self._handle_taken
+        taken = self._w_taken
         taken[:] = 0.0
-        if self._grip_on.any():
-            taken[self._distances.argmin(axis=-1)[self._grip_on]] = 1.0
-        obs[:, self._shared_columns] = values
-        flat = obs.astype(np.float32)
-        return dict(zip(self.agents, flat, strict=True))
+        if grip.any():
+            taken[self._distances.argmin(axis=-1)[grip]] = 1.0
+
+        world = self._world
+        np.subtract(world[self._angle_from], world[self._angle_base], out=self._angles)
+        np.sin(self._angles, out=self._sin)
+        np.cos(self._angles, out=self._cos)
+        heading = self._heading.view(np.float64).reshape(-1, 2)
+        heading[:, 0] = self._cos[:, 0]
+        np.negative(self._sin[:, 0], out=heading[:, 1])
+        planar = np.subtract(world[self._planar_from], world[self._planar_base], out=self._planar)
+        np.multiply(planar.view(np.complex128)[..., 0], self._heading[:, None], out=self._local)
+        self._values[:, -self._direct.shape[1] :] = world[self._direct]
+        obs = self._obs
+        obs[:, self._value_columns] = self._values
+        return dict(zip(self.agents, obs.astype(np.float32), strict=True))
 
     def state(self) -> np.ndarray:
         """Global state for a centralised critic (layout in the module docstring), float32 `[185]`."""
