@@ -159,7 +159,9 @@ class TeamCarryEnv(ParallelEnv):
         self._np_random, self._np_random_seed = seeding.np_random(None)
         self._renderer: OffscreenRenderer | None = None
         self._scenes = SceneCache(PHYSICS_TIMESTEP)
+        self._observation_plans: dict[tuple[int, int], dict[str, Any]] = {}
         self._controls = np.empty((n_agents, len(ACTION_NAMES)))
+        self._heading_cs, self._products = np.empty((n_agents, 2)), np.empty((n_agents, 2, 2))
         # What an agent without an action does: stand still, hands at the lift's zero, grip open.
         self._idle_action = np.array(
             [0.0, 0.0, 0.0, -1.0 + 2.0 * (0.0 - LIFT_RANGE[0]) / (LIFT_RANGE[1] - LIFT_RANGE[0]), -1.0]
@@ -263,11 +265,15 @@ class TeamCarryEnv(ParallelEnv):
         layout, n, h = self.layout, self.n_agents, len(self.layout.handles)
         handles = np.array([hd.pos for hd in layout.handles])  # [h, 3] payload frame
         normals = np.array([hd.normal for hd in layout.handles])  # [h, 2]
-        tangents = np.c_[-normals[:, 1], normals[:, 0], np.zeros(h)]
         self._handles_local = handles
         self._handle_normals_local = normals
         # One matmul by the payload's rotation gives handle centres, bar half-vectors and face normals.
-        self._handle_frame_local = np.r_[handles, tangents * HANDLE_HALF_LENGTH, np.c_[normals, np.zeros(h)]]
+        frame = np.zeros((3 * h, 3))
+        frame[:h] = handles
+        frame[h : 2 * h, 0] = -normals[:, 1] * HANDLE_HALF_LENGTH  # the bar runs along the face tangent
+        frame[h : 2 * h, 1] = normals[:, 0] * HANDLE_HALF_LENGTH
+        frame[2 * h :, :2] = normals
+        self._handle_frame_local = frame
         self._half_extents = np.array(layout.half_extents)
         self._hx, self._hy = layout.half_extents[0], layout.half_extents[1]
         self._shape_onehot = np.array([float(layout.shape == s) for s in PAYLOAD_SHAPES])
@@ -280,7 +286,33 @@ class TeamCarryEnv(ParallelEnv):
         self._along, self._squared = np.empty((n, 2, h, 1, 1)), np.empty((n, 2, h, 1, 1))
         self._layout_observation(h, len(layout.obstacles))
 
+    _PLAN = (  # what `_plan_observation` builds, kept per scene topology
+        "_world", "_w_qpos", "_w_qvel", "_w_pos", "_w_vel", "_handle_frame", "_w_grip", "_w_any_grip",
+        "_w_scalars", "_w_taken", "_w_scaled_xy", "_w_hand_height", "_w_goal", "_w_obstacles",
+        "_planar_from", "_planar_base", "_angle_from", "_angle_base", "_direct", "_values", "_local",
+        "_sin", "_cos", "_planar", "_angles", "_heading", "_value_columns", "_obs", "_order",
+        "_obstacle_columns",
+    )  # fmt: skip
+
     def _layout_observation(self, h: int, n_obstacles: int) -> None:
+        """Binds the observation plan of this scene topology (built once, `_plan_observation`) and
+        writes the episode's constants into it: goal, obstacles, payload size and shape."""
+        key = (h, n_obstacles)
+        if key not in self._observation_plans:
+            self._plan_observation(h, n_obstacles)
+            self._observation_plans[key] = {name: getattr(self, name) for name in self._PLAN}
+        for name, value in self._observation_plans[key].items():
+            setattr(self, name, value)
+        self._w_goal[:] = self._goal
+        self._w_obstacles[:] = self._obstacles[:n_obstacles, :2]
+        obs = self._obs
+        obs[:, 22:25] = self._half_extents
+        obs[:, 25:28] = self._shape_onehot
+        radius, mask = self._obstacle_columns
+        obs[:, radius] = self._obstacles[:n_obstacles, 2]
+        obs[:, mask] = self._obstacles[:, 3]
+
+    def _plan_observation(self, h: int, n_obstacles: int) -> None:
         """The buffers and index arrays that build the observation `[n_agents, obs_dim]` with a fixed,
         small number of array operations whatever the team size.
 
@@ -290,7 +322,7 @@ class TeamCarryEnv(ParallelEnv):
         entry), the angles it sees (`_angle_from - _angle_base`) and the entries it copies unchanged
         (`_direct`). One complex multiplication by exp(-i yaw) rotates every 2-vector into its agent's
         frame, and one scatter puts rotated vectors, sines, cosines and copies into the observation,
-        whose fixed entries (masks, sizes, roles) are written here once per episode."""
+        whose fixed entries (masks, roles) are written here."""
         n, m = self.n_agents, self.max_agents
         handle0 = SELF_DIM + PAYLOAD_DIM + GOAL_DIM
         other0 = handle0 + m * (HANDLE_DIM + 1)
@@ -316,8 +348,7 @@ class TeamCarryEnv(ParallelEnv):
         self._w_grip, self._w_any_grip = view("grip", n, 2), view("any_grip", n)
         self._w_scalars, self._w_taken = view("scalars", 6), view("taken", h)
         self._w_scaled_xy, self._w_hand_height = view("scaled_xy", n, 2), view("hand_height", n)
-        view("goal", 3)[:] = self._goal
-        view("obstacles", n_obstacles, 2)[:] = self._obstacles[:n_obstacles, :2]
+        self._w_goal, self._w_obstacles = view("goal", 3), view("obstacles", n_obstacles, 2)
         zero = at["zero"]
         qpos, qvel, handles = at["qpos"], at["qvel"], at["handles"]
         scalars = at["scalars"]  # time left, goal in the payload frame (2), sin/cos payload yaw error, yaw
@@ -384,13 +415,13 @@ class TeamCarryEnv(ParallelEnv):
 
         obs = np.zeros((n, self._observation_space.shape[0]))
         obs[:, 11] = self._role_is_robot
-        obs[:, 22:25] = self._half_extents
-        obs[:, 25:28] = self._shape_onehot
         obs[:, handle0 + m * HANDLE_DIM + hs] = 1.0
         obs[:, other0 + OTHER_DIM * slot + 7] = self._role_is_robot[order]
         obs[:, other0 + (m - 1) * OTHER_DIM + slot] = 1.0
-        obs[:, obstacle0 + OBSTACLE_DIM * bs + 2] = self._obstacles[:n_obstacles, 2]
-        obs[:, obstacle0 + MAX_OBSTACLES * OBSTACLE_DIM + np.arange(MAX_OBSTACLES)] = self._obstacles[:, 3]
+        self._obstacle_columns = (
+            obstacle0 + OBSTACLE_DIM * bs + 2,  # radii
+            obstacle0 + MAX_OBSTACLES * OBSTACLE_DIM + np.arange(MAX_OBSTACLES),  # mask
+        )
         self._obs = obs
         self._order = order
 
@@ -399,11 +430,15 @@ class TeamCarryEnv(ParallelEnv):
             raise RuntimeError("step() called after the episode ended; call reset() first")
         controls = self._validated_actions(actions)
         m, d = self.model, self.data
-        ctrl, yaw = self._agent_ctrl, self._agent_qpos[:, 2]
-        cos, sin = np.cos(yaw), np.sin(yaw)
-        vx, vy = controls[:, 0] * MAX_SPEED, controls[:, 1] * MAX_SPEED
-        ctrl[:, 0] = cos * vx - sin * vy
-        ctrl[:, 1] = sin * vx + cos * vy
+        ctrl, yaw, heading = self._agent_ctrl, self._agent_qpos[:, 2], self._heading_cs
+        np.cos(yaw, out=heading[:, 0])
+        np.sin(yaw, out=heading[:, 1])
+        # Base velocity to the world frame: products [n, (cos, sin), (vx, vy)], then
+        # world x = cos vx - sin vy and world y = sin vx + cos vy.
+        products = np.multiply(heading[:, :, None], controls[:, None, 0:2], out=self._products)
+        products *= MAX_SPEED
+        np.subtract(products[:, 0, 0], products[:, 1, 1], out=ctrl[:, 0])
+        np.add(products[:, 1, 0], products[:, 0, 1], out=ctrl[:, 1])
         np.multiply(controls[:, 2], MAX_YAW_RATE, out=ctrl[:, 2])
         lo, hi = LIFT_RANGE
         ctrl[:, 3] = lo + (controls[:, 3] + 1.0) / 2.0 * (hi - lo)
@@ -445,8 +480,9 @@ class TeamCarryEnv(ParallelEnv):
             )
         controls = self._controls
         controls[:] = self._idle_action
+        index = self._index if self.agents else {}
         for agent, action in actions.items():
-            i = self._index.get(agent) if self.agents else None
+            i = index.get(agent)
             if i is None:
                 valid = ", ".join(self.agents) or "none (the episode is over)"
                 raise ValueError(f"action for unknown or finished agent {agent!r}; live agents: {valid}")
@@ -462,7 +498,8 @@ class TeamCarryEnv(ParallelEnv):
                 f"action of {self.possible_agents[agent]} has non-finite entry {j} ({ACTION_NAMES[j]}) = "
                 f"{controls[agent, j]}"
             )
-        return np.clip(controls, -1.0, 1.0, out=controls)
+        np.maximum(controls, -1.0, out=controls)
+        return np.minimum(controls, 1.0, out=controls)
 
     # ---- grips ----------------------------------------------------------------------------------------
     def _payload_pose(self) -> tuple[np.ndarray, np.ndarray]:

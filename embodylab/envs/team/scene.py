@@ -550,6 +550,7 @@ def topology_key(layout: TeamLayout) -> tuple:
 
 
 _MJ_EPS = 1e-14  # mjEPS: MuJoCo's tie tolerance when it sorts geoms into a body's bounding-volume tree
+_IDENTITY = np.array([1.0, 0.0, 0.0, 0.0])
 _BOX_CORNERS = np.array([[v & 1, (v >> 1) & 1, (v >> 2) & 1] for v in range(8)], float) * 2 - 1  # [8, 3]
 
 
@@ -670,15 +671,19 @@ class LayoutWriter:
         does: each node holds the box (centre, half-size; body inertial frame) around its geoms; a node
         with more than one geom splits them at the median along its longest axis, depth first."""
         m = self.model
-        to_inertial = _quat_mats(m.body_iquat[body][None])[0].T
         offset = m.geom_pos[geoms] - m.body_ipos[body]
         aabb = m.geom_aabb[geoms]
         corners = aabb[:, None, :3] + _BOX_CORNERS * aabb[:, None, 3:]  # [g, 8, 3] geom frame
-        world = np.einsum("gij,gvj->gvi", _quat_mats(m.geom_quat[geoms]), corners) + offset[:, None]
-        local = world @ to_inertial.T
+        quats, iquat = m.geom_quat[geoms], m.body_iquat[body]
+        if (quats == _IDENTITY).all() and (iquat == _IDENTITY).all():  # the usual case: no rotation
+            local = corners + offset[:, None]
+        else:
+            to_inertial = _quat_mats(iquat[None])[0].T
+            offset = offset @ to_inertial.T
+            local = np.einsum("gij,gvj->gvi", to_inertial @ _quat_mats(quats), corners) + offset[:, None]
         # Plain floats from here: the trees hold a handful of nodes, far too few for numpy to pay off.
         low, high = local.min(axis=1).tolist(), local.max(axis=1).tolist()
-        centres = (offset @ to_inertial.T).tolist()
+        centres = offset.tolist()
         boxes, node_geoms = [], []
 
         def make(elements: list[int]) -> None:
