@@ -199,3 +199,155 @@ def test_planned_path_keeps_the_team_clear_of_obstacles_and_walls():
             p = a + t * (b - a)
             assert np.linalg.norm(p) >= 0.5 + 1.5 - 1e-6
             assert np.all(np.abs(p) <= 6.0 - 1.5 + 1e-6)
+
+
+def _model_fields(model) -> dict[str, np.ndarray]:
+    fields = {k: getattr(model, k) for k in dir(model) if isinstance(getattr(model, k, None), np.ndarray)}
+    fields.update(
+        {
+            f"stat.{k}": np.asarray(getattr(model.stat, k))
+            for k in ("meaninertia", "meanmass", "meansize", "extent")
+        }
+    )
+    return fields
+
+
+def test_reset_writes_the_model_a_fresh_compile_would_build():
+    from embodylab.envs.team.scene import compile_scene
+
+    env = make("TeamCarry-v0", n_agents=3)
+    warm = 0
+    for seed in range(12):
+        topologies = len(env._scenes)
+        env.reset(seed=seed)
+        if len(env._scenes) == topologies:  # no compile: this layout was written into a cached model
+            warm += 1
+            fresh, _ = compile_scene(env.layout, env.model.opt.timestep)
+            ours, theirs = _model_fields(env.model), _model_fields(fresh)
+            assert ours.keys() == theirs.keys()
+            for name, value in theirs.items():
+                np.testing.assert_allclose(
+                    ours[name], value, rtol=1e-12, atol=1e-12, err_msg=f"seed {seed}: {name}"
+                )
+    assert warm >= 4 and len(env._scenes) < 12
+
+
+def test_warm_reset_gives_the_trajectory_of_a_cold_one():
+    def trajectory(env, seed):
+        _play(env, seed, steps=120)
+        return np.concatenate([env.data.qpos, env.data.qvel, env.state()])
+
+    seed = 5
+    cold = trajectory(make("TeamCarry-v0", n_agents=4), seed)
+    env = make("TeamCarry-v0", n_agents=4)
+    for other in range(8):  # compiles every topology these seeds meet, then replays `seed` warm
+        env.reset(seed=other)
+    assert np.array_equal(trajectory(env, seed), cold)
+    assert np.array_equal(trajectory(env, seed), cold)
+
+
+def _reference_observation(env: TeamCarryEnv, i: int) -> np.ndarray:
+    """Agent i's observation written out entry by entry from the module docstring's layout."""
+    d, ids, m = env.data, env.ids, env.max_agents
+    base, vel = env.base_poses(), d.qvel[ids.base_qvel]
+    x, y, yaw = base[i]
+    c, s = np.cos(yaw), np.sin(yaw)
+
+    def local(v):
+        return [c * v[0] + s * v[1], -s * v[0] + c * v[1]]
+
+    pos, rot = d.xpos[ids.payload_body], d.xmat[ids.payload_body].reshape(3, 3)
+    p_yaw = np.arctan2(rot[1, 0], rot[0, 0])
+    p_vel = d.qvel[ids.payload_qvel : ids.payload_qvel + 6]
+    gx, gy, gyaw = env.layout.goal
+    grip = env.gripping.astype(float)
+    own = [x / env.room_half, y / env.room_half, s, c, *local(vel[i, :2]), vel[i, 2]]
+    own += [0.75 + d.qpos[ids.lift_qpos[i]], d.qvel[ids.lift_qvel[i]], *grip[i], env.roles[i] == "robot"]
+    own += [1.0 - env.steps / env.max_episode_steps]
+    shape = [float(env.layout.shape == k) for k in ("table", "box", "sofa")]
+    payload = [*local(pos[:2] - base[i, :2]), pos[2], np.sin(p_yaw - yaw), np.cos(p_yaw - yaw)]
+    payload += [*local(p_vel[:2]), p_vel[2], p_vel[5], *env.layout.half_extents, *shape]
+    goal_rel = np.array([gx, gy]) - pos[:2]
+    in_payload = [
+        np.cos(p_yaw) * goal_rel[0] + np.sin(p_yaw) * goal_rel[1],
+        -np.sin(p_yaw) * goal_rel[0] + np.cos(p_yaw) * goal_rel[1],
+    ]
+    goal = [*local(np.array([gx, gy]) - base[i, :2]), np.sin(gyaw - yaw), np.cos(gyaw - yaw), *in_payload]
+    goal += [np.sin(gyaw - p_yaw), np.cos(gyaw - p_yaw)]
+    centres, half = env.handle_segments()
+    hands = env.hand_positions()
+    taken = set()
+    for a in range(env.n_agents):
+        for side in range(2):
+            if env.gripping[a, side]:
+                dist = []
+                for k in range(len(centres)):
+                    rel = hands[a, side] - centres[k]
+                    t = np.clip(rel @ half[k] / (half[k] @ half[k]), -1, 1)
+                    dist.append(np.linalg.norm(rel - t * half[k]))
+                taken.add(int(np.argmin(dist)))
+    handles, mask = [], []
+    for k in range(m):
+        if k < len(centres):
+            normal = rot @ np.array([*env.layout.handles[k].normal, 0.0])
+            handles += [*local(centres[k, :2] - base[i, :2]), centres[k, 2], *local(normal), k in taken]
+        else:
+            handles += [0.0] * 6
+        mask.append(float(k < len(centres)))
+    others, other_mask = [], []
+    for j in range(1, m):
+        if j < env.n_agents:
+            o = (i + j) % env.n_agents
+            others += [*local(base[o, :2] - base[i, :2]), np.sin(base[o, 2] - yaw), np.cos(base[o, 2] - yaw)]
+            others += [*local(vel[o, :2]), grip[o].any(), env.roles[o] == "robot"]
+        else:
+            others += [0.0] * 8
+        other_mask.append(float(j < env.n_agents))
+    obstacles, obstacle_mask = [], []
+    for k in range(4):
+        if k < len(env.layout.obstacles):
+            o = env.layout.obstacles[k]
+            obstacles += [*local(np.array(o.pos) - base[i, :2]), o.radius]
+        else:
+            obstacles += [0.0] * 3
+        obstacle_mask.append(float(k < len(env.layout.obstacles)))
+    parts = [own, payload, goal, handles, mask, others, other_mask, obstacles, obstacle_mask]
+    return np.array([float(v) for part in parts for v in part], np.float32)
+
+
+@pytest.mark.parametrize("n_agents", [1, 3, 8])
+def test_observations_match_a_per_agent_reference(n_agents):
+    env = make("TeamCarry-v0", n_agents=n_agents)
+    expert = TeamCarryExpert(env)
+    gripped = False
+    for seed in (0, 1):
+        obs, _ = env.reset(seed=seed)
+        expert.reset()
+        for step in range(240):
+            if step % 40 == 0:
+                gripped |= bool(env.gripping.any())
+                for i, agent in enumerate(env.agents):
+                    np.testing.assert_allclose(
+                        obs[agent], _reference_observation(env, i), rtol=1e-5, atol=1e-5
+                    )
+            obs, *_ = env.step(expert.act())
+    assert gripped  # the handles-taken entries were compared too
+
+
+def test_path_exists_agrees_with_the_planner():
+    from embodylab.envs.team.planning import path_exists, plan_path
+
+    rng = np.random.default_rng(0)
+    found = []
+    for _ in range(40):
+        count = int(rng.integers(1, 4))
+        obstacles = [
+            ((float(x), float(y)), float(r))
+            for x, y, r in rng.uniform((-5, -5, 0.2), (5, 5, 1.2), (count, 3))
+        ]
+        start, goal = rng.uniform(-4, 4, (2, 2))
+        clearance = float(rng.uniform(0.8, 2.5))
+        exists = path_exists(start, goal, obstacles, clearance, 6.0)
+        assert exists == (plan_path(start, goal, obstacles, clearance, 6.0) is not None)
+        found.append(exists)
+    assert any(found) and not all(found)
