@@ -289,7 +289,7 @@ class TeamCarryEnv(ParallelEnv):
     _PLAN = (  # what `_plan_observation` builds, kept per scene topology
         "_world", "_w_qpos", "_w_qvel", "_w_pos", "_w_vel", "_handle_frame", "_w_grip", "_w_any_grip",
         "_w_scalars", "_w_taken", "_w_scaled_xy", "_w_hand_height", "_w_goal", "_w_obstacles",
-        "_planar_from", "_planar_base", "_angle_from", "_angle_base", "_direct", "_values", "_local",
+        "_planar_from", "_n_points", "_angle_from", "_direct", "_values", "_local",
         "_sin", "_cos", "_planar", "_angles", "_heading", "_value_columns", "_obs", "_order",
         "_obstacle_columns",
     )  # fmt: skip
@@ -318,8 +318,8 @@ class TeamCarryEnv(ParallelEnv):
 
         Every step copies the world quantities the observation needs into one vector `_world` (segments
         below). Gathers from it then give, for all agents at once, the world-frame 2-vectors each agent
-        sees (`_planar_from - _planar_base`: points minus the agent's own position; vectors minus a zero
-        entry), the angles it sees (`_angle_from - _angle_base`) and the entries it copies unchanged
+        sees (`_planar_from`; points then made relative to the agent's position), the angles it sees
+        (`_angle_from`; all but its own yaw then made relative to it) and the entries it copies unchanged
         (`_direct`). One complex multiplication by exp(-i yaw) rotates every 2-vector into its agent's
         frame, and one scatter puts rotated vectors, sines, cosines and copies into the observation,
         whose fixed entries (masks, roles) are written here."""
@@ -334,7 +334,6 @@ class TeamCarryEnv(ParallelEnv):
 
         sizes = dict(qpos=4 * n, qvel=4 * n, pos=3, vel=6, handles=9 * h, grip=2 * n, any_grip=n)
         sizes |= dict(scalars=6, taken=h, scaled_xy=2 * n, hand_height=n, goal=3, obstacles=2 * n_obstacles)
-        sizes["zero"] = 1
         at, offset = {}, 0
         for name, size in sizes.items():
             at[name] = offset
@@ -349,7 +348,6 @@ class TeamCarryEnv(ParallelEnv):
         self._w_scalars, self._w_taken = view("scalars", 6), view("taken", h)
         self._w_scaled_xy, self._w_hand_height = view("scaled_xy", n, 2), view("hand_height", n)
         self._w_goal, self._w_obstacles = view("goal", 3), view("obstacles", n_obstacles, 2)
-        zero = at["zero"]
         qpos, qvel, handles = at["qpos"], at["qvel"], at["handles"]
         scalars = at["scalars"]  # time left, goal in the payload frame (2), sin/cos payload yaw error, yaw
 
@@ -358,7 +356,6 @@ class TeamCarryEnv(ParallelEnv):
             return np.stack([first, first + 1], axis=-1)
 
         shared = lambda idx: np.broadcast_to(idx, (n, *np.shape(idx)))  # noqa: E731
-        own_xy = pairs(qpos + 4 * agents)[:, None, :]  # [n, 1, 2]
         points = [  # (world indices [n, k, 2], observation columns [k, 2] or [n, k, 2])
             (shared(pairs([at["pos"], at["goal"]])), pairs([13, 28])),
             (shared(pairs(handles + 3 * hs)), pairs(handle0 + HANDLE_DIM * hs)),
@@ -373,16 +370,13 @@ class TeamCarryEnv(ParallelEnv):
         ]
         source = np.concatenate([np.broadcast_to(i, (n, *i.shape[1:])) for i, _ in points + vectors], axis=1)
         n_points = sum(i.shape[1] for i, _ in points)
-        base = np.full_like(source, zero)
-        base[:, :n_points] = own_xy
-        self._planar_from, self._planar_base = source, base  # [n, entities, 2]
+        self._planar_from, self._n_points = source, n_points  # [n, entities, 2]; points come first
         planar_columns = np.concatenate([c.reshape(-1) for _, c in points + vectors])
         entities = source.shape[1]
 
         yaw = qpos + 4 * agents + 2
         angle_from = np.c_[yaw, np.full(n, scalars + 5), np.full(n, at["goal"] + 2), yaw[order]]
-        angle_base = np.c_[np.full(n, zero), yaw, yaw, np.repeat(yaw[:, None], n - 1, axis=1)]
-        self._angle_from, self._angle_base = angle_from, angle_base
+        self._angle_from = angle_from
         angle_columns = np.r_[2, 16, 30, other0 + OTHER_DIM * slot + 2]
 
         direct = [  # (world indices [n, k], observation columns [k])
@@ -459,11 +453,17 @@ class TeamCarryEnv(ParallelEnv):
         task += 0.05 * (self._clearance > LIFTED_CLEARANCE)
         self._success = self._set_down_at_goal(distance, yaw_error)
         task += 10.0 * self._success
-        shaping = self._shaping()
         terminated = self._success
         truncated = self.steps >= self.max_episode_steps or physics_error is not None
         observations = self._observations()
-        rewards = {a: task + r for a, r in zip(self.agents, shaping.tolist(), strict=True)}
+        # Per-agent shaping, added while the reward dict is built: +0.02 x the fraction of its hands
+        # gripping, or while it grips nothing -0.02 x its hands' mean distance to the nearest bar (<= 2 m).
+        hands = np.add(self._nearest[:, 0], self._nearest[:, 1]).tolist()
+        grips = self._grip_on.sum(axis=1).tolist()
+        rewards = {
+            a: task + (0.02 * (g * 0.5) if g else -0.02 * min(h * 0.5, 2.0))
+            for a, h, g in zip(self.agents, hands, grips, strict=True)
+        }
         info = self._info(physics_error)
         infos = {a: dict(info) for a in self.agents}
         terminations = dict.fromkeys(self.agents, bool(terminated))
@@ -479,7 +479,8 @@ class TeamCarryEnv(ParallelEnv):
                 f"actions must be a dict from agent name to action; got {type(actions).__name__}"
             )
         controls = self._controls
-        controls[:] = self._idle_action
+        if len(actions) != self.n_agents:  # otherwise every row is written below (or an error raised)
+            controls[:] = self._idle_action
         index = self._index if self.agents else {}
         for agent, action in actions.items():
             i = index.get(agent)
@@ -658,11 +659,6 @@ class TeamCarryEnv(ParallelEnv):
             info["physics_error"] = physics_error
         return info
 
-    def _shaping(self) -> np.ndarray:
-        hand_distance = (self._nearest[:, 0] + self._nearest[:, 1]) * 0.5  # [n_agents], mean of both hands
-        gripping = np.add(self._grip_on[:, 0], self._grip_on[:, 1], dtype=float) * 0.5
-        return np.where(gripping > 0, 0.02 * gripping, -0.02 * np.minimum(hand_distance, 2.0))
-
     # ---- observations ---------------------------------------------------------------------------------
     def _observations(self) -> dict[str, np.ndarray]:
         """Fills the observation `[n_agents, obs_dim]` (layout in the module docstring; method in
@@ -696,15 +692,17 @@ class TeamCarryEnv(ParallelEnv):
             taken[self._distances.argmin(axis=-1)[grip]] = 1.0
 
         world = self._world
-        np.subtract(world[self._angle_from], world[self._angle_base], out=self._angles)
+        angles = np.take(world, self._angle_from, out=self._angles, mode="clip")
+        angles[:, 1:] -= self._w_qpos[:, 2:3]  # every angle but the agent's own yaw is relative to it
         np.sin(self._angles, out=self._sin)
         np.cos(self._angles, out=self._cos)
         heading = self._heading.view(np.float64).reshape(-1, 2)
         heading[:, 0] = self._cos[:, 0]
         np.negative(self._sin[:, 0], out=heading[:, 1])
-        planar = np.subtract(world[self._planar_from], world[self._planar_base], out=self._planar)
+        planar = np.take(world, self._planar_from, out=self._planar, mode="clip")
+        planar[:, : self._n_points] -= self._w_qpos[:, None, :2]  # points relative to the agent
         np.multiply(planar.view(np.complex128)[..., 0], self._heading[:, None], out=self._local)
-        self._values[:, -self._direct.shape[1] :] = world[self._direct]
+        np.take(world, self._direct, out=self._values[:, -self._direct.shape[1] :], mode="clip")
         obs = self._obs
         obs[:, self._value_columns] = self._values
         return dict(zip(self.agents, obs.astype(np.float32), strict=True))
