@@ -266,7 +266,6 @@ class TeamCarryEnv(ParallelEnv):
         handles = np.array([hd.pos for hd in layout.handles])  # [h, 3] payload frame
         normals = np.array([hd.normal for hd in layout.handles])  # [h, 2]
         self._handles_local = handles
-        self._handle_normals_local = normals
         # One matmul by the payload's rotation gives handle centres, bar half-vectors and face normals.
         frame = np.zeros((3 * h, 3))
         frame[:h] = handles
