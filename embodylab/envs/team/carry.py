@@ -162,6 +162,10 @@ class TeamCarryEnv(ParallelEnv):
         self._observation_plans: dict[tuple[int, int], dict[str, Any]] = {}
         self._controls = np.empty((n_agents, len(ACTION_NAMES)))
         self._heading_cs, self._products = np.empty((n_agents, 2)), np.empty((n_agents, 2, 2))
+        lo, hi = LIFT_RANGE
+        self._affine_shift = np.array([0.0, 1.0])
+        self._affine_scale = np.array([2.0 * MAX_YAW_RATE, hi - lo])
+        self._affine_offset = np.array([0.0, lo])
         # What an agent without an action does: stand still, hands at the lift's zero, grip open.
         self._idle_action = np.array(
             [0.0, 0.0, 0.0, -1.0 + 2.0 * (0.0 - LIFT_RANGE[0]) / (LIFT_RANGE[1] - LIFT_RANGE[0]), -1.0]
@@ -432,9 +436,12 @@ class TeamCarryEnv(ParallelEnv):
         products *= MAX_SPEED
         np.subtract(products[:, 0, 0], products[:, 1, 1], out=ctrl[:, 0])
         np.add(products[:, 1, 0], products[:, 0, 1], out=ctrl[:, 1])
-        np.multiply(controls[:, 2], MAX_YAW_RATE, out=ctrl[:, 2])
-        lo, hi = LIFT_RANGE
-        ctrl[:, 3] = lo + (controls[:, 3] + 1.0) / 2.0 * (hi - lo)
+        # Yaw rate c * MAX_YAW_RATE and lift target lo + (c + 1) / 2 * (hi - lo) as one affine map
+        # (c + shift) / 2 * scale + offset of columns 2:4 (the same roundings: halving is exact).
+        affine = np.add(controls[:, 2:4], self._affine_shift, out=ctrl[:, 2:4])
+        affine /= 2.0
+        affine *= self._affine_scale
+        affine += self._affine_offset
         self._update_grips(controls[:, 4] > 0.0)
         mujoco.mj_step(m, d, nstep=self.frame_skip)
         self.steps += 1
@@ -544,7 +551,7 @@ class TeamCarryEnv(ParallelEnv):
     def _update_grips(self, grip_command: np.ndarray) -> None:
         command = grip_command[:, None]
         self._grip_blocked &= command  # opening the hand re-arms a grip that broke
-        engage = command & ~(self._grip_on | self._grip_blocked)
+        engage = np.greater(command, self._grip_on | self._grip_blocked)  # commanded, open and armed
         if engage.any():
             engage &= self._nearest < GRIP_REACH
             if engage.any():
