@@ -160,6 +160,7 @@ class TeamCarryEnv(ParallelEnv):
         self._renderer: OffscreenRenderer | None = None
         self._scenes = SceneCache(PHYSICS_TIMESTEP)
         self._observation_plans: dict[tuple[int, int], dict[str, Any]] = {}
+        self._views: dict[int, dict[str, np.ndarray]] = {}  # by id of a model the scene cache holds
         self._controls = np.empty((n_agents, len(ACTION_NAMES)))
         self._heading_cs, self._products = np.empty((n_agents, 2)), np.empty((n_agents, 2, 2))
         lo, hi = LIFT_RANGE
@@ -212,7 +213,11 @@ class TeamCarryEnv(ParallelEnv):
                 self._renderer.close()
                 self._renderer = None
             self.model, self.data, self.ids = model, data, ids
-            self._bind_views()
+            if id(model) not in self._views:
+                self._bind_views()
+                self._views[id(model)] = {name: getattr(self, name) for name in self._VIEWS}
+            for name, value in self._views[id(model)].items():
+                setattr(self, name, value)
         self._agent_qpos[:, :3] = self.layout.agent_poses
         mujoco.mj_forward(self.model, self.data)
         self._prepare_episode_constants()
@@ -232,6 +237,11 @@ class TeamCarryEnv(ParallelEnv):
         self._prev_distance, self._prev_yaw_error = self._goal_errors()
         info = self._info()
         return self._observations(), {a: dict(info) for a in self.agents}
+
+    _VIEWS = (  # what `_bind_views` builds, kept per compiled model
+        "_agent_qpos", "_agent_qvel", "_agent_ctrl", "_grip_active", "_hands", "_payload_qpos",
+        "_payload_qvel", "_payload_pos", "_payload_rot", "_grip_eq",
+    )  # fmt: skip
 
     def _bind_views(self) -> None:
         """Views into the data arrays and index arrays for the hot path, once per compiled model. The

@@ -687,16 +687,16 @@ class LayoutWriter:
         boxes, node_geoms = [], []
 
         def make(elements: list[int]) -> None:
-            lo = [min(low[e][k] for e in elements) for k in range(3)]
-            hi = [max(high[e][k] for e in elements) for k in range(3)]
+            lo = [min(c) for c in zip(*[low[e] for e in elements], strict=True)]
+            hi = [max(c) for c in zip(*[high[e] for e in elements], strict=True)]
             for k in range(3):
                 if abs(lo[k] - hi[k]) < _MJ_EPS:
                     lo[k], hi[k] = lo[k] - _MJ_EPS, hi[k] + _MJ_EPS
-            boxes.append([(hi[k] + lo[k]) / 2 for k in range(3)] + [(hi[k] - lo[k]) / 2 for k in range(3)])
+            edges = [b - a for a, b in zip(lo, hi, strict=True)]
+            boxes.append([(b + a) / 2 for a, b in zip(lo, hi, strict=True)] + [e / 2 for e in edges])
             node_geoms.append(int(geoms[elements[0]]) if len(elements) == 1 else -1)
             if len(elements) == 1:
                 return
-            edges = [hi[k] - lo[k] for k in range(3)]
             axis = 0
             if edges[1] >= edges[0] + _MJ_EPS:
                 axis = 1
