@@ -495,8 +495,30 @@ class TeamCarryEnv(ParallelEnv):
                 f"actions must be a dict from agent name to action; got {type(actions).__name__}"
             )
         controls = self._controls
-        if len(actions) != self.n_agents:  # otherwise every row is written below (or an error raised)
-            controls[:] = self._idle_action
+        shape = (self.n_agents, len(ACTION_NAMES))
+        stacked = None
+        if self.agents and list(actions) == self.agents:  # the usual call: every agent, in agent order
+            try:
+                stacked = np.array(list(actions.values()), dtype=np.float64)
+            except (TypeError, ValueError):
+                stacked = None  # ragged or not numbers: the loop below names the bad action
+        if stacked is not None and stacked.shape == shape:
+            controls[:] = stacked
+        else:
+            self._parse_actions(actions)
+        if not np.isfinite(controls).all():
+            agent, j = divmod(int(np.flatnonzero(~np.isfinite(controls))[0]), len(ACTION_NAMES))
+            raise ValueError(
+                f"action of {self.possible_agents[agent]} has non-finite entry {j} ({ACTION_NAMES[j]}) = "
+                f"{controls[agent, j]}"
+            )
+        np.maximum(controls, -1.0, out=controls)
+        return np.minimum(controls, 1.0, out=controls)
+
+    def _parse_actions(self, actions: dict[str, Any]) -> None:
+        """Writes `actions` agent by agent into `_controls`, naming the first bad agent or shape."""
+        controls = self._controls
+        controls[:] = self._idle_action
         index = self._index if self.agents else {}
         for agent, action in actions.items():
             i = index.get(agent)
@@ -509,14 +531,6 @@ class TeamCarryEnv(ParallelEnv):
                     f"action of {agent} has shape {a.shape}; expected ({len(ACTION_NAMES)},) = {ACTION_NAMES}"
                 )
             controls[i] = a
-        if not np.isfinite(controls).all():
-            agent, j = divmod(int(np.flatnonzero(~np.isfinite(controls))[0]), len(ACTION_NAMES))
-            raise ValueError(
-                f"action of {self.possible_agents[agent]} has non-finite entry {j} ({ACTION_NAMES[j]}) = "
-                f"{controls[agent, j]}"
-            )
-        np.maximum(controls, -1.0, out=controls)
-        return np.minimum(controls, 1.0, out=controls)
 
     # ---- grips ----------------------------------------------------------------------------------------
     def _payload_pose(self) -> tuple[np.ndarray, np.ndarray]:
@@ -559,19 +573,21 @@ class TeamCarryEnv(ParallelEnv):
         return self._distances.copy()
 
     def _update_grips(self, grip_command: np.ndarray) -> None:
-        command = grip_command[:, None]
-        self._grip_blocked &= command  # opening the hand re-arms a grip that broke
-        engage = np.greater(command, self._grip_on | self._grip_blocked)  # commanded, open and armed
+        command, on = grip_command[:, None], self._grip_on
+        # A hand holds on while commanded; it closes on a bar when commanded, within reach and not
+        # blocked by a grip that broke (opening the hand re-arms it).
+        gripping = np.greater(self._nearest < GRIP_REACH, self._grip_blocked)
+        gripping |= on
+        gripping &= command
+        engage = np.greater(gripping, on)
         if engage.any():
-            engage &= self._nearest < GRIP_REACH
-            if engage.any():
-                pos, rot = self._payload_pose()
-                # The hand holds the payload where it touches it: the payload-frame anchor is the hand's
-                # current position, so switching the constraint on applies no impulse.
-                self.model.eq_data[self._grip_eq[engage], 3:6] = (self._hands[engage] - pos) @ rot
-        self._grip_on &= command
-        self._grip_on |= engage
-        self._grip_active[:] = self._grip_on
+            pos, rot = self._payload_pose()
+            # The hand holds the payload where it touches it: the payload-frame anchor is the hand's
+            # current position, so switching the constraint on applies no impulse.
+            self.model.eq_data[self._grip_eq[engage], 3:6] = (self._hands[engage] - pos) @ rot
+        self._grip_blocked &= command
+        on[:] = gripping
+        self._grip_active[:] = gripping
 
     def _release_overloaded_grips(self) -> None:
         """Opens every hand whose grip constraint force exceeds its role's limit."""
