@@ -300,7 +300,7 @@ class TeamCarryEnv(ParallelEnv):
         self._layout_observation(h, len(layout.obstacles))
 
     _PLAN = (  # what `_plan_observation` builds, kept per scene topology
-        "_world", "_w_qpos", "_w_qvel", "_w_pos", "_w_vel", "_handle_frame", "_w_grip", "_w_any_grip",
+        "_world", "_w_qpos", "_w_copied", "_handle_frame", "_w_any_grip",
         "_w_scalars", "_w_taken", "_w_scaled_xy", "_w_hand_height", "_w_goal", "_w_obstacles",
         "_planar_from", "_n_points", "_angle_from", "_direct", "_values", "_local",
         "_sin", "_cos", "_planar", "_angles", "_heading", "_value_columns", "_obs", "_order",
@@ -345,7 +345,8 @@ class TeamCarryEnv(ParallelEnv):
         order = (agents[:, None] + np.arange(1, n)[None, :]) % n  # the others of agent i: i+1, i+2, ...
         slot = np.arange(n - 1)
 
-        sizes = dict(qpos=4 * n, qvel=4 * n, pos=3, vel=6, handles=9 * h, grip=2 * n, any_grip=n)
+        # The first five segments are copied from the simulation in one concatenate per step.
+        sizes = dict(qpos=4 * n, qvel=4 * n, pos=3, vel=6, grip=2 * n, any_grip=n, handles=9 * h)
         sizes |= dict(scalars=6, taken=h, scaled_xy=2 * n, hand_height=n, goal=3, obstacles=2 * n_obstacles)
         at, offset = {}, 0
         for name, size in sizes.items():
@@ -354,10 +355,9 @@ class TeamCarryEnv(ParallelEnv):
         world = np.zeros(offset)
         self._world = world
         view = lambda name, *shape: world[at[name] : at[name] + sizes[name]].reshape(*shape)  # noqa: E731
-        self._w_qpos, self._w_qvel = view("qpos", n, 4), view("qvel", n, 4)
-        self._w_pos, self._w_vel = view("pos", 3), view("vel", 6)
+        self._w_qpos, self._w_copied = view("qpos", n, 4), world[: at["any_grip"]]
         self._handle_frame = view("handles", 3 * h, 3)  # centres, bar half-vectors, normals (world)
-        self._w_grip, self._w_any_grip = view("grip", n, 2), view("any_grip", n)
+        self._w_any_grip = view("any_grip", n)
         self._w_scalars, self._w_taken = view("scalars", 6), view("taken", h)
         self._w_scaled_xy, self._w_hand_height = view("scaled_xy", n, 2), view("hand_height", n)
         self._w_goal, self._w_obstacles = view("goal", 3), view("obstacles", n_obstacles, 2)
@@ -506,7 +506,7 @@ class TeamCarryEnv(ParallelEnv):
             controls[:] = stacked
         else:
             self._parse_actions(actions)
-        if not np.isfinite(controls).all():
+        if not math.isfinite(controls.sum()) and not np.isfinite(controls).all():
             agent, j = divmod(int(np.flatnonzero(~np.isfinite(controls))[0]), len(ACTION_NAMES))
             raise ValueError(
                 f"action of {self.possible_agents[agent]} has non-finite entry {j} ({ACTION_NAMES[j]}) = "
@@ -696,13 +696,9 @@ class TeamCarryEnv(ParallelEnv):
         """Fills the observation `[n_agents, obs_dim]` (layout in the module docstring; method in
         `_layout_observation`) and returns one float32 row per agent (fresh arrays: earlier observations
         are never overwritten)."""
-        rot, p_vel = self._payload_rot, self._payload_qvel
-        self._w_qpos[:] = self._agent_qpos
-        self._w_qvel[:] = self._agent_qvel
-        self._w_pos[:] = self._payload_pos
-        self._w_vel[:] = p_vel
-        grip = self._grip_on
-        self._w_grip[:] = grip
+        rot, grip = self._payload_rot, self._grip_on
+        sources = (self._agent_qpos, self._agent_qvel, self._payload_pos, self._payload_qvel, grip)
+        np.concatenate(sources, axis=None, out=self._w_copied)
         np.logical_or(grip[:, 0], grip[:, 1], out=self._w_any_grip)
         np.divide(self._agent_qpos[:, :2], self.room_half, out=self._w_scaled_xy)
         np.add(self._agent_qpos[:, 3], HAND_HEIGHT, out=self._w_hand_height)
