@@ -85,6 +85,9 @@ SUCCESS_YAW = np.deg2rad(15.0)
 ACTION_NAMES = ("vx", "vy", "wz", "hand_height", "grip")
 SELF_DIM, PAYLOAD_DIM, GOAL_DIM, HANDLE_DIM, OTHER_DIM, OBSTACLE_DIM = 13, 15, 8, 6, 8, 3
 CAMERAS = ("follow", "overview")
+# Reductions called as ufunc methods: on arrays this small numpy's Python-level wrappers (`ndarray.sum`,
+# `np.min`, `ndarray.any`) cost as much as the reduction itself.
+_sum, _min, _any = np.add.reduce, np.minimum.reduce, np.logical_or.reduce
 
 
 def _wrap(angle):
@@ -456,7 +459,7 @@ class TeamCarryEnv(ParallelEnv):
         mujoco.mj_step(m, d, nstep=self.frame_skip)
         self.steps += 1
         physics_error = None
-        if not math.isfinite(float(d.qpos.sum()) + float(d.qvel.sum())):
+        if not math.isfinite(_sum(d.qpos) + _sum(d.qvel)):
             physics_error = "the simulation diverged (non-finite state)"
         else:
             self._release_overloaded_grips()
@@ -475,7 +478,7 @@ class TeamCarryEnv(ParallelEnv):
         # Per-agent shaping, added while the reward dict is built: +0.02 x the fraction of its hands
         # gripping, or while it grips nothing -0.02 x its hands' mean distance to the nearest bar (<= 2 m).
         hands = np.add(self._nearest[:, 0], self._nearest[:, 1]).tolist()
-        grips = self._grip_on.sum(axis=1).tolist()
+        grips = _sum(self._grip_on, axis=1, dtype=int).tolist()
         rewards = {
             a: task + (0.02 * (g * 0.5) if g else -0.02 * min(h * 0.5, 2.0))
             for a, h, g in zip(self.agents, hands, grips, strict=True)
@@ -506,7 +509,7 @@ class TeamCarryEnv(ParallelEnv):
             controls[:] = stacked
         else:
             self._parse_actions(actions)
-        if not math.isfinite(controls.sum()) and not np.isfinite(controls).all():
+        if not math.isfinite(_sum(controls, axis=None)) and not np.isfinite(controls).all():
             agent, j = divmod(int(np.flatnonzero(~np.isfinite(controls))[0]), len(ACTION_NAMES))
             raise ValueError(
                 f"action of {self.possible_agents[agent]} has non-finite entry {j} ({ACTION_NAMES[j]}) = "
@@ -565,7 +568,7 @@ class TeamCarryEnv(ParallelEnv):
         rel -= np.multiply(t, half, out=self._offset)
         squared = np.matmul(rel[..., None, :], rel[..., :, None], out=self._squared)  # [n, 2, h, 1, 1]
         np.sqrt(squared.reshape(self._distances.shape), out=self._distances)
-        self._nearest = self._distances.min(axis=-1)
+        self._nearest = _min(self._distances, axis=-1)
         self._clearance = self._payload_clearance()
 
     def _hand_handle_distances(self) -> np.ndarray:
@@ -580,7 +583,7 @@ class TeamCarryEnv(ParallelEnv):
         gripping |= on
         gripping &= command
         engage = np.greater(gripping, on)
-        if engage.any():
+        if _any(engage, axis=None):
             pos, rot = self._payload_pose()
             # The hand holds the payload where it touches it: the payload-frame anchor is the hand's
             # current position, so switching the constraint on applies no impulse.
@@ -591,10 +594,10 @@ class TeamCarryEnv(ParallelEnv):
 
     def _release_overloaded_grips(self) -> None:
         """Opens every hand whose grip constraint force exceeds its role's limit."""
-        if not self._grip_on.any():
+        if not _any(self._grip_on, axis=None):
             return
         broken = self._grip_on & (self.grip_forces() > self._grip_limit[:, None])
-        if broken.any():
+        if _any(broken, axis=None):
             self._grip_on &= ~broken
             self._grip_blocked |= broken
             self._grip_active[:] = self._grip_on
@@ -716,21 +719,21 @@ class TeamCarryEnv(ParallelEnv):
         )
         taken = self._w_taken
         taken[:] = 0.0
-        if grip.any():
+        if _any(grip, axis=None):
             taken[self._distances.argmin(axis=-1)[grip]] = 1.0
 
         world = self._world
-        angles = np.take(world, self._angle_from, out=self._angles, mode="clip")
+        angles = world.take(self._angle_from, out=self._angles, mode="clip")
         angles[:, 1:] -= self._w_qpos[:, 2:3]  # every angle but the agent's own yaw is relative to it
         np.sin(self._angles, out=self._sin)
         np.cos(self._angles, out=self._cos)
         heading = self._heading.view(np.float64).reshape(-1, 2)
         heading[:, 0] = self._cos[:, 0]
         np.negative(self._sin[:, 0], out=heading[:, 1])
-        planar = np.take(world, self._planar_from, out=self._planar, mode="clip")
+        planar = world.take(self._planar_from, out=self._planar, mode="clip")
         planar[:, : self._n_points] -= self._w_qpos[:, None, :2]  # points relative to the agent
         np.multiply(planar.view(np.complex128)[..., 0], self._heading[:, None], out=self._local)
-        np.take(world, self._direct, out=self._values[:, -self._direct.shape[1] :], mode="clip")
+        world.take(self._direct, out=self._values[:, -self._direct.shape[1] :], mode="clip")
         obs = self._obs
         obs[:, self._value_columns] = self._values
         return dict(zip(self.agents, obs.astype(np.float32), strict=True))
