@@ -11,6 +11,11 @@ Its arms are a child body `agent{i}/arms` on a vertical slide `agent{i}/lift` (h
 what makes a heavy payload need several agents. The arm body is gravity-compensated, so the lift
 actuator's force goes to the payload. Each hand has a `connect` equality `agent{i}/grip_{left,right}`
 between the arm body (anchor at the hand) and the payload, inactive until the env switches it on.
+
+Everything a layout sizes or places (the payload's geoms, the goal marker, the obstacles) is data
+(`payload_geoms`, `goal_geoms`, `obstacle_geoms`), read by the builder and by `LayoutWriter`, which
+writes a new layout into a model compiled for another layout of the same `topology_key`;
+`SceneCache` compiles each topology once, so that env resets write values instead of recompiling.
 """
 
 from __future__ import annotations
