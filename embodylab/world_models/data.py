@@ -251,26 +251,23 @@ class WorldModelData:
         return self.mask.sum(axis=1)
 
 
-def find_dataset(path: str | Path) -> Path:
-    """The Minari data directory at `path`: the data directory itself, a dataset directory, or a root that
-    holds exactly one dataset."""
+def find_datasets(path: str | Path) -> list[Path]:
+    """The Minari data directories at `path`: the data directory itself, a dataset directory, or every
+    dataset under a root directory."""
     path = Path(path)
     if (path / "metadata.json").is_file():
-        return path
+        return [path]
     if (path / "data" / "metadata.json").is_file():
-        return path / "data"
+        return [path / "data"]
     found = sorted(p.parent for p in path.glob("**/data/metadata.json")) if path.is_dir() else []
-    if len(found) == 1:
-        return found[0]
     if not found:
         raise WorldModelDatasetError(f"no Minari dataset at {path} (no data/metadata.json under it)")
-    raise WorldModelDatasetError(
-        f"{path} holds {len(found)} Minari datasets; give one of: {', '.join(map(str, found))}"
-    )
+    return found
 
 
 def load_dataset(path: str | Path) -> WorldModelData:
-    """Reads the world-model dataset at `path` (see `find_dataset`) into padded numpy arrays.
+    """Reads the world-model dataset(s) at `path` (see `find_datasets`: several under one root are read as
+    one) into padded numpy arrays.
 
     Raises:
         WorldModelDatasetError: no dataset, an unreadable one, or one without the object-centric fields
@@ -278,14 +275,21 @@ def load_dataset(path: str | Path) -> WorldModelData:
     """
     from minari import MinariDataset
 
-    data_path = find_dataset(path)
-    try:
-        raw = list(MinariDataset(data_path).iterate_episodes())
-    except Exception as err:  # h5py and Minari raise many kinds (KeyError, OSError, ...) for broken files
-        raise WorldModelDatasetError(f"cannot read the Minari dataset at {data_path}: {err!r}") from err
-    if not raw:
-        raise WorldModelDatasetError(f"the Minari dataset at {data_path} holds no episodes")
-    for episode in raw:
+    raw = []
+    for data_path in find_datasets(path):
+        try:
+            episodes = list(MinariDataset(data_path).iterate_episodes())
+        except Exception as err:  # h5py and Minari raise many kinds (KeyError, OSError, ...) for broken files
+            raise WorldModelDatasetError(f"cannot read the Minari dataset at {data_path}: {err!r}") from err
+        if not episodes:
+            raise WorldModelDatasetError(f"the Minari dataset at {data_path} holds no episodes")
+        _check_fields(data_path, episodes)
+        raw += episodes
+    return _pad_episodes(raw)
+
+
+def _check_fields(data_path: Path, episodes: list) -> None:
+    for episode in episodes:
         observations = episode.observations if isinstance(episode.observations, dict) else {}
         infos = episode.infos or {}
         missing = [k for k in OBSERVATION_KEYS if k not in observations]
@@ -296,6 +300,9 @@ def load_dataset(path: str | Path) -> WorldModelData:
                 f"(a world-model dataset has observations {list(OBSERVATION_KEYS)} and infos {list(INFO_KEYS)}; "
                 "write one with `embodylab collect`)"
             )
+
+
+def _pad_episodes(raw: list) -> WorldModelData:
     steps = max(len(e.actions) for e in raw)
 
     def padded(values: np.ndarray, length: int) -> np.ndarray:
