@@ -57,13 +57,15 @@ class MonolithicRSSM(WorldModel):
         super().__init__(config.action_dim, config.goal_dim)
         self.config = config
         m, d, z = config.max_objects, config.hidden, config.latent_dim
-        n_in = m * (FEATURE_DIM + len(CATEGORIES) + 1) + AGENT_DIM + config.action_dim + config.goal_dim
+        n_in = m * (FEATURE_DIM + 6 + len(CATEGORIES) + 1) + AGENT_DIM + config.action_dim + config.goal_dim
         self.encoder = nn.Sequential(nn.Linear(n_in, d), nn.SiLU(), nn.Linear(d, d), nn.SiLU())
         self.cell = nn.GRUCell(d, d)
         self.prior = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, 2 * z))
         n_change = m * DYNAMIC_DIM + AGENT_DIM
         self.posterior = nn.Sequential(nn.Linear(d + n_change, d), nn.SiLU(), nn.Linear(d, 2 * z))
-        self.decoder = nn.Sequential(nn.Linear(d + z, d), nn.SiLU(), nn.Linear(d, 2 * n_change + 2))
+        self.decoder = nn.Sequential(nn.Linear(d + z, d), nn.SiLU(), nn.Linear(d, 2 * n_change))
+        # Reward and success of the current state, as in the object-centric model.
+        self.readout = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, 2))
 
     def initial_state(self, batch_size: int, n_objects: int) -> torch.Tensor:
         self._check_objects(n_objects)
@@ -86,12 +88,20 @@ class MonolithicRSSM(WorldModel):
         self._check_objects(n)
         real = mask[..., None].float()
         slots = torch.cat(
-            [self.normalise_objects(objects) * real, F.one_hot(categories, len(CATEGORIES)) * real, real], -1
+            [
+                self.normalise_objects(objects) * real,
+                self.relative_positions(objects, agent, goal) * real,
+                F.one_hot(categories, len(CATEGORIES)) * real,
+                real,
+            ],
+            -1,
         )
         x = torch.cat(
             [self._pad(slots).flatten(1), self.normalise_agent(agent), action, self.normalise_goal(goal)], -1
         )
-        h = self.cell(self.encoder(x), state)
+        encoded = self.encoder(x)
+        readout = self.readout(encoded)
+        h = self.cell(encoded, state)
         c = self.config
         prior_mean, prior_std = _gaussian(self.prior(h))
         kl = None
@@ -107,7 +117,7 @@ class MonolithicRSSM(WorldModel):
         out = self.decoder(torch.cat([h, z], -1))
         n_objects_out = c.max_objects * DYNAMIC_DIM
         n_change = n_objects_out + AGENT_DIM
-        mean, raw_std = out[:, :n_change], out[:, n_change : 2 * n_change]
+        mean, raw_std = out[:, :n_change], out[:, n_change:]
         std = F.softplus(raw_std) + 0.1
         objects_mean = mean[:, :n_objects_out].reshape(batch, c.max_objects, DYNAMIC_DIM)[:, :n]
         objects_std = std[:, :n_objects_out].reshape(batch, c.max_objects, DYNAMIC_DIM)[:, :n]
@@ -116,8 +126,8 @@ class MonolithicRSSM(WorldModel):
             objects_std=objects_std,
             agent_mean=mean[:, n_objects_out:],
             agent_std=std[:, n_objects_out:],
-            reward=out[:, -2],
-            success_logit=out[:, -1],
+            reward=readout[:, 0],
+            success_logit=readout[:, 1],
             kl=kl,
             kl_mask=mask.new_ones(batch, 1),
             state=h,

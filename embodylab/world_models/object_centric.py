@@ -2,11 +2,15 @@
 
 One token per object (its 16 features, normalised, plus a learned category embedding), one for the agent
 (the tool centre point's position and velocity and the gripper width, plus the action) and one for the
-goal. A transformer mixes the tokens of a step (no positional encoding: the objects are a set, and padded
+goal. Each object token also sees its position relative to the tool centre point and to the goal: contact
+and reward depend on such differences, and a network learns them poorly from absolute coordinates. A
+transformer mixes the tokens of a step (no positional encoding: the objects are a set, and padded
 objects are masked out of attention). Each object token and the agent token then keeps its own recurrent
 state (one GRU cell shared by all tokens) and a stochastic latent with a prior p(z | h) and a posterior
 q(z | h, observed change); decoders predict each token's change of state in a normalised space (deltas
-divided by their dataset std), and a pooled read-out predicts the reward and success of the step.
+divided by their dataset std). A read-out (a learned query attending over the mixed tokens) predicts the
+reward and success of the current state: the env's reward after a step is that of the state it reaches, so
+a rollout scores a state by the reward read out when the model steps from it.
 
 Training maximises the ELBO over short windows with DreamerV3's KL balancing (0.5 on the dynamics term,
 0.1 on the representation term) and free bits (1 nat per token), and rolls the model open-loop on its own
@@ -36,6 +40,8 @@ AGENT_SLICE = slice(14, 21)
 """the agent's state within the proprioception: tcp position 3, tcp linear velocity 3 (world frame), gripper
 width 1 (metres, m/s)."""
 AGENT_DIM = 7
+RELATIVE_SCALE = 0.1
+"""metres: relative positions are divided by this (a tenth of the workspace) before entering a network."""
 MIN_STD = 1e-3
 """floor (in data units) of the normalisers' stds: a feature that never changes in the data (a cube's
 half-extents, its quaternion's x) must not blow up when divided by its std."""
@@ -88,7 +94,7 @@ class Step:
 
     objects_mean/std [B, N, 13] and agent_mean/std [B, 7] are the predicted changes in normalised units;
     kl [B, tokens] (None without a latent) and kl_mask [B, tokens] the balanced KL terms per token;
-    reward [B] (normalised) and success_logit [B]; state the recurrent state to carry on with."""
+    reward [B] (normalised) and success_logit [B] of the current state (the input); state the recurrent state to carry on with."""
 
     objects_mean: torch.Tensor
     objects_std: torch.Tensor
@@ -146,6 +152,15 @@ class WorldModel(nn.Module):
         # Goals are positions (metres, world frame): they share the objects' position normaliser.
         return (goal - self.feature_mean[:3]) / self.feature_std[:3] if goal.shape[-1] == 3 else goal
 
+    def relative_positions(
+        self, objects: torch.Tensor, agent: torch.Tensor, goal: torch.Tensor
+    ) -> torch.Tensor:
+        """[B, N, 6]: each object's position minus the tool centre point's and minus the goal's (zeros for a
+        goal that is not a position), over `RELATIVE_SCALE`."""
+        to_agent = objects[..., :3] - agent[:, None, :3]
+        to_goal = objects[..., :3] - goal[:, None] if goal.shape[-1] == 3 else torch.zeros_like(to_agent)
+        return torch.cat([to_agent, to_goal], -1) / RELATIVE_SCALE
+
     def initial_state(self, batch_size: int, n_objects: int) -> torch.Tensor:
         raise NotImplementedError
 
@@ -164,7 +179,7 @@ class ObjectCentricWorldModel(WorldModel):
         super().__init__(config.action_dim, config.goal_dim)
         self.config = config
         d, z = config.d_model, config.latent_dim
-        self.object_encoder = _mlp(FEATURE_DIM, d, d)
+        self.object_encoder = _mlp(FEATURE_DIM + 6, d, d)
         self.category_embedding = nn.Embedding(len(CATEGORIES), d)
         self.agent_encoder = _mlp(AGENT_DIM + config.action_dim, d, d)
         self.goal_encoder = _mlp(config.goal_dim, d, d)
@@ -178,9 +193,8 @@ class ObjectCentricWorldModel(WorldModel):
             self.posterior = _mlp(2 * d, d, 2 * z)
         self.object_decoder = _mlp(d + z, d, 2 * DYNAMIC_DIM)
         self.agent_decoder = _mlp(d + z, d, 2 * AGENT_DIM)
-        # Reward and success read the scene through one learned query attending over all tokens.
+        # Reward and success read the current scene through one learned query attending over all tokens.
         self.readout_query = nn.Parameter(torch.zeros(1, 1, d))
-        self.readout_keys = nn.Linear(d + z, d)
         self.readout = nn.MultiheadAttention(d, config.n_heads, batch_first=True)
         self.reward_head = _mlp(d, d, 1)
         self.success_head = _mlp(d, d, 1)
@@ -191,9 +205,10 @@ class ObjectCentricWorldModel(WorldModel):
 
     def step(self, state, objects, categories, mask, agent, action, goal, target=None, sample=True) -> Step:
         batch, n = objects.shape[:2]
-        object_tokens = self.object_encoder(self.normalise_objects(objects)) + self.category_embedding(
-            categories
+        inputs = torch.cat(
+            [self.normalise_objects(objects), self.relative_positions(objects, agent, goal)], -1
         )
+        object_tokens = self.object_encoder(inputs) + self.category_embedding(categories)
         agent_token = self.agent_encoder(torch.cat([self.normalise_agent(agent), action], -1))[:, None]
         goal_token = self.goal_encoder(self.normalise_goal(goal))[:, None]
         tokens = torch.cat([agent_token, object_tokens, goal_token], 1)
@@ -227,9 +242,8 @@ class ObjectCentricWorldModel(WorldModel):
             features = h
         agent_mean, agent_std = _gaussian(self.agent_decoder(features[:, 0]))
         objects_mean, objects_std = _gaussian(self.object_decoder(features[:, 1:]))
-        keys = torch.cat([self.readout_keys(features), goal_token], 1)
         pooled, _ = self.readout(
-            self.readout_query.expand(batch, -1, -1), keys, keys, key_padding_mask=~real, need_weights=False
+            self.readout_query.expand(batch, -1, -1), mixed, mixed, key_padding_mask=~real, need_weights=False
         )
         pooled = pooled[:, 0]
         return Step(
@@ -333,17 +347,19 @@ def world_model_loss(model: WorldModel, batch: dict[str, torch.Tensor], context:
         if out.kl is not None:
             kl_real = out.kl_mask.float()
             totals["kl"] = totals["kl"] + ((out.kl * kl_real).sum(1) / kl_real.sum(1)).mean()
-        reward_target = (batch["rewards"][:, t] - model.reward_mean) / model.reward_std
-        totals["reward"] = totals["reward"] + F.mse_loss(out.reward, reward_target)
-        totals["success"] = totals["success"] + F.binary_cross_entropy_with_logits(
-            out.success_logit, batch["success"][:, t]
-        )
+        if t > 0:  # the reward and success of the input state: those of the step that reached it
+            reward_target = (batch["rewards"][:, t - 1] - model.reward_mean) / model.reward_std
+            totals["reward"] = totals["reward"] + F.mse_loss(out.reward, reward_target)
+            totals["success"] = totals["success"] + F.binary_cross_entropy_with_logits(
+                out.success_logit, batch["success"][:, t - 1]
+            )
         state = out.state
         if t + 1 < context:
             objects, agent = features[:, t + 1], agent_states[:, t + 1]
         else:
             objects, agent = _apply(model, objects, agent, out)
-    parts = {k: v / steps for k, v in totals.items()}
+    # Reward and success have a target from the second step of the window on.
+    parts = {k: v / (steps - 1 if k in ("reward", "success") else steps) for k, v in totals.items()}
     loss = (
         parts["objects_nll"]
         + parts["agent_nll"]
@@ -368,7 +384,8 @@ def open_loop(
     actions, `samples` times (latents from the prior; `mode` takes the prior's mean instead of samples).
 
     Returns positions [K, B, horizon, N, 3] (metres, world frame), their per-step predicted std
-    [K, B, horizon, N, 3] (metres, the decoder's one-step std) and rewards [K, B, horizon]."""
+    [K, B, horizon, N, 3] (metres, the decoder's one-step std) and rewards [K, B, horizon] (the predicted
+    reward of the state each predicted step starts from)."""
     features, agent_states, mask = batch["features"], batch["agent"], batch["mask"]
     batch_size, n = mask.shape
     repeat = lambda x: x.repeat(samples, *([1] * (x.dim() - 1)))  # noqa: E731 - [B, ...] -> [K*B, ...]
