@@ -169,6 +169,8 @@ class PlanWM:
     horizon: int = 10
     samples: int = 256
     iterations: int = 4
+    elites: int = 32
+    """best sequences the mean and std are refitted to (at most `samples`)"""
 
     def run(self) -> None:
         _usage_errors(self._run)
@@ -182,7 +184,9 @@ class PlanWM:
 
         torch.set_num_threads(1)
         model, _ = load_world_model(self.run_dir)
-        config = MPPIConfig(horizon=self.horizon, samples=self.samples, iterations=self.iterations)
+        config = MPPIConfig(
+            horizon=self.horizon, samples=self.samples, iterations=self.iterations, elites=self.elites
+        )
         report = run_planner(model, resolve_env_id(self.env), self.episodes, seed=self.seed, config=config)
         report["mppi"] = asdict(config)
         print(

@@ -181,8 +181,8 @@ def train_world_model(config: TrainWMConfig) -> dict:
         if step % 25 == 0 or step == config.steps - 1:
             for name, value in metrics.items():
                 writer.add_scalar(f"train/{name}", value, step)
-            writer.add_scalar("train/loss", float(loss), step)
-            bar.set_postfix(loss=f"{float(loss):.2f}", obj_nll=f"{metrics['objects_nll']:.2f}")
+            writer.add_scalar("train/loss", float(loss.detach()), step)
+            bar.set_postfix(loss=f"{float(loss.detach()):.2f}", obj_nll=f"{metrics['objects_nll']:.2f}")
         if (step + 1) % config.checkpoint_every == 0:
             save_checkpoint(run_dir, config, model_config, model, optimizer, step + 1)
     elapsed = time.perf_counter() - started
