@@ -21,6 +21,7 @@ from embodylab.world_models.data import CATEGORIES, FEATURE_DIM
 from embodylab.world_models.object_centric import (
     AGENT_DIM,
     DYNAMIC_DIM,
+    RELATIVE_DIM,
     ObjectCentricConfig,
     ObjectCentricWorldModel,
     Step,
@@ -57,13 +58,20 @@ class MonolithicRSSM(WorldModel):
         super().__init__(config.action_dim, config.goal_dim)
         self.config = config
         m, d, z = config.max_objects, config.hidden, config.latent_dim
-        n_in = m * (FEATURE_DIM + 6 + len(CATEGORIES) + 1) + AGENT_DIM + config.action_dim + config.goal_dim
+        n_in = (
+            m * (FEATURE_DIM + RELATIVE_DIM + len(CATEGORIES) + 1)
+            + AGENT_DIM
+            + config.action_dim
+            + config.goal_dim
+        )
         self.encoder = nn.Sequential(nn.Linear(n_in, d), nn.SiLU(), nn.Linear(d, d), nn.SiLU())
         self.cell = nn.GRUCell(d, d)
         self.prior = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, 2 * z))
         n_change = m * DYNAMIC_DIM + AGENT_DIM
         self.posterior = nn.Sequential(nn.Linear(d + n_change, d), nn.SiLU(), nn.Linear(d, 2 * z))
-        self.decoder = nn.Sequential(nn.Linear(d + z, d), nn.SiLU(), nn.Linear(d, 2 * n_change))
+        self.decoder = nn.Sequential(
+            nn.Linear(d + z + config.action_dim, d), nn.SiLU(), nn.Linear(d, 2 * n_change)
+        )
         # Reward and success of the current state, as in the object-centric model.
         self.readout = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, 2))
 
@@ -114,7 +122,7 @@ class MonolithicRSSM(WorldModel):
             kl = (c.kl_dyn * dyn.clamp_min(c.free_bits) + c.kl_rep * rep.clamp_min(c.free_bits))[:, None]
         else:
             z = prior_mean + prior_std * torch.randn_like(prior_std) if sample else prior_mean
-        out = self.decoder(torch.cat([h, z], -1))
+        out = self.decoder(torch.cat([h, z, action], -1))
         n_objects_out = c.max_objects * DYNAMIC_DIM
         n_change = n_objects_out + AGENT_DIM
         mean, raw_std = out[:, :n_change], out[:, n_change:]

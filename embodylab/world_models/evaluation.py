@@ -5,6 +5,8 @@ recorded actions. Per horizon h:
 - `rmse`: per-object position RMSE (metres, world frame) of the model's single prediction (prior means);
 - `best_of_k`: the same for the best of K sampled rollouts per window (the sample whose objects are
   nearest the truth on average at h);
+- `rmse_moving`: `rmse` over the objects that move more than `MOVING` within the window only (in a
+  cluttered scene most objects stand still, and predicting them is easy);
 - `nll`: negative log-likelihood (nats per object) of the true position under a Gaussian fitted to the K
   samples (their mean; their variance plus the decoder's one-step variance).
 """
@@ -21,6 +23,8 @@ from embodylab.world_models.data import WorldModelData
 from embodylab.world_models.object_centric import WorldModel, batch_windows, open_loop
 
 HORIZONS = (1, 10, 25)
+MOVING = 0.01
+"""metres: an object that ends a window farther than this from where it started it counts as moving."""
 
 
 def windows(data: WorldModelData, length: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -53,7 +57,7 @@ def evaluate_open_loop(
         raise ValueError(f"no episode of the dataset has {context + horizon} steps for a window")
     # Scenes of one object count per batch: the model sees exactly the objects of the scene.
     counts = data.n_objects[episodes]
-    sq_mode, sq_best, nll, weights = [], [], [], []
+    sq_mode, sq_best, nll, weights, sq_moving, n_moving = [], [], [], [], [], []
     for count in np.unique(counts):
         chosen = np.flatnonzero(counts == count)
         for i in range(0, len(chosen), batch_size):
@@ -63,7 +67,11 @@ def evaluate_open_loop(
             mode = open_loop(model, batch, context, horizon, samples=1, mode=True)["positions"][0]
             sampled = open_loop(model, batch, context, horizon, samples=samples)
             positions, stds = sampled["positions"], sampled["stds"]  # [K, B, H, N, 3]
-            sq_mode.append(((mode - truth) ** 2).sum(-1).mean(-1))  # [B, H]: mean over objects
+            sq_error = ((mode - truth) ** 2).sum(-1)  # [B, H, N]
+            sq_mode.append(sq_error.mean(-1))  # [B, H]: mean over objects
+            moving = ((truth[:, -1] - batch["features"][:, context, :, :3]).norm(dim=-1) > MOVING).float()
+            sq_moving.append((sq_error * moving[:, None]).sum(0).sum(-1))  # [H]: summed over moving objects
+            n_moving.append(moving.sum())
             per_sample = ((positions - truth) ** 2).sum(-1).mean(-1)  # [K, B, H]
             sq_best.append(per_sample.min(0).values)
             variance = positions.var(0, unbiased=False) + (stds**2).mean(0)
@@ -80,6 +88,11 @@ def evaluate_open_loop(
         result[f"rmse@{h}"] = float(torch.sqrt((sq_mode[:, h - 1 : h] * w).sum() / total))
         result[f"best_of_k@{h}"] = float(torch.sqrt((sq_best[:, h - 1 : h] * w).sum() / total))
         result[f"nll@{h}"] = float((nll[:, h - 1 : h] * w).sum() / total)
+        moved = float(sum(n_moving))
+        result[f"rmse_moving@{h}"] = (
+            float(torch.sqrt(sum(x[h - 1] for x in sq_moving) / moved)) if moved else float("nan")
+        )
+    result["moving_objects"] = int(sum(n_moving))
     return result
 
 

@@ -40,6 +40,7 @@ AGENT_SLICE = slice(14, 21)
 """the agent's state within the proprioception: tcp position 3, tcp linear velocity 3 (world frame), gripper
 width 1 (metres, m/s)."""
 AGENT_DIM = 7
+RELATIVE_DIM = 8
 RELATIVE_SCALE = 0.1
 """metres: relative positions are divided by this (a tenth of the workspace) before entering a network."""
 MIN_STD = 1e-3
@@ -155,11 +156,14 @@ class WorldModel(nn.Module):
     def relative_positions(
         self, objects: torch.Tensor, agent: torch.Tensor, goal: torch.Tensor
     ) -> torch.Tensor:
-        """[B, N, 6]: each object's position minus the tool centre point's and minus the goal's (zeros for a
-        goal that is not a position), over `RELATIVE_SCALE`."""
+        """[B, N, RELATIVE_DIM]: each object's position minus the tool centre point's and minus the goal's
+        (zeros for a goal that is not a position), and the two distances, over `RELATIVE_SCALE`. The
+        distances are given, not left to be learned: rewards are often linear in them, and a network that
+        sees them extrapolates to states the data did not cover instead of inventing rewards there."""
         to_agent = objects[..., :3] - agent[:, None, :3]
         to_goal = objects[..., :3] - goal[:, None] if goal.shape[-1] == 3 else torch.zeros_like(to_agent)
-        return torch.cat([to_agent, to_goal], -1) / RELATIVE_SCALE
+        distances = torch.stack([to_agent.norm(dim=-1), to_goal.norm(dim=-1)], -1)
+        return torch.cat([to_agent, to_goal, distances], -1) / RELATIVE_SCALE
 
     def initial_state(self, batch_size: int, n_objects: int) -> torch.Tensor:
         raise NotImplementedError
@@ -179,7 +183,7 @@ class ObjectCentricWorldModel(WorldModel):
         super().__init__(config.action_dim, config.goal_dim)
         self.config = config
         d, z = config.d_model, config.latent_dim
-        self.object_encoder = _mlp(FEATURE_DIM + 6, d, d)
+        self.object_encoder = _mlp(FEATURE_DIM + RELATIVE_DIM, d, d)
         self.category_embedding = nn.Embedding(len(CATEGORIES), d)
         self.agent_encoder = _mlp(AGENT_DIM + config.action_dim, d, d)
         self.goal_encoder = _mlp(config.goal_dim, d, d)
@@ -192,7 +196,9 @@ class ObjectCentricWorldModel(WorldModel):
             self.agent_change_encoder = nn.Linear(AGENT_DIM, d)
             self.posterior = _mlp(2 * d, d, 2 * z)
         self.object_decoder = _mlp(d + z, d, 2 * DYNAMIC_DIM)
-        self.agent_decoder = _mlp(d + z, d, 2 * AGENT_DIM)
+        # The action also goes straight to the agent's decoder: the arm's response to its command is local,
+        # and through the mixer and the recurrent state alone the model under-predicts saturated commands.
+        self.agent_decoder = _mlp(d + z + config.action_dim, d, 2 * AGENT_DIM)
         # Reward and success read the current scene through one learned query attending over all tokens.
         self.readout_query = nn.Parameter(torch.zeros(1, 1, d))
         self.readout = nn.MultiheadAttention(d, config.n_heads, batch_first=True)
@@ -240,7 +246,7 @@ class ObjectCentricWorldModel(WorldModel):
             features = torch.cat([h, z], -1)
         else:
             features = h
-        agent_mean, agent_std = _gaussian(self.agent_decoder(features[:, 0]))
+        agent_mean, agent_std = _gaussian(self.agent_decoder(torch.cat([features[:, 0], action], -1)))
         objects_mean, objects_std = _gaussian(self.object_decoder(features[:, 1:]))
         pooled, _ = self.readout(
             self.readout_query.expand(batch, -1, -1), mixed, mixed, key_padding_mask=~real, need_weights=False
