@@ -46,7 +46,7 @@ class WorldModelBenchConfig:
     """noisy-expert LabClutter training episodes (1, 2, 3 objects in turn), 100 steps each"""
     test_episodes: int = 20
     """held-out episodes of 1-3 objects, and of 6 objects"""
-    push_episodes: tuple[int, int, int] = (150, 100, 50)
+    push_episodes: tuple[int, int, int] = (200, 150, 100)
     """LabPush training episodes: noisy-expert (noise 0.3), noisy-expert (noise 1.0), random"""
     clutter_steps: int = 500
     """gradient steps per clutter model"""

@@ -2,11 +2,13 @@
 
 Every control step the planner samples `samples` action sequences of `horizon` steps around its current
 mean (Gaussian, clipped to [-1, 1]), rolls each out in the world model from the current object-centric
-state (prior means, no sampling), scores it by the sum of the model's predicted rewards, and refits the
+state (prior means, no sampling), scores it by the sum of the model's predicted rewards (the last state's
+weighted by `terminal_weight`), and refits the
 mean and std to the best `elites` sequences weighted by exp(score / temperature), `iterations` times
 (the MPPI variant of TD-MPC2). It executes the first action of the mean and keeps the rest, shifted, as
-the next step's initial mean. Between steps the model's recurrent state is filtered on the observed
-transition (posterior latents), as during training.
+the next step's initial mean. The model's recurrent state is filtered, from zero, on the last `context`
+observed transitions (posterior latents), exactly as the model was trained: on windows that start from a
+zero state, not on whole episodes.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ class MPPIConfig:
     elites: int = 32
     temperature: float = 0.5
     """of the elite weights, in units of the elites' score std"""
+    terminal_weight: float = 10.0
+    """weight of the last state's reward: a crude value of where a plan ends (as if it stayed there for
+    that many steps), so that a detour around an object that ends better beats staying put"""
     init_std: float = 0.6
     min_std: float = 0.05
 
@@ -60,31 +65,16 @@ class MPPIPlanner:
         self.action_dim = model.action_dim
 
     def reset(self, obs: dict[str, np.ndarray]) -> None:
-        scene = _tensors(obs)
-        self.state = self.model.initial_state(1, scene["objects"].shape[1])
         self.mean = torch.zeros(self.config.horizon, self.action_dim)
-        self.last: tuple[dict, torch.Tensor] | None = None
+        self.history: list[tuple[dict, torch.Tensor]] = []  # (scene, action) of the last steps
+        self.state = self._filter(_tensors(obs))
 
     @torch.no_grad()
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """The action (float32 [A] in [-1, 1]) for the object-centric observation `obs` (see
         `object_centric_observation`)."""
         scene = _tensors(obs)
-        if self.last is not None:  # filter the transition just observed into the recurrent state
-            previous, action = self.last
-            target = _change_target(
-                self.model, previous["objects"], previous["agent"], scene["objects"], scene["agent"]
-            )
-            self.state = self.model.step(
-                self.state,
-                previous["objects"],
-                previous["categories"],
-                previous["mask"],
-                previous["agent"],
-                action[None],
-                previous["goal"],
-                target,
-            ).state
+        self.state = self._filter(scene)
         c = self.config
         mean, std = self.mean.clone(), torch.full_like(self.mean, c.init_std)
         expand = lambda x: x.expand(c.samples, *x.shape[1:])  # noqa: E731 - one scene -> every sample
@@ -103,25 +93,55 @@ class MPPIPlanner:
             std = (weights[:, None, None] * (elites - mean) ** 2).sum(0).sqrt().clamp_min(c.min_std)
         action = mean[0].clone()
         self.mean = torch.cat([mean[1:], torch.zeros(1, self.action_dim)])
-        self.last = (scene, action)
+        self.history = [*self.history, (scene, action)][-self.context :]
         return action.numpy().astype(np.float32)
 
+    @property
+    def context(self) -> int:
+        return int(getattr(self.model.config, "context", 4))
+
+    @torch.no_grad()
+    def _filter(self, scene: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The recurrent state after the last `context` transitions, ending in `scene`."""
+        state = self.model.initial_state(1, scene["objects"].shape[1])
+        following = [s for s, _ in self.history[1:]] + ([scene] if self.history else [])
+        for (previous, action), current in zip(self.history, following, strict=True):
+            target = _change_target(
+                self.model, previous["objects"], previous["agent"], current["objects"], current["agent"]
+            )
+            state = self.model.step(
+                state,
+                previous["objects"],
+                previous["categories"],
+                previous["mask"],
+                previous["agent"],
+                action[None],
+                previous["goal"],
+                target,
+            ).state
+        return state
+
     def _returns(self, state, scene, actions) -> torch.Tensor:
-        """Sum of predicted rewards [S] of the action sequences `actions` [S, H, A] from `scene`."""
+        """Predicted returns [S] of the action sequences `actions` [S, H, A] from `scene`: the rewards of
+        the states reached, the last one weighted by `terminal_weight`."""
         objects, agent = scene["objects"], scene["agent"]
         total = torch.zeros(actions.shape[0])
-        for t in range(actions.shape[1]):
+        horizon = actions.shape[1]
+        # Step t reads out the reward of the state it starts from; one more step scores the last state.
+        for t in range(horizon + 1):
             out = self.model.step(
                 state,
                 objects,
                 scene["categories"],
                 scene["mask"],
                 agent,
-                actions[:, t],
+                actions[:, min(t, horizon - 1)],
                 scene["goal"],
                 sample=False,
             )
-            total += out.reward * self.model.reward_std + self.model.reward_mean
+            if t > 0:
+                weight = self.config.terminal_weight if t == horizon else 1.0
+                total += weight * (out.reward * self.model.reward_std + self.model.reward_mean)
             objects, agent = _apply(self.model, objects, agent, out)
             state = out.state
         return total
