@@ -43,8 +43,8 @@ class MonolithicConfig:
     action_dim: int = 4
     goal_dim: int = 3
     free_bits: float = 1.0
-    kl_dyn: float = 0.5
-    kl_rep: float = 0.1
+    kl_dyn: float = 2.0
+    kl_rep: float = 1.0
     reward_weight: float = 1.0
     success_weight: float = 0.1
     context: int = 4
