@@ -135,3 +135,10 @@ def test_eval_wm_on_a_missing_run_exits_with_a_one_line_error(capsys, tmp_path):
     code, out, err = run_cli(capsys, "eval-wm", str(tmp_path / "nothing"))
     assert code == 2
     assert "no world-model checkpoint" in err and "Traceback" not in out + err
+
+
+def test_an_object_count_for_a_task_without_the_knob_names_the_task_that_has_it(tmp_path):
+    from embodylab.world_models.data import collect
+
+    with pytest.raises(ValueError, match="no object-count knob.*LabClutter-v0"):
+        collect("LabPush-v0", "random", 1, tmp_path, n_objects=(3,), progress=False)

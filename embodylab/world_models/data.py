@@ -140,7 +140,12 @@ def collect(
         raise ValueError(f"unknown policy {policy!r}; valid policies: {', '.join(POLICIES)}")
     full_id = entry(env_id).id
     counts = list(n_objects) or [None]
-    envs = {n: make(full_id) if n is None else make(full_id, n_objects=n) for n in counts}
+    try:
+        envs = {n: make(full_id) if n is None else make(full_id, n_objects=n) for n in counts}
+    except TypeError as err:  # the task's constructor has no `n_objects`
+        raise ValueError(
+            f"{full_id} has no object-count knob (n_objects={list(counts)}): {err}; LabClutter-v0 has one"
+        ) from err
     rng = np.random.default_rng(seed)
     policies = {n: _Policy(policy, env, noise, rng) for n, env in envs.items()}
     goal_dim = next(iter(envs.values())).unwrapped.goal.size
