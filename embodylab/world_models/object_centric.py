@@ -14,8 +14,8 @@ a rollout scores a state by the reward read out when the model steps from it.
 
 Training maximises the ELBO over short windows with DreamerV3's KL balancing (the dynamics term, which
 trains the prior, weighted 2:1 over the representation term, which regularises the posterior; see
-`ObjectCentricConfig.kl_rep` for why not DreamerV3's 0.5 / 0.1) and free bits (1 nat per token), and rolls the model open-loop on its own
-predictions after a short teacher-forced context, so that the long-horizon predictions the evaluation and
+`ObjectCentricConfig.kl_rep` for why not DreamerV3's 0.5 / 0.1) and free bits (1 nat per token), and
+rolls the model open-loop on its own predictions after a short teacher-forced context, so that the long-horizon predictions the evaluation and
 the planner use are what the loss trains. Any number of objects fits: scenes are padded to one count and
 masked. `latent_dim=0` gives the deterministic ablation (same code, no latent, no KL).
 
@@ -69,8 +69,8 @@ class ObjectCentricConfig:
     kl_rep: float = 1.0
     """weight of KL(q || sg(p)): keeps the posterior close to the prior. DreamerV3's 0.5 / 0.1 let the
     posterior, which sees the observed change, carry all of it for 0.1 nat per nat; the prior lagged and
-    open-loop predictions of the agent were worse than the deterministic ablation's (1.7 cm vs 1.0 cm one-step
-    error on LabPush). At 1.0 a nat in the latent costs what it can save, and the balance stays 2:1."""
+    open-loop predictions of the agent were worse than the deterministic ablation's (1.7 cm vs 1.0 cm
+    one-step error on LabPush). At 1.0 a nat in the latent costs what it can save, and the balance stays 2:1."""
     reward_weight: float = 1.0
     success_weight: float = 0.1
     context: int = 4
@@ -99,7 +99,8 @@ class Step:
 
     objects_mean/std [B, N, 13] and agent_mean/std [B, 7] are the predicted changes in normalised units;
     kl [B, tokens] (None without a latent) and kl_mask [B, tokens] the balanced KL terms per token;
-    reward [B] (normalised) and success_logit [B] of the current state (the input); state the recurrent state to carry on with."""
+    reward [B] (normalised) and success_logit [B] of the current state (the input); state the recurrent
+    state to carry on with."""
 
     objects_mean: torch.Tensor
     objects_std: torch.Tensor
