@@ -27,6 +27,7 @@ from embodylab.skills.experts import make_expert
 
 SHOWCASE = {  # task: (share of max_episode_steps the expert plays first, azimuth deg, distance m)
     "LabPush": (0.0, 215.0, 1.05),
+    "LabClutter": (0.0, 215.0, 1.05),
     "LabPickPlace": (0.25, 215.0, 1.35),
     "LabStack": (0.0, 215.0, 1.05),
     "LabDrawer": (0.35, 245.0, 1.35),

@@ -36,6 +36,7 @@ from embodylab.envs.base import OBS_MODES
 from embodylab.envs.registry import ALL_ENVS, NAMESPACE, entry, env_ids, make
 from embodylab.policies.config import ConfigError, TrainConfig
 from embodylab.skills.experts import make_expert
+from embodylab.world_models.commands import COMMANDS as WORLD_MODEL_COMMANDS
 
 POLICIES = ("expert", "random")
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -510,6 +511,7 @@ def _summary(run_dir: Path) -> str:
 
 
 COMMANDS = {"envs": Envs, "info": Info, "render": Render, "demo": Demo, "train": Train, "eval": Eval}
+COMMANDS |= WORLD_MODEL_COMMANDS  # collect, train-wm, eval-wm, plan-wm
 
 
 def main(args: list[str] | None = None) -> None:

@@ -54,6 +54,12 @@ LAB_ENVS = (
         150,
         "Insert a tube into a rack hole with 4 mm clearance.",
     ),
+    EnvEntry(
+        "embodylab/LabClutter-v0",
+        "embodylab.envs.lab.clutter:LabClutterEnv",
+        100,
+        "Push the blue cube to a goal among 0-7 red distractor cubes.",
+    ),
 )
 ALL_ENVS: tuple[EnvEntry, ...] = LAB_ENVS
 

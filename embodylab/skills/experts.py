@@ -407,6 +407,11 @@ class PushExpert(Expert):
         return self.move_towards([*behind, self.TRAVEL_HEIGHT], self.CLOSED)
 
 
+@expert_for("LabClutterEnv")
+class ClutterExpert(PushExpert):
+    """LabPush's expert on the target cube (object 0); distractors in the way are shoved along."""
+
+
 @expert_for("LabPickPlaceEnv")
 class PickPlaceExpert(Expert):
     """Open above the cube, descend, close, check the grasp by the finger gap, lift, carry and hold.

@@ -1,0 +1,288 @@
+"""The object-centric stochastic world model against its baselines, on generalisation, and as a planner.
+
+Claims (issue 7), over `--seeds` training seeds:
+1. object-centric RMSE@25 <= 0.5x the monolithic RSSM's, at equal parameters (+-10%) and equal data
+   (LabClutter, 1-3 objects, noisy-expert data; held-out episodes of 1-3 objects);
+2. trained on 1-3 objects, tested on 6: object-centric RMSE@10 <= 1.5x its in-distribution value (the
+   monolithic RSSM cannot take a scene of 6: its input is a fixed concatenation of 3 slots);
+3. the stochastic model's best-of-K error below the deterministic ablation's;
+4. MPPI over the object-centric model and its learned reward on LabPush, with at most 50k env steps of
+   data in total: >= 70% success, beside SAC+HER at that budget (benchmarks/results/learning.json).
+
+Datasets are collected once (fixed seeds); the seeds vary model initialisation, batches and planning.
+Prints tables; writes benchmarks/results/world_model.json and plots world_model_*.png next to it.
+
+    nice -n 10 python benchmarks/world_model.py
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import tyro
+from common import machine_info, write_json
+
+from embodylab.cli import print_table
+from embodylab.world_models.config import TrainWMConfig
+from embodylab.world_models.data import collect, load_dataset
+from embodylab.world_models.evaluation import evaluate_open_loop, plot_trajectories
+from embodylab.world_models.planning import MPPIConfig, run_planner
+from embodylab.world_models.training import load_world_model, train_world_model
+
+RESULTS = Path(__file__).parent / "results"
+MODELS = ("object-centric", "deterministic", "monolithic")
+
+
+@dataclass
+class WorldModelBenchConfig:
+    seeds: tuple[int, ...] = (0, 1, 2)
+    clutter_episodes: int = 120
+    """noisy-expert LabClutter training episodes (1, 2, 3 objects in turn), 100 steps each"""
+    test_episodes: int = 20
+    """held-out episodes of 1-3 objects, and of 6 objects"""
+    push_episodes: tuple[int, int, int] = (200, 150, 100)
+    """LabPush training episodes: noisy-expert (noise 0.3), noisy-expert (noise 1.0), random"""
+    clutter_steps: int = 500
+    """gradient steps per clutter model"""
+    push_steps: int = 800
+    batch_size: int = 64
+    window: int = 12
+    """steps per training window (4 of context, 8 open-loop)"""
+    d_model: int = 64
+    samples: int = 8
+    """K of best-of-K"""
+    mppi_episodes: int = 10
+    mppi: MPPIConfig = field(
+        default_factory=lambda: MPPIConfig(horizon=12, samples=128, iterations=3, elites=16)
+    )
+    work: Path = Path("runs/bench_world_model")
+    out: Path = RESULTS / "world_model.json"
+
+
+def collect_data(config: WorldModelBenchConfig) -> dict[str, Path]:
+    shutil.rmtree(config.work / "data", ignore_errors=True)
+    root = config.work / "data"
+    paths = {
+        "clutter_train": collect(
+            "LabClutter-v0",
+            "noisy-expert",
+            config.clutter_episodes,
+            root / "clutter_train",
+            n_objects=(1, 2, 3),
+        ),
+        "clutter_test": collect(
+            "LabClutter-v0",
+            "noisy-expert",
+            config.test_episodes,
+            root / "clutter_test",
+            n_objects=(1, 2, 3),
+            seed=100_000,
+        ),
+        "clutter_6": collect(
+            "LabClutter-v0",
+            "noisy-expert",
+            config.test_episodes,
+            root / "clutter_6",
+            n_objects=(6,),
+            seed=200_000,
+        ),
+    }
+    gentle, wild, random = config.push_episodes
+    collect("LabPush-v0", "noisy-expert", gentle, root / "push", noise=0.3, seed=300_000, name="noisy03")
+    collect("LabPush-v0", "noisy-expert", wild, root / "push", noise=1.0, seed=400_000, name="noisy10")
+    collect("LabPush-v0", "random", random, root / "push", seed=500_000)
+    paths["push"] = root / "push"
+    return paths
+
+
+def train(config: WorldModelBenchConfig, dataset: Path, model: str, steps: int, seed: int, name: str) -> dict:
+    run = config.work / f"seed{seed}" / name
+    shutil.rmtree(run, ignore_errors=True)
+    train_config = TrainWMConfig(
+        dataset=dataset, out=run, model=model, steps=steps, batch_size=config.batch_size, d_model=config.d_model,
+        window=config.window,
+        seed=seed, checkpoint_every=steps, val_every=1_000_000, progress=True, max_objects=3,
+    )  # fmt: skip
+    return train_world_model(train_config)
+
+
+def run_seed(config: WorldModelBenchConfig, data: dict[str, Path], seed: int) -> dict:
+    torch.manual_seed(seed)
+    test, test6 = load_dataset(data["clutter_test"]), load_dataset(data["clutter_6"])
+    result = {"seed": seed, "clutter": {}}
+    for kind in MODELS:
+        summary = train(config, data["clutter_train"], kind, config.clutter_steps, seed, f"clutter_{kind}")
+        model, _ = load_world_model(summary["run_dir"])
+        entry = {k: summary[k] for k in ("parameters", "train_time_s", "samples_per_s", "steps")}
+        entry["in_distribution"] = evaluate_open_loop(model, test, samples=config.samples, seed=seed)
+        try:
+            entry["six_objects"] = evaluate_open_loop(model, test6, samples=config.samples, seed=seed)
+        except ValueError as err:  # the monolithic RSSM's input has room for 3 objects
+            entry["six_objects"] = {"error": str(err)}
+        if seed == config.seeds[0] and kind != "monolithic":
+            for name, data_set in (("in_distribution", test), ("six_objects", test6)):
+                plot_trajectories(
+                    model, data_set, config.out.parent / f"world_model_{kind}_{name}.png", samples=config.samples,
+                    title=f"{kind} world model (trained on 1-3 objects), held-out {name.replace('_', ' ')}",
+                )  # fmt: skip
+        result["clutter"][kind] = entry
+    summary = train(config, data["push"], "object-centric", config.push_steps, seed, "push")
+    model, _ = load_world_model(summary["run_dir"])
+    planning = run_planner(
+        model, "embodylab/LabPush-v0", config.mppi_episodes, seed=10_000 + 100 * seed, config=config.mppi
+    )
+    result["push"] = {
+        "parameters": summary["parameters"],
+        "train_time_s": summary["train_time_s"],
+        "samples_per_s": summary["samples_per_s"],
+        "success_rate": planning["success_rate"],
+        "mean_final_goal_distance": planning["mean_final_goal_distance"],
+        "episodes": planning["episodes"],
+    }
+    return result
+
+
+def sac_her_reference() -> dict:
+    """SAC+HER on LabPush from benchmarks/results/learning.json (issue 2), if present."""
+    path = RESULTS / "learning.json"
+    if not path.exists():
+        return {"note": "benchmarks/results/learning.json not found"}
+    groups = json.loads(path.read_text())["groups"]
+    out = {}
+    for name in ("push_demos", "push_demos_big", "push"):
+        if name in groups:
+            g = groups[name]
+            out[name] = {"steps": g["steps"], "demos": g["demos"], "best_success": g["best_success"]}
+    return out
+
+
+def plot_summary(runs: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    horizons = (1, 10, 25)
+    width = 0.25
+    for i, kind in enumerate(MODELS):
+        values = np.array(
+            [[r["clutter"][kind]["in_distribution"][f"rmse@{h}"] for h in horizons] for r in runs]
+        )
+        axes[0].bar(np.arange(3) + (i - 1) * width, values.mean(0), width, yerr=values.std(0), label=kind)
+    axes[0].set_xticks(range(3), [f"h={h}" for h in horizons])
+    axes[0].set_ylabel("position RMSE (m)")
+    axes[0].set_title("held-out 1-3 objects", fontsize=9)
+    axes[0].legend(fontsize=7)
+    for i, kind in enumerate(("object-centric", "deterministic")):
+        values = np.array([[r["clutter"][kind]["six_objects"][f"rmse@{h}"] for h in horizons] for r in runs])
+        axes[1].bar(np.arange(3) + (i - 0.5) * width, values.mean(0), width, yerr=values.std(0), label=kind)
+    axes[1].set_xticks(range(3), [f"h={h}" for h in horizons])
+    axes[1].set_title("6 objects (trained on 1-3; monolithic cannot take them)", fontsize=9)
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(config: WorldModelBenchConfig) -> None:
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    data = collect_data(config)
+    collect_s = time.perf_counter() - start
+    runs = [run_seed(config, data, seed) for seed in config.seeds]
+
+    def stat(kind, split, metric):
+        values = [r["clutter"][kind][split].get(metric, np.nan) for r in runs]
+        return float(np.mean(values)), float(np.std(values))
+
+    oc25, mono25 = (
+        stat("object-centric", "in_distribution", "rmse@25")[0],
+        stat("monolithic", "in_distribution", "rmse@25")[0],
+    )
+    oc10_in, oc10_six = (
+        stat("object-centric", "in_distribution", "rmse@10")[0],
+        stat("object-centric", "six_objects", "rmse@10")[0],
+    )
+    best_k = stat("object-centric", "in_distribution", "best_of_k@25")[0]
+    moving_in = stat("object-centric", "in_distribution", "rmse_moving@10")[0]
+    moving_six = stat("object-centric", "six_objects", "rmse_moving@10")[0]
+    mono25_moving = stat("monolithic", "in_distribution", "rmse_moving@25")[0]
+    oc25_moving = stat("object-centric", "in_distribution", "rmse_moving@25")[0]
+    det_best_k = stat("deterministic", "in_distribution", "best_of_k@25")[0]
+    push_success = [r["push"]["success_rate"] for r in runs]
+    push_steps = 100 * sum(config.push_episodes)
+    claims = {
+        "rmse25_vs_monolithic": {
+            "bar": "object-centric RMSE@25 <= 0.5x monolithic RSSM's",
+            "object_centric": oc25, "monolithic": mono25, "ratio": oc25 / mono25, "met": oc25 <= 0.5 * mono25,
+            "moving_objects_only": {"object_centric": oc25_moving, "monolithic": mono25_moving, "ratio": oc25_moving / mono25_moving},
+        },
+        "six_objects": {
+            "bar": "trained on 1-3 objects, RMSE@10 on 6 objects <= 1.5x in-distribution RMSE@10",
+            "in_distribution": oc10_in, "six_objects": oc10_six, "ratio": oc10_six / oc10_in,
+            "met": oc10_six <= 1.5 * oc10_in,
+            "moving_objects_only": {"in_distribution": moving_in, "six_objects": moving_six, "ratio": moving_six / moving_in},
+            "monolithic": "cannot take a 6-object scene: its input is the concatenation of 3 object slots",
+        },
+        "best_of_k": {
+            "bar": f"stochastic best-of-{config.samples} error below the deterministic ablation's (at h=25)",
+            "stochastic": best_k, "deterministic": det_best_k, "met": best_k < det_best_k,
+        },
+        "mppi_push": {
+            "bar": ">= 70% success on LabPush with <= 50k env steps of data",
+            "data_env_steps": push_steps, "success_rate": push_success, "mean": float(np.mean(push_success)),
+            "met": float(np.mean(push_success)) >= 0.7 and push_steps <= 50_000,
+            "sac_her_reference": sac_her_reference(),
+        },
+    }  # fmt: skip
+    rows = []
+    for kind in MODELS:
+        params = runs[0]["clutter"][kind]["parameters"]
+        throughput = np.mean([r["clutter"][kind]["samples_per_s"] for r in runs])
+        cells = [kind, params, f"{throughput:.0f}"]
+        for split, metric in (
+            ("in_distribution", "rmse@1"), ("in_distribution", "rmse@10"), ("in_distribution", "rmse@25"),
+            ("in_distribution", "rmse_moving@25"), ("in_distribution", "best_of_k@25"), ("in_distribution", "nll@10"),
+            ("six_objects", "rmse@10"), ("six_objects", "rmse_moving@10"),
+        ):  # fmt: skip
+            mean, std = stat(kind, split, metric)
+            cells.append("cannot take 6 objects" if np.isnan(mean) else f"{mean:.4f}±{std:.4f}")
+        rows.append(cells)
+    print_table(
+        "world models on LabClutter (trained on 1-3 objects; metres, nats)",
+        ["model", "params", "samples/s", "RMSE@1", "RMSE@10", "RMSE@25", "moving RMSE@25", f"best-of-{config.samples}@25", "NLL@10", "6 obj RMSE@10", "6 obj moving RMSE@10"],
+        rows,
+    )  # fmt: skip
+    print_table(
+        "claims",
+        ["claim", "bar", "measured", "met"],
+        [
+            ["OC vs monolithic", claims["rmse25_vs_monolithic"]["bar"], f"ratio {claims['rmse25_vs_monolithic']['ratio']:.2f} (moving objects {oc25_moving / mono25_moving:.2f})", claims["rmse25_vs_monolithic"]["met"]],
+            ["6 objects", claims["six_objects"]["bar"], f"ratio {claims['six_objects']['ratio']:.2f} (moving objects {moving_six / moving_in:.2f})", claims["six_objects"]["met"]],
+            ["best-of-K", claims["best_of_k"]["bar"], f"{best_k:.4f} vs {det_best_k:.4f}", claims["best_of_k"]["met"]],
+            ["MPPI LabPush", claims["mppi_push"]["bar"], f"{push_success} with {push_steps} steps", claims["mppi_push"]["met"]],
+        ],
+    )  # fmt: skip
+    plot_summary(runs, config.out.parent / "world_model_rmse.png")
+    write_json(
+        config.out,
+        {
+            "machine": machine_info(),
+            "config": json.loads(json.dumps(asdict(config), default=str)),
+            "collect_time_s": round(collect_s, 1),
+            "wall_time_s": round(time.perf_counter() - start, 1),
+            "claims": claims,
+            "runs": runs,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main(tyro.cli(WorldModelBenchConfig))

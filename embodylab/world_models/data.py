@@ -1,0 +1,332 @@
+"""World-model datasets: collect object-centric rollouts as Minari datasets and load them as padded tensors.
+
+Each step of a dataset holds the object-centric state of `env.unwrapped.object_states()` padded to
+`MAX_OBJECTS` objects (features float32 [MAX_OBJECTS, 16] in the world frame, category ids into
+`CATEGORIES`, a mask of the real objects), the robot's proprioception (float32 [21], see
+`PandaArm.proprio`) and the task goal (world frame, metres), as a Minari observation dict; the action,
+the reward and `infos["success"]` per step. Scenes of different object counts share one dataset: padding
+and the mask make them one tensor.
+
+    collect("embodylab/LabClutter-v0", "noisy-expert", 100, "runs/data/clutter", n_objects=(1, 2, 3))
+    data = load_dataset("runs/data/clutter")     # WorldModelData, numpy arrays [E, T(+1), ...]
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from tqdm import tqdm
+
+from embodylab.core.control import PandaArm
+
+MAX_OBJECTS = 8
+FEATURE_DIM = 16
+"""position 3, quaternion (w, x, y, z) 4, linear velocity 3, angular velocity 3, half-extents 3."""
+CATEGORIES = ("cube", "target_cube", "tube")
+"""object categories a world model embeds; the id of a category is its index here."""
+POLICIES = ("random", "expert", "noisy-expert")
+OBSERVATION_KEYS = ("object_features", "object_categories", "object_mask", "proprio", "goal")
+INFO_KEYS = ("success",)
+
+
+class WorldModelDatasetError(ValueError):
+    """A world-model dataset that is missing, unreadable or lacks fields; the message names the path."""
+
+
+def category_ids(categories: Sequence[str]) -> np.ndarray:
+    """int64 ids of `categories` in `CATEGORIES`; an unknown category raises ValueError naming the valid ones."""
+    unknown = sorted(set(categories) - set(CATEGORIES))
+    if unknown:
+        raise ValueError(f"unknown object categories {unknown}; valid categories: {', '.join(CATEGORIES)}")
+    return np.array([CATEGORIES.index(c) for c in categories], dtype=np.int64)
+
+
+def observation_space(goal_dim: int) -> spaces.Dict:
+    """The Minari observation space of world-model datasets (objects padded to `MAX_OBJECTS`)."""
+    inf = np.inf
+    return spaces.Dict(
+        {
+            "object_features": spaces.Box(-inf, inf, (MAX_OBJECTS, FEATURE_DIM), np.float32),
+            "object_categories": spaces.Box(0, len(CATEGORIES) - 1, (MAX_OBJECTS,), np.int64),
+            "object_mask": spaces.Box(0.0, 1.0, (MAX_OBJECTS,), np.float32),
+            "proprio": spaces.Box(-inf, inf, (PandaArm.PROPRIO_DIM,), np.float32),
+            "goal": spaces.Box(-inf, inf, (goal_dim,), np.float32),
+        }
+    )
+
+
+def object_centric_observation(env: gym.Env) -> dict[str, np.ndarray]:
+    """The object-centric state of `env` now, padded to `MAX_OBJECTS` (one observation of the dataset)."""
+    task = env.unwrapped
+    states = task.object_states()
+    n = len(states.names)
+    if n > MAX_OBJECTS:
+        raise ValueError(
+            f"{type(task).__name__} has {n} objects; world-model datasets hold at most {MAX_OBJECTS}"
+        )
+    features = np.zeros((MAX_OBJECTS, FEATURE_DIM), np.float32)
+    features[:n] = states.features
+    categories = np.zeros(MAX_OBJECTS, np.int64)
+    categories[:n] = category_ids(states.categories)
+    mask = np.zeros(MAX_OBJECTS, np.float32)
+    mask[:n] = 1.0
+    proprio = task.arm.proprio(np.empty(PandaArm.PROPRIO_DIM, np.float32))
+    goal = np.asarray(task.goal, np.float32).copy()
+    return {
+        "object_features": features,
+        "object_categories": categories,
+        "object_mask": mask,
+        "proprio": proprio,
+        "goal": goal,
+    }
+
+
+class _Policy:
+    """random, expert, or noisy-expert (the expert's action plus Gaussian noise of std `noise`, clipped)."""
+
+    def __init__(self, name: str, env: gym.Env, noise: float, rng: np.random.Generator):
+        if name not in POLICIES:
+            raise ValueError(f"unknown policy {name!r}; valid policies: {', '.join(POLICIES)}")
+        from embodylab.skills.experts import make_expert
+
+        self.name, self.env, self.noise, self.rng = name, env, noise, rng
+        self.expert = None if name == "random" else make_expert(env)
+
+    def reset(self) -> None:
+        if self.expert is not None:
+            self.expert.reset()
+
+    def act(self) -> np.ndarray:
+        shape = self.env.action_space.shape
+        if self.expert is None:
+            return self.rng.uniform(-1.0, 1.0, shape).astype(np.float32)
+        action = self.expert.act()
+        if self.name == "noisy-expert":
+            action = np.clip(action + self.rng.normal(0.0, self.noise, shape), -1.0, 1.0)
+        return action.astype(np.float32)
+
+
+def collect(
+    env_id: str,
+    policy: str,
+    episodes: int,
+    out: str | Path,
+    *,
+    seed: int = 0,
+    noise: float = 0.3,
+    n_objects: Sequence[int] = (),
+    name: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Plays `episodes` episodes of `env_id` with `policy` (seeds `seed`, `seed + 1`, ...) and writes the
+    Minari dataset `embodylab/<Task>/<name>-v0` under `out`. Returns the dataset's data directory.
+
+    `n_objects` (for tasks with an object-count knob, e.g. LabClutter) cycles the scene's object count over
+    the episodes; `noise` is the action-noise std of `noisy-expert` (actions lie in [-1, 1])."""
+    import minari
+    from minari.data_collector import EpisodeBuffer
+
+    from embodylab.envs.registry import entry, make
+
+    if episodes < 1:
+        raise ValueError(f"episodes must be at least 1; got {episodes}")
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; valid policies: {', '.join(POLICIES)}")
+    full_id = entry(env_id).id
+    counts = list(n_objects) or [None]
+    try:
+        envs = {n: make(full_id) if n is None else make(full_id, n_objects=n) for n in counts}
+    except TypeError as err:  # the task's constructor has no `n_objects`
+        raise ValueError(
+            f"{full_id} has no object-count knob (n_objects={list(counts)}): {err}; LabClutter-v0 has one"
+        ) from err
+    rng = np.random.default_rng(seed)
+    policies = {n: _Policy(policy, env, noise, rng) for n, env in envs.items()}
+    goal_dim = next(iter(envs.values())).unwrapped.goal.size
+    buffers = []
+    max_steps = next(iter(envs.values())).spec.max_episode_steps
+    bar = tqdm(total=episodes * max_steps, desc=f"collect {full_id}", unit="step", disable=not progress)
+    for episode in range(episodes):
+        count = counts[episode % len(counts)]
+        env, actor = envs[count], policies[count]
+        env.reset(seed=seed + episode)
+        actor.reset()
+        observations = [object_centric_observation(env)]
+        actions, rewards, terminations, truncations, successes = [], [], [], [], [False]
+        while True:
+            action = actor.act()
+            _, reward, terminated, truncated, info = env.step(action)
+            observations.append(object_centric_observation(env))
+            actions.append(action)
+            rewards.append(float(reward))
+            terminations.append(bool(terminated))
+            truncations.append(bool(truncated))
+            successes.append(bool(info["is_success"]))
+            bar.update()
+            if terminated or truncated:
+                break
+        bar.update(max_steps - len(actions))
+        buffers.append(
+            EpisodeBuffer(
+                id=episode,
+                seed=seed + episode,
+                observations={k: np.stack([o[k] for o in observations]) for k in OBSERVATION_KEYS},
+                actions=np.stack(actions),
+                rewards=rewards,
+                terminations=terminations,
+                truncations=truncations,
+                infos={"success": np.array(successes)},
+            )
+        )
+    bar.close()
+    action_space = next(iter(envs.values())).action_space
+    for env in envs.values():
+        env.close()
+    task = full_id.split("/")[-1].rsplit("-v", 1)[0]
+    dataset_id = f"embodylab/{task}/{name or policy}-v0"
+    root = Path(out).resolve()
+    from embodylab.policies.demos import _minari_root
+
+    with _minari_root(root), warnings.catch_warnings():
+        # Minari asks for a code link, an e-mail address and an env spec; these datasets are local and mix
+        # object counts, so no one env spec describes them (the description names the env id).
+        warnings.filterwarnings("ignore", message=".*(code_permalink|author_email|eval_env|env_spec).*")
+        minari.create_dataset_from_buffers(
+            dataset_id,
+            buffers,
+            action_space=action_space,
+            observation_space=observation_space(goal_dim),
+            author="embodylab",
+            algorithm_name=f"embodylab {policy}",
+            description=(
+                f"{episodes} {policy} episodes of {full_id} (object counts {counts}, noise {noise}): "
+                "object-centric world-model data (embodylab.world_models.data)"
+            ),
+        )
+    return root / dataset_id / "data"
+
+
+@dataclass
+class WorldModelData:
+    """Episodes padded to one length `T` (steps) and `MAX_OBJECTS` objects, numpy arrays.
+
+    features float32 [E, T+1, MAX_OBJECTS, 16]; categories int64 [E, MAX_OBJECTS]; mask bool
+    [E, MAX_OBJECTS]; proprio float32 [E, T+1, 21]; goal float32 [E, T+1, G]; actions float32 [E, T, A];
+    rewards float32 [E, T]; success float32 [E, T] (after each step); lengths int64 [E] (real steps).
+    """
+
+    features: np.ndarray
+    categories: np.ndarray
+    mask: np.ndarray
+    proprio: np.ndarray
+    goal: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    success: np.ndarray
+    lengths: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def subset(self, index) -> WorldModelData:
+        """The episodes at `index` (an array of episode indices or a boolean mask)."""
+        return WorldModelData(**{k: getattr(self, k)[index] for k in self.__dataclass_fields__})
+
+    @staticmethod
+    def concatenate(parts: Sequence[WorldModelData]) -> WorldModelData:
+        """One dataset of several with the same step count `T`."""
+        lengths = {p.actions.shape[1] for p in parts}
+        if len(lengths) != 1:
+            raise ValueError(
+                f"datasets of different episode lengths {sorted(lengths)} cannot be concatenated"
+            )
+        return WorldModelData(
+            **{k: np.concatenate([getattr(p, k) for p in parts]) for k in WorldModelData.__dataclass_fields__}
+        )
+
+    @property
+    def n_objects(self) -> np.ndarray:
+        """int [E]: real objects per episode."""
+        return self.mask.sum(axis=1)
+
+
+def find_datasets(path: str | Path) -> list[Path]:
+    """The Minari data directories at `path`: the data directory itself, a dataset directory, or every
+    dataset under a root directory."""
+    path = Path(path)
+    if (path / "metadata.json").is_file():
+        return [path]
+    if (path / "data" / "metadata.json").is_file():
+        return [path / "data"]
+    found = sorted(p.parent for p in path.glob("**/data/metadata.json")) if path.is_dir() else []
+    if not found:
+        raise WorldModelDatasetError(f"no Minari dataset at {path} (no data/metadata.json under it)")
+    return found
+
+
+def load_dataset(path: str | Path) -> WorldModelData:
+    """Reads the world-model dataset(s) at `path` (see `find_datasets`: several under one root are read as
+    one) into padded numpy arrays.
+
+    Raises:
+        WorldModelDatasetError: no dataset, an unreadable one, or one without the object-centric fields
+            (e.g. an expert-demo dataset of `embodylab train --demos`); the message names the missing ones.
+    """
+    from minari import MinariDataset
+
+    raw = []
+    for data_path in find_datasets(path):
+        try:
+            episodes = list(MinariDataset(data_path).iterate_episodes())
+        except Exception as err:  # h5py and Minari raise many kinds (KeyError, OSError, ...) for broken files
+            raise WorldModelDatasetError(f"cannot read the Minari dataset at {data_path}: {err!r}") from err
+        if not episodes:
+            raise WorldModelDatasetError(f"the Minari dataset at {data_path} holds no episodes")
+        _check_fields(data_path, episodes)
+        raw += episodes
+    return _pad_episodes(raw)
+
+
+def _check_fields(data_path: Path, episodes: list) -> None:
+    for episode in episodes:
+        observations = episode.observations if isinstance(episode.observations, dict) else {}
+        infos = episode.infos or {}
+        missing = [k for k in OBSERVATION_KEYS if k not in observations]
+        missing += [f"infos.{k}" for k in INFO_KEYS if k not in infos]
+        if missing:
+            raise WorldModelDatasetError(
+                f"{data_path}: episode {episode.id} lacks the world-model fields {missing} "
+                f"(a world-model dataset has observations {list(OBSERVATION_KEYS)} and infos {list(INFO_KEYS)}; "
+                "write one with `embodylab collect`)"
+            )
+
+
+def _pad_episodes(raw: list) -> WorldModelData:
+    steps = max(len(e.actions) for e in raw)
+
+    def padded(values: np.ndarray, length: int) -> np.ndarray:
+        # Pad the time axis by repeating the last entry (masked out of training by `lengths`).
+        values = np.asarray(values)
+        if len(values) == length:
+            return values
+        return np.concatenate([values, np.repeat(values[-1:], length - len(values), axis=0)])
+
+    obs = {k: np.stack([padded(e.observations[k], steps + 1) for e in raw]) for k in OBSERVATION_KEYS}
+    success = np.stack([padded(np.asarray(e.infos["success"], np.float32)[1:], steps) for e in raw])
+    return WorldModelData(
+        features=obs["object_features"].astype(np.float32),
+        categories=obs["object_categories"][:, 0].astype(np.int64),
+        mask=obs["object_mask"][:, 0] > 0.5,
+        proprio=obs["proprio"].astype(np.float32),
+        goal=obs["goal"].astype(np.float32),
+        actions=np.stack([padded(e.actions, steps) for e in raw]).astype(np.float32),
+        rewards=np.stack([padded(np.asarray(e.rewards, np.float32), steps) for e in raw]),
+        success=success,
+        lengths=np.array([len(e.actions) for e in raw], dtype=np.int64),
+    )

@@ -1,0 +1,208 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from embodylab.world_models.baselines import MonolithicRSSM, deterministic_config, matched_monolithic_config
+from embodylab.world_models.config import TrainWMConfig
+from embodylab.world_models.data import MAX_OBJECTS, collect, load_dataset
+from embodylab.world_models.object_centric import (
+    ObjectCentricConfig,
+    ObjectCentricWorldModel,
+    batch_windows,
+    open_loop,
+    parameter_count,
+    world_model_loss,
+)
+from embodylab.world_models.planning import MPPIConfig, MPPIPlanner
+from embodylab.world_models.training import (
+    WorldModelCheckpointError,
+    load_world_model,
+    read_checkpoint,
+    train_world_model,
+)
+
+# One thread: the tiny models here gain nothing from more, and lose much when other jobs share the cores.
+torch.set_num_threads(1)
+TINY = ObjectCentricConfig(d_model=32, n_heads=2, n_layers=1, latent_dim=4, window=8, context=2)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Two expert LabClutter episodes, of 1 and of 3 objects (smooth pushes a tiny model can fit)."""
+    root = tmp_path_factory.mktemp("clutter")
+    collect("LabClutter-v0", "expert", 2, root, n_objects=(1, 3), progress=False)
+    return root
+
+
+def _scene(n_real: int, n_slots: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random scene of `n_real` objects padded with junk to `n_slots` slots (batch of 2)."""
+    g = torch.Generator().manual_seed(seed)
+    objects = torch.randn(2, MAX_OBJECTS, 16, generator=g)
+    mask = torch.zeros(2, n_slots, dtype=torch.bool)
+    mask[:, :n_real] = True
+    return {
+        "objects": objects[:, :n_slots],
+        "categories": torch.randint(0, 3, (2, MAX_OBJECTS), generator=g)[:, :n_slots],
+        "mask": mask,
+        "agent": torch.randn(2, 7, generator=g),
+        "action": torch.rand(2, 4, generator=g) * 2 - 1,
+        "goal": torch.randn(2, 3, generator=g),
+    }
+
+
+def _step(model, scene, state=None, **kwargs):
+    n = scene["objects"].shape[1]
+    state = model.initial_state(2, n) if state is None else state
+    return model.step(
+        state,
+        scene["objects"],
+        scene["categories"],
+        scene["mask"],
+        scene["agent"],
+        scene["action"],
+        scene["goal"],
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("n_objects", range(1, MAX_OBJECTS + 1))
+def test_predictions_have_one_change_per_object_slot(n_objects):
+    model = ObjectCentricWorldModel(TINY).eval()
+    out = _step(model, _scene(n_objects, n_objects), sample=False)
+    assert out.objects_mean.shape == (2, n_objects, 13)
+    assert out.agent_mean.shape == (2, 7)
+    assert out.reward.shape == out.success_logit.shape == (2,)
+    assert out.state.shape == (2, 1 + n_objects, TINY.d_model)
+
+
+@pytest.mark.parametrize("n_real", range(1, MAX_OBJECTS))
+def test_padding_slots_do_not_change_the_predictions_for_real_objects(n_real):
+    model = ObjectCentricWorldModel(TINY).eval()
+    with torch.no_grad():
+        bare = _step(model, _scene(n_real, n_real), sample=False)
+        padded = _step(model, _scene(n_real, MAX_OBJECTS), sample=False)
+        # and a second step from each recurrent state
+        bare2 = _step(model, _scene(n_real, n_real, seed=1), state=bare.state, sample=False)
+        padded2 = _step(model, _scene(n_real, MAX_OBJECTS, seed=1), state=padded.state, sample=False)
+    for a, b in ((bare, padded), (bare2, padded2)):
+        torch.testing.assert_close(a.objects_mean, b.objects_mean[:, :n_real], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(a.agent_mean, b.agent_mean, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(a.reward, b.reward, atol=1e-5, rtol=1e-4)
+
+
+def test_prior_samples_differ_and_the_deterministic_ablation_has_no_latent():
+    stochastic = ObjectCentricWorldModel(TINY).eval()
+    deterministic = ObjectCentricWorldModel(deterministic_config(TINY)).eval()
+    scene = _scene(3, 3)
+    with torch.no_grad():
+        a, b = _step(stochastic, scene), _step(stochastic, scene)
+        c, d = _step(deterministic, scene), _step(deterministic, scene)
+    assert not torch.allclose(a.objects_mean, b.objects_mean)
+    torch.testing.assert_close(c.objects_mean, d.objects_mean)
+    assert parameter_count(deterministic) < parameter_count(stochastic)
+
+
+def test_monolithic_rssm_matches_the_parameter_count_and_refuses_extra_objects():
+    config = matched_monolithic_config(TINY, max_objects=3)
+    monolithic = MonolithicRSSM(config)
+    target = parameter_count(ObjectCentricWorldModel(TINY))
+    assert abs(parameter_count(monolithic) - target) <= 0.1 * target
+    assert _step(monolithic, _scene(2, 2)).objects_mean.shape == (2, 2, 13)
+    with pytest.raises(ValueError, match="at most 3 objects"):
+        _step(monolithic, _scene(6, 6))
+
+
+def _fit(config, batch, steps):
+    """(loss before, loss after) of `steps` Adam steps of a fresh model of `config` on one batch; the model."""
+    torch.manual_seed(0)
+    model = ObjectCentricWorldModel(config)
+    model.set_normalizer(batch)
+    with torch.no_grad():
+        first = float(world_model_loss(model, batch)[0])
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        loss, _ = world_model_loss(model, batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return first, float(loss.detach()), model.eval()
+
+
+def _open_loop_error(model, batch) -> float:
+    """Metres, mean over the objects and the 6 steps predicted after 2 of context."""
+    with torch.no_grad():
+        predicted = open_loop(model, batch, context=2, horizon=6, mode=True)["positions"][0]
+    return float((predicted - batch["features"][:, 3:, :, :3]).norm(dim=-1).mean())
+
+
+@pytest.fixture(scope="module")
+def tiny_batch(dataset):
+    return batch_windows(load_dataset(dataset), [1, 1, 1, 1], [10, 30, 50, 70], TINY.window)  # 3 objects
+
+
+def test_a_tiny_model_overfits_a_tiny_dataset(tiny_batch):
+    untrained = ObjectCentricWorldModel(deterministic_config(TINY)).eval()
+    untrained.set_normalizer(tiny_batch)
+    first, last, model = _fit(deterministic_config(TINY), tiny_batch, 150)
+    assert last < first - 20.0  # nats per step
+    assert _open_loop_error(model, tiny_batch) < 0.5 * _open_loop_error(untrained, tiny_batch)
+
+
+def test_the_stochastic_model_fits_the_elbo_of_a_tiny_dataset(tiny_batch):
+    first, last, _ = _fit(TINY, tiny_batch, 100)
+    assert last < first - 20.0  # nats per step
+
+
+def _train(dataset, out, steps, **kwargs):
+    config = TrainWMConfig(
+        dataset=dataset, out=out, steps=steps, batch_size=4, d_model=32, window=8, context=2,
+        val_every=2, checkpoint_every=2, progress=False, **kwargs,
+    )  # fmt: skip
+    return train_world_model(config)
+
+
+def test_checkpoint_round_trip_and_resume(dataset, tmp_path):
+    summary = _train(dataset, tmp_path / "run", 3)
+    assert summary["steps"] == 3 and summary["samples_per_s"] > 0
+    model, meta = load_world_model(tmp_path / "run")
+    assert meta["model_kind"] == "object-centric" and meta["step"] == 3
+    config = json.loads((tmp_path / "run" / "checkpoint" / "config.json").read_text())
+    assert config["model"]["d_model"] == 32
+    weights = torch.load(tmp_path / "run" / "checkpoint" / "weights.pt", weights_only=True)
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, weights["model"][name])
+    resumed = _train(dataset, tmp_path / "run", 5, resume=True)
+    assert resumed["steps"] == 5
+    assert read_checkpoint(tmp_path / "run")[0]["step"] == 5
+
+
+def test_a_corrupt_checkpoint_gives_an_error_naming_its_file(dataset, tmp_path):
+    _train(dataset, tmp_path / "run", 1)
+    weights = tmp_path / "run" / "checkpoint" / "weights.pt"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(WorldModelCheckpointError, match="weights.pt"):
+        load_world_model(tmp_path / "run")
+    with pytest.raises(WorldModelCheckpointError, match="no world-model checkpoint"):
+        load_world_model(tmp_path / "nothing")
+
+
+def test_mppi_returns_valid_actions_and_filters_observed_steps():
+    import gymnasium as gym
+
+    from embodylab.world_models.data import object_centric_observation
+
+    env = gym.make("embodylab/LabPush-v0")
+    env.reset(seed=0)
+    model = ObjectCentricWorldModel(TINY)
+    planner = MPPIPlanner(model, MPPIConfig(horizon=3, samples=16, iterations=2, elites=4), seed=0)
+    obs = object_centric_observation(env)
+    planner.reset(obs)
+    for _ in range(3):
+        action = planner.act(obs)
+        assert action.shape == (4,) and action.dtype == np.float32
+        assert np.all(np.abs(action) <= 1.0)
+        env.step(action)
+        obs = object_centric_observation(env)
+    assert planner.state.abs().sum() > 0  # the recurrent state took in the observed transitions
