@@ -69,6 +69,7 @@ class Category:
     mass: tuple[float, float]
     colours: tuple[str, ...]
     belongs_on: str
+    """fixture category where it belongs in a tidy home ('drawer': inside the chest's top drawer)"""
     lying: bool = False
     """capsules lie on their side (axis along x) instead of standing"""
 
@@ -95,9 +96,9 @@ CATEGORIES: tuple[Category, ...] = (
     Category("remote", "box", (0.08, 0.022, 0.012), (0.09, 0.025, 0.014), (0.1, 0.15), ("black", "grey"), "table"),
     Category("phone", "box", (0.07, 0.033, 0.01), (0.075, 0.036, 0.011), (0.15, 0.2), ("black", "white", "blue"), "table"),
     Category("sponge", "box", (0.045, 0.03, 0.018), (0.05, 0.033, 0.022), (0.03, 0.05), ("yellow", "green", "pink"), "counter"),
-    Category("soap", "box", (0.04, 0.025, 0.015), (0.045, 0.028, 0.02), (0.08, 0.12), ("white", "pink", "green"), "cabinet"),
-    Category("tea_box", "box", (0.05, 0.03, 0.035), (0.055, 0.033, 0.04), (0.08, 0.12), ("green", "red", "black"), "cabinet"),
-    Category("towel", "box", (0.07, 0.032, 0.016), (0.08, 0.035, 0.02), (0.1, 0.15), ("white", "blue", "pink", "grey"), "cabinet"),
+    Category("soap", "box", (0.04, 0.025, 0.015), (0.045, 0.028, 0.02), (0.08, 0.12), ("white", "pink", "green"), "drawer"),
+    Category("tea_box", "box", (0.05, 0.03, 0.035), (0.055, 0.033, 0.04), (0.08, 0.12), ("green", "red", "black"), "drawer"),
+    Category("towel", "box", (0.07, 0.032, 0.016), (0.08, 0.035, 0.02), (0.1, 0.15), ("white", "blue", "pink", "grey"), "drawer"),
 )  # fmt: skip
 CATEGORY_BY_NAME = {c.name: c for c in CATEGORIES}
 
