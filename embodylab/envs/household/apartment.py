@@ -174,6 +174,8 @@ class Apartment:
     objects: list[ObjectInfo]
     object_surfaces: list[str] = field(default_factory=list)
     """the surface (`fixture/top`) each object starts on"""
+    doors: list[float] = field(default_factory=list)
+    """world y (m) of the doorway centre in the wall after each room but the last"""
 
     @property
     def size(self) -> tuple[float, float]:
@@ -450,4 +452,4 @@ def generate_apartment(seed: int, n_objects: int = N_OBJECTS) -> Apartment:
         floor_height=0.0,
         floor_half_size=float(max(length, depth) + 2.0),
     )
-    return Apartment(seed, scene, rooms, fixtures, object_infos, object_on)
+    return Apartment(seed, scene, rooms, fixtures, object_infos, object_on, doors)
