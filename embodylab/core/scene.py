@@ -116,7 +116,7 @@ class MobileBaseSpec:
     """metres forward of the base centre at which the lift column carries the arm"""
     lift_range: tuple[float, float] = (0.3, 1.0)
     home_lift: float = 0.8
-    max_speed: float = 0.5
+    max_speed: float = 0.8
     """m/s at a normalised base velocity command of 1"""
     max_yaw_rate: float = 1.0
     """rad/s at a normalised yaw-rate command of 1"""

@@ -59,19 +59,19 @@ HOUSEHOLD_ENVS = (
     EnvEntry(
         "embodylab/HouseholdPickPlace-v0",
         "embodylab.envs.household.pick_place:HouseholdPickPlaceEnv",
-        1500,
+        2500,
         "A mobile Panda moves an object between pieces of furniture in a generated apartment.",
     ),
     EnvEntry(
         "embodylab/HouseholdStow-v0",
         "embodylab.envs.household.stow:HouseholdStowEnv",
-        2500,
+        3500,
         "A mobile Panda opens a drawer, puts an object inside and closes it.",
     ),
     EnvEntry(
         "embodylab/HouseholdTidy-v0",
         "embodylab.envs.household.tidy:HouseholdTidyEnv",
-        4000,
+        6000,
         "A mobile Panda puts misplaced objects where their category belongs.",
     ),
 )

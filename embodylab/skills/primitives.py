@@ -143,7 +143,8 @@ class Robot:
             current = u.data.ctrl[u.base.actuator_slice][3]
             action[3] = np.clip((lift - current) / u.base.max_lift_delta, -1.0, 1.0)
         if tcp is not None:
-            delta = (np.asarray(tcp) - u.arm.tcp_pos) / u.arm.config.max_ee_delta
+            # A gain above 1 overcomes the IK's millimetres of steady-state error on small steps.
+            delta = 2.0 * (np.asarray(tcp) - u.arm.tcp_pos) / u.arm.config.max_ee_delta
             yaw = u.base.pose[2]
             c, s = np.cos(yaw), np.sin(yaw)
             local = np.array([c * delta[0] + s * delta[1], -s * delta[0] + c * delta[1], delta[2]])
@@ -172,7 +173,9 @@ DOOR_CLEARANCE = 0.75
 """metres before and after a doorway's wall where the base lines up with the doorway"""
 
 
-def _drive_to(robot: Robot, x: float, y: float, yaw: float, max_steps: int, precise: bool) -> str:
+def _drive_to(
+    robot: Robot, x: float, y: float, yaw: float, max_steps: int, precise: bool, tuck: bool = False
+) -> str:
     """Holonomic P-control to a world pose; '' when there, else why not."""
     u = robot.u
     tolerance = NAV_TOLERANCE if precise else 0.08
@@ -188,7 +191,12 @@ def _drive_to(robot: Robot, x: float, y: float, yaw: float, max_steps: int, prec
         local = np.array([c * error[0] + s * error[1], -s * error[0] + c * error[1]])
         speed = np.clip(2.5 * local / u.base.spec.max_speed, -1.0, 1.0)
         turn = np.clip(3.0 * yaw_error / u.base.spec.max_yaw_rate, -1.0, 1.0)
-        robot.act(base_velocity=(speed[0], speed[1], turn), lift=u.base.spec.home_lift, tcp=_tucked_tcp(u))
+        if tuck:
+            robot.act(
+                base_velocity=(speed[0], speed[1], turn), lift=u.base.spec.home_lift, tcp=_tucked_tcp(u)
+            )
+        else:  # the arm holds its pose relative to the base
+            robot.act(base_velocity=(speed[0], speed[1], turn), tcp=u.arm.tcp_pos.copy(), hand_yaw=u.hand_yaw)
         progress = distance + 0.3 * abs(yaw_error)
         if progress < best - 0.002:
             best, stalled = progress, 0
@@ -242,7 +250,7 @@ def navigate(env: gym.Env, place: str, robot: Robot | None = None, max_steps: in
     waypoints.append((tx, ty, tyaw, True))
     try:
         for wx, wy, wyaw, precise in waypoints:
-            reason = _drive_to(robot, wx, wy, wyaw, max_steps, precise)
+            reason = _drive_to(robot, wx, wy, wyaw, max_steps, precise, tuck=True)
             if reason:
                 return SkillResult(False, reason, robot.steps - start_steps, robot.info)
         for _ in range(10):  # come to rest
@@ -307,6 +315,36 @@ def _grasp_plan(u: HouseholdEnv, obj: str) -> tuple[np.ndarray, float, float]:
     return grasp, finger_yaw, top - low
 
 
+REACH = 0.55
+"""metres ahead of the arm's base link where the hand works best"""
+BASE_CLEARANCE = 0.08
+"""metres the base's front keeps from the furniture when it edges closer"""
+
+
+def _edge_towards(robot: Robot, point, fixture: str) -> str:
+    """Move the base straight forward or back (facing unchanged) so that `point` lies `REACH` ahead of the
+    arm, never closer to the fixture front than `BASE_CLEARANCE`; '' when there."""
+    u = robot.u
+    info = u.apartment.fixture(fixture)
+    x, y, yaw = info.place
+    forward = np.array([np.cos(yaw), np.sin(yaw)])
+    column = np.array([x, y]) + forward * u.base.spec.arm_offset
+    ahead = float(forward @ (np.asarray(point[:2]) - column)) - REACH
+    max_advance = info.furniture.standoff - u.base.spec.half_extents[0] - BASE_CLEARANCE
+    advance = float(np.clip(ahead, -0.2, max(max_advance, 0.0)))
+    target = np.array([x, y]) + forward * advance
+    return _drive_to(robot, target[0], target[1], yaw, 300, precise=True)
+
+
+def _back_to_place(robot: Robot, fixture: str) -> str:
+    x, y, yaw = robot.u.apartment.fixture(fixture).place
+    return _drive_to(robot, x, y, yaw, 300, precise=True)
+
+
+def _fixture_at(u: HouseholdEnv) -> str | None:
+    return u.symbolic.robot_place()
+
+
 # ---- pick -----------------------------------------------------------------------------------------------
 def pick(env: gym.Env, obj: str, robot: Robot | None = None, max_steps: int = 400) -> SkillResult:
     """Grasp `obj` from above (fingers across its narrow side), lift it `HOVER` m clear and hold it."""
@@ -315,30 +353,42 @@ def pick(env: gym.Env, obj: str, robot: Robot | None = None, max_steps: int = 40
     if obj not in u.symbolic.objects:
         return SkillResult(False, f"unknown object {obj!r}; objects: {', '.join(u.symbolic.objects)}")
     start = robot.steps
+    fixture = _fixture_at(u)
     try:
-        for attempt in range(2):
-            grasp, finger_yaw, height = _grasp_plan(u, obj)
-            hand_yaw = _hand_yaw_for(u, finger_yaw)
-            above = grasp + [0, 0, HOVER + height / 2]
-            reason = _move_tcp(robot, above, hand_yaw, gripper=1.0, tolerance=0.01, max_steps=max_steps)
-            if reason:
-                return SkillResult(
-                    False, f"could not reach above the object: {reason}", robot.steps - start, robot.info
-                )
-            reason = _move_tcp(robot, grasp, hand_yaw, gripper=1.0, tolerance=0.006, max_steps=150, speed=0.4)
-            if reason:
-                return SkillResult(
-                    False, f"could not reach the grasp: {reason}", robot.steps - start, robot.info
-                )
-            for _ in range(8):
-                robot.act(lift=_lift_for(grasp[2]), tcp=grasp, hand_yaw=hand_yaw, gripper=-1.0)
-            lift_to = grasp + [0, 0, HOVER]
-            _move_tcp(robot, lift_to, hand_yaw, gripper=-1.0, tolerance=0.02, max_steps=100, speed=0.5)
-            if ("holding", obj) in u.predicates():
-                return SkillResult(True, "", robot.steps - start, robot.info)
-            _move_tcp(robot, above, hand_yaw, gripper=1.0, tolerance=0.02, max_steps=60)
+        if fixture is not None:
+            _edge_towards(robot, u.data.xpos[u.model.body(obj).id], fixture)
+        result = _pick(robot, obj, max_steps)
+        if fixture is not None and _back_to_place(robot, fixture):
+            return SkillResult(False, "could not return to the place", robot.steps - start, robot.info)
     except EpisodeOver as err:
         return SkillResult(False, str(err), robot.steps - start, robot.info)
+    result.steps = robot.steps - start
+    result.info = robot.info
+    return result
+
+
+def _pick(robot: Robot, obj: str, max_steps: int) -> SkillResult:
+    u = robot.u
+    start = robot.steps
+    for _attempt in range(2):
+        grasp, finger_yaw, height = _grasp_plan(u, obj)
+        hand_yaw = _hand_yaw_for(u, finger_yaw)
+        above = grasp + [0, 0, HOVER + height / 2]
+        reason = _move_tcp(robot, above, hand_yaw, gripper=1.0, tolerance=0.01, max_steps=max_steps)
+        if reason:
+            return SkillResult(
+                False, f"could not reach above the object: {reason}", robot.steps - start, robot.info
+            )
+        reason = _move_tcp(robot, grasp, hand_yaw, gripper=1.0, tolerance=0.006, max_steps=150, speed=0.4)
+        if reason:
+            return SkillResult(False, f"could not reach the grasp: {reason}", robot.steps - start, robot.info)
+        for _ in range(8):
+            robot.act(lift=_lift_for(grasp[2]), tcp=grasp, hand_yaw=hand_yaw, gripper=-1.0)
+        lift_to = grasp + [0, 0, HOVER]
+        _move_tcp(robot, lift_to, hand_yaw, gripper=-1.0, tolerance=0.02, max_steps=100, speed=0.5)
+        if ("holding", obj) in u.predicates():
+            return SkillResult(True, "", robot.steps - start, robot.info)
+        _move_tcp(robot, above, hand_yaw, gripper=1.0, tolerance=0.02, max_steps=60)
     return SkillResult(
         False, "grasp missed: the fingers do not hold the object", robot.steps - start, robot.info
     )
@@ -428,7 +478,10 @@ def place(
             return SkillResult(False, f"no free spot on the {target}")
     hand_yaw = u.hand_yaw
     rest = spot + [0, 0, bottom_below_centre + 0.008]
+    fixture = _fixture_at(u)
     try:
+        if fixture is not None and "/" not in target:
+            _edge_towards(robot, spot, fixture)
         above = rest + [0, 0, 0.1] + offset
         reason = _move_tcp(robot, above, hand_yaw, gripper=-1.0, tolerance=0.015, max_steps=max_steps)
         if reason:
@@ -448,6 +501,8 @@ def place(
         )
         for _ in range(10):  # let it settle before judging
             robot.act(tcp=u.arm.tcp_pos.copy(), hand_yaw=hand_yaw, gripper=1.0)
+        if fixture is not None and _back_to_place(robot, fixture):
+            return SkillResult(False, "could not return to the place", robot.steps - start, robot.info)
     except EpisodeOver as err:
         return SkillResult(False, str(err), robot.steps - start, robot.info)
     atoms = u.predicates()
@@ -500,7 +555,7 @@ def _operate(env: gym.Env, part: str, opening: bool, robot: Robot | None, max_st
     joint = u.sim.fixture_joint_ids[part]
     adr = u.model.jnt_qposadr[joint]
     low, high = u.model.jnt_range[joint]
-    goal = min(high - 0.02, openable.open_at + 0.08) if opening else low
+    goal = min(high - 0.02, openable.open_at + 0.05) if opening else low
     step = 0.012 if openable.kind == "slide" else 0.04
     try:
         for _attempt in range(2):

@@ -271,7 +271,7 @@ def chest_of_drawers(name: str, width: float, rgba: RGBA, front_rgba: RGBA) -> F
     surface = Surface("top", (depth / 2, 0.0), (depth / 2 - 0.1, width / 2 - 0.08), height)
     spec = FixtureSpec(name, "chest_of_drawers", LinkSpec("carcass", geoms, children=[top, bottom]))
     return Furniture(spec, width, depth, height, surfaces=[surface], openables=[top_open, bottom_open],
-                     containers=[top_inside, bottom_inside], standoff=0.85)  # fmt: skip
+                     containers=[top_inside, bottom_inside], standoff=0.68)  # fmt: skip
 
 
 def fridge(name: str, rgba: RGBA) -> Furniture:
