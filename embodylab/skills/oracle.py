@@ -142,7 +142,6 @@ def run_oracle(env: gym.Env) -> RunReport:
     u = env.unwrapped
     robot = primitives.Robot(env)
     report = RunReport(False)
-    info: dict = {}
     goal = set(u.goal_atoms)
     while not goal <= u.predicates():
         steps = plan(u.predicates(), goal, u.scene_graph())
