@@ -3,7 +3,6 @@ against it; the oracle planner finds the operator sequence a task needs."""
 
 import gymnasium as gym
 import mujoco
-import numpy as np
 import pytest
 
 from embodylab.core.mujoco_backend import MujocoScene
