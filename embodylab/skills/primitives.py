@@ -269,8 +269,18 @@ LIFT_BELOW_TCP = 0.15
 HOVER = 0.12
 
 
-def _lift_for(z: float) -> float:
-    return z - LIFT_BELOW_TCP
+DRAWER_SPOT_BEHIND_FRONT = 0.13
+"""metres between a drawer's front and where an object is put into it"""
+DRAWER_LIFT_BELOW_TCP = -0.1
+"""into a drawer the arm reaches down from above (its base 0.1 m over the tool-centre point): the elbow
+stays high over the drawer front"""
+LOW_REACH_LIFT = 0.5
+"""metres: the lowest arm-base height the skills use; reaching down from it keeps the elbow high, clear of
+drawer fronts"""
+
+
+def _lift_for(z: float, below: float = LIFT_BELOW_TCP) -> float:
+    return max(z - below, LOW_REACH_LIFT)
 
 
 def _finger_axis_yaw(u: HouseholdEnv) -> float:
@@ -394,6 +404,26 @@ def _pick(robot: Robot, obj: str, max_steps: int) -> SkillResult:
     )
 
 
+def _transit(
+    robot: Robot,
+    target,
+    hand_yaw: float,
+    gripper: float,
+    tolerance: float,
+    max_steps: int,
+    below: float = LIFT_BELOW_TCP,
+) -> str:
+    """Move the tool-centre point to `target` over the top: first across at the higher of its current
+    height and the target's, then straight down or up, so that it never cuts through a drawer front."""
+    tcp = robot.u.arm.tcp_pos
+    level = np.array([target[0], target[1], max(tcp[2], target[2])])
+    if level[2] - target[2] > 0.02:
+        reason = _move_tcp(robot, level, hand_yaw, gripper, 0.03, max_steps, below=below)
+        if reason:
+            return reason
+    return _move_tcp(robot, target, hand_yaw, gripper, tolerance, max_steps, below=below)
+
+
 def _move_tcp(
     robot: Robot,
     target,
@@ -402,8 +432,10 @@ def _move_tcp(
     tolerance: float,
     max_steps: int,
     speed: float = 1.0,
+    below: float = LIFT_BELOW_TCP,
 ) -> str:
-    """Move the tool-centre point to `target` (world), the lift following; '' when there."""
+    """Move the tool-centre point to `target` (world), the arm's base `below` metres under it (within the
+    lift's range); '' when there."""
     u = robot.u
     best, stalled = np.inf, 0
     for _ in range(max_steps):
@@ -411,7 +443,9 @@ def _move_tcp(
         yaw_error = abs(hand_yaw - u.hand_yaw)
         if error < tolerance and yaw_error < 0.02:
             return ""
-        robot.act(lift=_lift_for(target[2]), tcp=target, hand_yaw=hand_yaw, gripper=gripper, tcp_speed=speed)
+        robot.act(
+            lift=_lift_for(target[2], below), tcp=target, hand_yaw=hand_yaw, gripper=gripper, tcp_speed=speed
+        )
         if error < best - 5e-4:
             best, stalled = error, 0
         else:
@@ -465,9 +499,12 @@ def place(
             )
         _, body, centre, half = box
         rot = u.data.xmat[body].reshape(3, 3)
-        # The tray's front part, which stands out of the chest when the drawer is open.
-        local = centre + np.array([half[0] - max(spec.half_extents[:2]) - 0.03, 0.0, -half[2]])
+        # The middle of the part of the tray that stands out of the chest when the drawer is open, far
+        # enough behind the drawer front that the wrist clears it.
+        radius = max(spec.half_extents) if spec.shape == "capsule" else max(spec.half_extents[:2])
+        local = centre + np.array([half[0] - max(radius + 0.015, DRAWER_SPOT_BEHIND_FRONT), 0.0, -half[2]])
         spot = u.data.xpos[body] + rot @ local
+        below = DRAWER_LIFT_BELOW_TCP
     else:
         try:
             u.apartment.fixture(target)
@@ -476,6 +513,7 @@ def place(
         spot = _free_spot_on(u, obj, target)
         if spot is None:
             return SkillResult(False, f"no free spot on the {target}")
+        below = LIFT_BELOW_TCP
     hand_yaw = u.hand_yaw
     rest = spot + [0, 0, bottom_below_centre + 0.008]
     fixture = _fixture_at(u)
@@ -483,7 +521,7 @@ def place(
         if fixture is not None and "/" not in target:
             _edge_towards(robot, spot, fixture)
         above = rest + [0, 0, 0.1] + offset
-        reason = _move_tcp(robot, above, hand_yaw, gripper=-1.0, tolerance=0.015, max_steps=max_steps)
+        reason = _transit(robot, above, hand_yaw, -1.0, 0.015, max_steps, below=below)
         if reason:
             return SkillResult(
                 False,
@@ -491,14 +529,10 @@ def place(
                 robot.steps - start,
                 robot.info,
             )
-        _move_tcp(robot, rest + offset, hand_yaw, gripper=-1.0, tolerance=0.006, max_steps=120, speed=0.3)
+        _move_tcp(robot, rest + offset, hand_yaw, -1.0, 0.006, 120, speed=0.3, below=below)
         for _ in range(8):
-            robot.act(
-                lift=_lift_for(rest[2] + offset[2]), tcp=u.arm.tcp_pos.copy(), hand_yaw=hand_yaw, gripper=1.0
-            )
-        _move_tcp(
-            robot, above + [0, 0, 0.05], hand_yaw, gripper=1.0, tolerance=0.02, max_steps=100, speed=0.5
-        )
+            robot.act(lift=_lift_for(rest[2] + offset[2], below), tcp=u.arm.tcp_pos.copy(), gripper=1.0)
+        _move_tcp(robot, above + [0, 0, 0.05], hand_yaw, 1.0, 0.02, 100, speed=0.5, below=below)
         for _ in range(10):  # let it settle before judging
             robot.act(tcp=u.arm.tcp_pos.copy(), hand_yaw=hand_yaw, gripper=1.0)
         if fixture is not None and _back_to_place(robot, fixture):
@@ -555,7 +589,7 @@ def _operate(env: gym.Env, part: str, opening: bool, robot: Robot | None, max_st
     joint = u.sim.fixture_joint_ids[part]
     adr = u.model.jnt_qposadr[joint]
     low, high = u.model.jnt_range[joint]
-    goal = min(high - 0.02, openable.open_at + 0.05) if opening else low
+    goal = min(high - 0.02, openable.open_at + 0.1) if opening else low
     step = 0.012 if openable.kind == "slide" else 0.04
     try:
         for _attempt in range(2):

@@ -184,7 +184,13 @@ class HouseholdEnv(EmbodiedEnv):
         return name.replace("_", " ")
 
     def _drawers(self) -> list[str]:
-        return [f"{f.name}/{c.link}" for f in self.apartment.fixtures for c in f.furniture.containers]
+        """The drawers tasks may ask to load (`Container.loadable`)."""
+        return [
+            f"{f.name}/{c.link}"
+            for f in self.apartment.fixtures
+            for c in f.furniture.containers
+            if c.loadable
+        ]
 
     def _goal_marker_position(self) -> None:
         return None

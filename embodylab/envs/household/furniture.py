@@ -23,7 +23,7 @@ HANDLE_RADIUS = 0.012
 HANDLE_STANDOFF = 0.05
 """metres from the front face of a door or drawer to the axis of its handle bar"""
 HANDLE_RGBA: RGBA = (0.7, 0.7, 0.72, 1.0)
-DRAWER_TRAVEL = 0.3
+DRAWER_TRAVEL = 0.36
 DOOR_TRAVEL = 1.75
 """radians a hinged door can swing open"""
 
@@ -63,6 +63,9 @@ class Container:
     link: str
     centre: tuple[float, float, float]
     half: tuple[float, float, float]
+    loadable: bool = True
+    """whether the robot can put things into it: over the tall front of a low drawer the Panda's elbow
+    cannot reach down into the tray, so tasks only ask for loadable containers"""
 
 
 @dataclass
@@ -271,7 +274,7 @@ def chest_of_drawers(name: str, width: float, rgba: RGBA, front_rgba: RGBA) -> F
     surface = Surface("top", (depth / 2, 0.0), (depth / 2 - 0.1, width / 2 - 0.08), height)
     spec = FixtureSpec(name, "chest_of_drawers", LinkSpec("carcass", geoms, children=[top, bottom]))
     return Furniture(spec, width, depth, height, surfaces=[surface], openables=[top_open, bottom_open],
-                     containers=[top_inside, bottom_inside], standoff=0.68)  # fmt: skip
+                     containers=[top_inside, bottom_inside], standoff=0.76)  # fmt: skip
 
 
 def fridge(name: str, rgba: RGBA) -> Furniture:
