@@ -271,6 +271,7 @@ def chest_of_drawers(name: str, width: float, rgba: RGBA, front_rgba: RGBA) -> F
     bottom, bottom_open, bottom_inside = _drawer(
         "bottom_drawer", width, depth, 0.06 + PANEL, split, front_rgba
     )
+    bottom_inside.loadable = False
     surface = Surface("top", (depth / 2, 0.0), (depth / 2 - 0.1, width / 2 - 0.08), height)
     spec = FixtureSpec(name, "chest_of_drawers", LinkSpec("carcass", geoms, children=[top, bottom]))
     return Furniture(spec, width, depth, height, surfaces=[surface], openables=[top_open, bottom_open],
