@@ -578,7 +578,28 @@ def _handle_at(u: HouseholdEnv, part: str, handle_local, q: float) -> tuple[np.n
     return anchor + turn(handle - anchor), turn(outward)
 
 
+HANDLE_REACH = 0.5
+"""metres ahead of the arm's base where the base keeps a handle while it opens or closes a part"""
+
+
+def _follow(u: HouseholdEnv, point, yaw: float) -> tuple[float, float, float]:
+    """Normalised base velocity that keeps `point` `HANDLE_REACH` ahead of the arm's base (moving forward
+    or back along the heading only) and the heading at `yaw`: the base follows a drawer being pulled."""
+    bx, by, byaw = u.base.pose
+    forward = np.array([np.cos(byaw), np.sin(byaw)])
+    column = np.array([bx, by]) + forward * u.base.spec.arm_offset
+    ahead = float(forward @ (np.asarray(point[:2]) - column)) - HANDLE_REACH
+    return (
+        float(np.clip(2.5 * ahead / u.base.spec.max_speed, -1.0, 1.0)),
+        0.0,
+        float(np.clip(3.0 * _wrap(yaw - byaw) / u.base.spec.max_yaw_rate, -1.0, 1.0)),
+    )
+
+
 def _operate(env: gym.Env, part: str, opening: bool, robot: Robot | None, max_steps: int) -> SkillResult:
+    """Grasp the handle from above, drive the joint towards open or closed by leading the handle along its
+    path (a line for drawers, an arc for doors) while the base keeps the handle within reach, release,
+    back off and return to the place."""
     robot = robot or Robot(env)
     u = robot.u
     start = robot.steps
@@ -591,50 +612,63 @@ def _operate(env: gym.Env, part: str, opening: bool, robot: Robot | None, max_st
     low, high = u.model.jnt_range[joint]
     goal = min(high - 0.02, openable.open_at + 0.1) if opening else low
     step = 0.012 if openable.kind == "slide" else 0.04
+    heading = info.place[2]
+
+    def finger_yaw(outward) -> float:  # the fingers close across the outward direction
+        return _hand_yaw_for(u, float(np.arctan2(outward[1], outward[0])) + np.pi / 2)
+
+    def reach(target, yaw, gripper, tolerance, steps, speed=1.0) -> str:
+        best, stalled = np.inf, 0
+        for _ in range(steps):
+            error = float(np.linalg.norm(np.asarray(target) - u.arm.tcp_pos))
+            if error < tolerance and abs(yaw - u.hand_yaw) < 0.02:
+                return ""
+            robot.act(_follow(u, target, heading), _lift_for(target[2]), target, yaw, gripper, speed)
+            best, stalled = (error, 0) if error < best - 5e-4 else (best, stalled + 1)
+            if stalled > 40:
+                return f"arm stopped {error:.3f} m from its target"
+        return "timed out"
+
     try:
         for _attempt in range(2):
             q = float(u.data.qpos[adr])
             handle, outward = _handle_at(u, part, openable.handle, q)
-            hand_yaw = _hand_yaw_for(u, float(np.arctan2(outward[1], outward[0])) + np.pi / 2)
+            yaw = finger_yaw(outward)
             grasp = handle - [0, 0, 0.01]
-            reason = _move_tcp(robot, grasp + 0.1 * outward, hand_yaw, 1.0, 0.01, max_steps)
+            reason = reach(grasp + [0, 0, 0.1], yaw, 1.0, 0.01, max_steps) or reach(
+                grasp, yaw, 1.0, 0.006, 120, 0.4
+            )
             if reason:
                 return SkillResult(
                     False, f"could not reach the handle: {reason}", robot.steps - start, robot.info
                 )
-            _move_tcp(robot, grasp, hand_yaw, 1.0, 0.006, 120, speed=0.4)
             for _ in range(8):
-                robot.act(lift=_lift_for(grasp[2]), tcp=grasp, hand_yaw=hand_yaw, gripper=-1.0)
+                robot.act(_follow(u, grasp, heading), _lift_for(grasp[2]), grasp, yaw, -1.0)
             stalled = 0
             for _ in range(max_steps):
                 q = float(u.data.qpos[adr])
                 if (q >= goal - 0.01) if opening else (q <= openable.closed_below * 0.5):
                     break
-                aim = q + (step if opening else -step)
-                handle, outward = _handle_at(u, part, openable.handle, aim)
-                hand_yaw = _hand_yaw_for(u, float(np.arctan2(outward[1], outward[0])) + np.pi / 2)
-                before = q
-                robot.act(
-                    lift=_lift_for(handle[2]), tcp=handle - [0, 0, 0.01], hand_yaw=hand_yaw, gripper=-1.0
-                )
-                if abs(float(u.data.qpos[adr]) - before) < 1e-4:
-                    stalled += 1
-                    if stalled > 30:
-                        break
-                else:
-                    stalled = 0
+                handle, outward = _handle_at(u, part, openable.handle, q + (step if opening else -step))
+                robot.act(_follow(u, handle, heading), _lift_for(handle[2]), handle - [0, 0, 0.01],
+                          finger_yaw(outward), -1.0)  # fmt: skip
+                moved = abs(float(u.data.qpos[adr]) - q) > 1e-4
+                stalled = 0 if moved else stalled + 1
+                if stalled > 30:
+                    break
             for _ in range(6):
                 robot.act(tcp=u.arm.tcp_pos.copy(), hand_yaw=u.hand_yaw, gripper=1.0)
-            q = float(u.data.qpos[adr])
-            handle, outward = _handle_at(u, part, openable.handle, q)
-            _move_tcp(robot, u.arm.tcp_pos + 0.1 * outward + [0, 0, 0.03], u.hand_yaw, 1.0, 0.02, 60)
-            state = u.symbolic.part_state(part)
-            if state == ("open" if opening else "closed"):
+            reach(u.arm.tcp_pos + [0, 0, 0.1], u.hand_yaw, 1.0, 0.02, 60)
+            if _back_to_place(robot, info.name):
+                return SkillResult(False, "could not return to the place", robot.steps - start, robot.info)
+            if u.symbolic.part_state(part) == ("open" if opening else "closed"):
                 return SkillResult(True, "", robot.steps - start, robot.info)
     except EpisodeOver as err:
         return SkillResult(False, str(err), robot.steps - start, robot.info)
-    return SkillResult(False, f"the {part} is {u.symbolic.part_state(part)}, not {'open' if opening else 'closed'}",
-                       robot.steps - start, robot.info)  # fmt: skip
+    state = "open" if opening else "closed"
+    return SkillResult(
+        False, f"the {part} is {u.symbolic.part_state(part)}, not {state}", robot.steps - start, robot.info
+    )
 
 
 def open_part(env: gym.Env, part: str, robot: Robot | None = None, max_steps: int = 300) -> SkillResult:

@@ -5,7 +5,8 @@ household layer needs (its top surfaces, its openable parts, the containers insi
 given in the fixture frame: the origin lies on the floor at the middle of the fixture's back, +x points
 out of the wall into the room (the front faces +x), +y to the fixture's left, z up; metres, radians.
 
-Handles are vertical bars 24 mm across that stand 5 cm proud of the door or drawer front: the Panda's
+Handles are vertical bars 24 mm across that stand 7.5 cm proud of the door or drawer front (the wrist link above
+the hand then clears the furniture): the Panda's
 fingers close around them from the front with the hand pointing down, as in LabDrawer.
 """
 
@@ -20,7 +21,7 @@ from embodylab.core.scene import RGBA, FixtureSpec, GeomSpec, JointSpec, LinkSpe
 PANEL = 0.018
 """metres: thickness of carcass boards and door panels"""
 HANDLE_RADIUS = 0.012
-HANDLE_STANDOFF = 0.05
+HANDLE_STANDOFF = 0.075
 """metres from the front face of a door or drawer to the axis of its handle bar"""
 HANDLE_RGBA: RGBA = (0.7, 0.7, 0.72, 1.0)
 DRAWER_TRAVEL = 0.36
