@@ -505,6 +505,8 @@ def place(
         local = centre + np.array([half[0] - max(radius + 0.015, DRAWER_SPOT_BEHIND_FRONT), 0.0, -half[2]])
         spot = u.data.xpos[body] + rot @ local
         below = DRAWER_LIFT_BELOW_TCP
+        # Lower it in from above the drawer's front, which stands a little higher than the tray walls.
+        clear_z = float((u.data.xpos[body] + rot @ (centre + [0, 0, half[2]]))[2]) + 0.03
     else:
         try:
             u.apartment.fixture(target)
@@ -514,6 +516,7 @@ def place(
         if spot is None:
             return SkillResult(False, f"no free spot on the {target}")
         below = LIFT_BELOW_TCP
+        clear_z = -np.inf
     hand_yaw = u.hand_yaw
     rest = spot + [0, 0, bottom_below_centre + 0.008]
     fixture = _fixture_at(u)
@@ -521,6 +524,7 @@ def place(
         if fixture is not None and "/" not in target:
             _edge_towards(robot, spot, fixture)
         above = rest + [0, 0, 0.1] + offset
+        above[2] = max(above[2], clear_z + bottom_below_centre + offset[2])
         reason = _transit(robot, above, hand_yaw, -1.0, 0.015, max_steps, below=below)
         if reason:
             return SkillResult(

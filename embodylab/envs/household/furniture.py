@@ -25,6 +25,8 @@ HANDLE_STANDOFF = 0.075
 """metres from the front face of a door or drawer to the axis of its handle bar"""
 HANDLE_RGBA: RGBA = (0.7, 0.7, 0.72, 1.0)
 DRAWER_TRAVEL = 0.36
+TOP_DRAWER_HEIGHT = 0.2
+"""metres: a chest's top drawer is shallow, so that the hand can lower things into it over its front"""
 DOOR_TRAVEL = 1.75
 """radians a hinged door can swing open"""
 
@@ -167,7 +169,7 @@ def _drawer(
     tray_back, tray_front = -depth / 2 + PANEL + 0.004, depth / 2 - PANEL
     tray_hx, tray_x = (tray_front - tray_back) / 2, (tray_front + tray_back) / 2
     tray_hy = width / 2 - PANEL - 0.01
-    wall_hz = min(front_half_z - 0.01, 0.07)
+    wall_hz = front_half_z - 0.02  # tray walls almost as tall as the front
     wall_z = -front_half_z + 0.012 + wall_hz
     t = 0.006
     geoms = [
@@ -261,10 +263,10 @@ def cabinet(name: str, width: float, height: float, rgba: RGBA, door_rgba: RGBA)
 
 
 def chest_of_drawers(name: str, width: float, rgba: RGBA, front_rgba: RGBA) -> Furniture:
-    """A chest with a top and a bottom drawer, each an open tray on a 0.3 m slide."""
+    """A chest with a shallow top drawer and a deep bottom drawer, each an open tray on a slide."""
     depth, height = 0.5, 0.82
     geoms = _carcass(width, depth, height, rgba)
-    split = 0.06 + (height - 0.06) / 2
+    split = height - TOP_DRAWER_HEIGHT
     geoms.append(
         _box((depth / 2 - PANEL, width / 2 - PANEL, PANEL / 2), (depth / 2, 0, split), rgba, "divider")
     )
