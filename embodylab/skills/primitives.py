@@ -332,17 +332,26 @@ BASE_CLEARANCE = 0.08
 
 
 def _edge_towards(robot: Robot, point, fixture: str) -> str:
-    """Move the base straight forward or back (facing unchanged) so that `point` lies `REACH` ahead of the
-    arm, never closer to the fixture front than `BASE_CLEARANCE`; '' when there."""
+    """Move the base (facing unchanged) so that `point` lies `REACH` ahead of the arm and straight in front of
+    it: forward or back, never closer to the fixture front than `BASE_CLEARANCE`, and sideways, never past the
+    fixture's ends. '' when there."""
     u = robot.u
     info = u.apartment.fixture(fixture)
     x, y, yaw = info.place
     forward = np.array([np.cos(yaw), np.sin(yaw)])
+    left = np.array([-forward[1], forward[0]])
     column = np.array([x, y]) + forward * u.base.spec.arm_offset
-    ahead = float(forward @ (np.asarray(point[:2]) - column)) - REACH
+    offset = np.asarray(point[:2]) - column
+    ahead = float(forward @ offset) - REACH
     max_advance = info.furniture.standoff - u.base.spec.half_extents[0] - BASE_CLEARANCE
     advance = float(np.clip(ahead, -0.2, max(max_advance, 0.0)))
-    target = np.array([x, y]) + forward * advance
+    width = (
+        info.furniture.width
+        if info.on_top_of is None
+        else u.apartment.fixture(info.on_top_of).furniture.width
+    )
+    side = float(np.clip(left @ offset, -width / 2, width / 2))
+    target = np.array([x, y]) + forward * advance + left * side
     return _drive_to(robot, target[0], target[1], yaw, 300, precise=True)
 
 
@@ -424,6 +433,21 @@ def _transit(
     return _move_tcp(robot, target, hand_yaw, gripper, tolerance, max_steps, below=below)
 
 
+def _blocked_by(u: HouseholdEnv) -> str:
+    """' (the arm touches <fixture>)' when an arm link presses on furniture, else ''."""
+    m, d = u.model, u.data
+    arm_bodies = set(range(u.arm.hand_body_id - 8, u.arm.hand_body_id + 3))
+    touched = set()
+    for i in range(d.ncon):
+        b1, b2 = int(m.geom_bodyid[d.contact.geom1[i]]), int(m.geom_bodyid[d.contact.geom2[i]])
+        for arm, other in ((b1, b2), (b2, b1)):
+            if arm in arm_bodies and other not in arm_bodies:
+                name = m.body(other).name
+                if name.split("/")[0] not in u.symbolic.objects:
+                    touched.add(name.split("/")[0])
+    return f" (the arm touches {', '.join(sorted(touched))})" if touched else ""
+
+
 def _move_tcp(
     robot: Robot,
     target,
@@ -451,7 +475,7 @@ def _move_tcp(
         else:
             stalled += 1
             if stalled > 40:
-                return f"arm stopped {error:.3f} m from its target"
+                return f"arm stopped {error:.3f} m from its target{_blocked_by(u)}"
     return f"timed out {float(np.linalg.norm(np.asarray(target) - u.arm.tcp_pos)):.3f} m from the target"
 
 
@@ -630,7 +654,7 @@ def _operate(env: gym.Env, part: str, opening: bool, robot: Robot | None, max_st
             robot.act(_follow(u, target, heading), _lift_for(target[2]), target, yaw, gripper, speed)
             best, stalled = (error, 0) if error < best - 5e-4 else (best, stalled + 1)
             if stalled > 40:
-                return f"arm stopped {error:.3f} m from its target"
+                return f"arm stopped {error:.3f} m from its target{_blocked_by(u)}"
         return "timed out"
 
     try:
