@@ -278,7 +278,7 @@ BASE_COLLISION_BITS = (4, 1)
 contype 1) but neither the floor they float over nor the arm riding on them (contype 2, conaffinity 1)."""
 BASE_MASS = 40.0
 LIFT_MASS = 4.0
-BASE_HEAD_CAMERA_HEIGHT = 1.45
+BASE_HEAD_CAMERA_HEIGHT = 1.75
 
 
 @dataclass(frozen=True)
@@ -391,7 +391,7 @@ def add_mobile_base(parent, base, pos, quat, prefix: str = ""):
     from embodylab.core.scene import look_at_xyaxes  # local: scene imports nothing from robot
 
     body.add_camera(
-        name=names.head_camera, pos=head, xyaxes=look_at_xyaxes(tuple(head), (1.2, 0.0, 0.55)), fovy=70.0
+        name=names.head_camera, pos=head, xyaxes=look_at_xyaxes(tuple(head), (1.6, 0.0, 0.3)), fovy=70.0
     )
     lift = body.add_body(name=names.lift_body, pos=[base.arm_offset, 0.0, base.home_lift], gravcomp=1.0)
     lo, hi = base.lift_range

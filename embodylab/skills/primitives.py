@@ -490,8 +490,9 @@ def _free_spot_on(u: HouseholdEnv, obj: str, fixture_name: str) -> np.ndarray | 
     cx, cy = surface.centre
     hx, hy = surface.half
     best = None
-    # Candidates from the front edge inwards, middle outwards: the front middle is the easiest reach.
-    for dx in np.linspace(hx - radius, -hx + radius, 5):
+    # Candidates from the middle of the depth outwards (round things put near an edge may roll off), and
+    # from the middle of the width outwards; the base edges over to reach them.
+    for dx in sorted(np.linspace(hx - radius, -hx + radius, 5), key=abs):
         for dy in sorted(np.linspace(-hy + radius, hy - radius, 9), key=abs):
             point = info.to_world((cx + dx, cy + dy, surface.z))
             if all(np.linalg.norm(point[:2] - p[:2]) > radius + 0.07 for p in others):

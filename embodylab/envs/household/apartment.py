@@ -87,7 +87,7 @@ CATEGORIES: tuple[Category, ...] = (
     Category("apple", "sphere", (0.032, 0.032, 0.032), (0.036, 0.036, 0.036), (0.15, 0.2), ("red", "green", "yellow"), "table"),
     Category("orange", "sphere", (0.033, 0.033, 0.033), (0.036, 0.036, 0.036), (0.15, 0.2), ("orange",), "table"),
     Category("lemon", "sphere", (0.026, 0.026, 0.026), (0.029, 0.029, 0.029), (0.08, 0.12), ("yellow",), "table"),
-    Category("pear", "capsule", (0.03, 0.03, 0.045), (0.032, 0.032, 0.05), (0.15, 0.2), ("green", "yellow"), "table"),
+    Category("pear", "sphere", (0.031, 0.031, 0.031), (0.035, 0.035, 0.035), (0.15, 0.2), ("green", "yellow"), "table"),
     Category("banana", "capsule", (0.018, 0.018, 0.075), (0.02, 0.02, 0.085), (0.1, 0.15), ("yellow",), "table", lying=True),
     Category("candle", "cylinder", (0.028, 0.028, 0.045), (0.032, 0.032, 0.06), (0.1, 0.2), ("white", "red", "purple"), "shelf"),
     Category("book", "box", (0.075, 0.03, 0.02), (0.09, 0.033, 0.025), (0.2, 0.35), ("red", "blue", "green", "brown", "black"), "shelf"),
@@ -105,12 +105,12 @@ CATEGORY_BY_NAME = {c.name: c for c in CATEGORIES}
 WOODS = ((0.55, 0.38, 0.22), (0.68, 0.52, 0.34), (0.4, 0.27, 0.17), (0.75, 0.64, 0.48))
 PAINTS = ((0.88, 0.88, 0.85), (0.62, 0.72, 0.78), (0.55, 0.62, 0.5), (0.8, 0.72, 0.6), (0.35, 0.38, 0.45))
 FLOORS = {
-    "kitchen": (0.72, 0.72, 0.68),
-    "living_room": (0.6, 0.45, 0.3),
-    "bedroom": (0.52, 0.42, 0.36),
-    "bathroom": (0.62, 0.72, 0.76),
+    "kitchen": (0.55, 0.55, 0.52),
+    "living_room": (0.5, 0.36, 0.24),
+    "bedroom": (0.42, 0.34, 0.3),
+    "bathroom": (0.45, 0.55, 0.6),
 }
-WALL_RGBA = (0.9, 0.88, 0.84, 1.0)
+WALL_RGBA = (0.78, 0.76, 0.72, 1.0)
 
 
 @dataclass
@@ -438,7 +438,7 @@ def generate_apartment(seed: int, n_objects: int = N_OBJECTS) -> Apartment:
     ]
     lights = [
         LightSpec(
-            pos=(*centre, 6.0), direction=(0.25, 0.35, -1.0), directional=True, diffuse=(0.6, 0.6, 0.58)
+            pos=(*centre, 6.0), direction=(0.3, 0.4, -1.0), directional=True, diffuse=(0.42, 0.42, 0.4)
         ),
     ]
     scene = SceneSpec(

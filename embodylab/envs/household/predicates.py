@@ -24,8 +24,9 @@ from embodylab.envs.household.apartment import Apartment
 ROBOT = "robot"
 ON_TOLERANCE = 0.02
 """metres between an object's lowest point and a top for the object to count as resting on it"""
-ON_MARGIN = 0.02
-"""metres the centre may overhang the edge of a top's usable rectangle and still count as on it"""
+ON_MARGIN = 0.08
+"""metres the centre may lie beyond a top's usable rectangle (`Surface.half`, which keeps 8-12 cm from the
+physical edges) and still count as on the top"""
 IN_HEADROOM = 0.06
 """metres above a drawer's walls that a tall object's centre may reach and still count as inside"""
 AT_DISTANCE = 0.15
