@@ -25,6 +25,8 @@ HANDLE_STANDOFF = 0.075
 """metres from the front face of a door or drawer to the axis of its handle bar"""
 HANDLE_RGBA: RGBA = (0.7, 0.7, 0.72, 1.0)
 DRAWER_TRAVEL = 0.36
+REACH_DEPTH = 0.45
+"""metres behind a top's front edge where objects are put (the Panda reaches about this far in)"""
 TOP_DRAWER_HEIGHT = 0.2
 """metres: a chest's top drawer is shallow, so that the hand can lower things into it over its front"""
 DOOR_TRAVEL = 1.75
@@ -199,6 +201,15 @@ def _drawer(
     return link, Openable(name, "slide", handle, open_at=0.2, closed_below=0.02), inside
 
 
+def _front_strip(depth: float, width: float, z: float, y_centre: float = 0.0, y_half: float | None = None):
+    """The usable part of a top: the strip `REACH_DEPTH` deep behind its front edge (8 cm in from every
+    edge), which the arm reaches from the robot's place in front of the fixture."""
+    back = max(0.08, depth - REACH_DEPTH)
+    front = depth - 0.08
+    y_half = width / 2 - 0.08 if y_half is None else y_half
+    return Surface("top", ((front + back) / 2, y_centre), ((front - back) / 2, y_half), z)
+
+
 # ---- the fixtures ------------------------------------------------------------------------------------
 def counter(name: str, width: float, rgba: RGBA, top_rgba: RGBA, microwave_room: float = 0.0) -> Furniture:
     """A kitchen or bathroom counter 0.9 m high; `microwave_room` metres of its top at the +y end are
@@ -226,7 +237,7 @@ def table(name: str, width: float, depth: float, height: float, rgba: RGBA) -> F
         for sy in (-1, 1):
             geoms.append(_box((0.025, 0.025, (height - top) / 2), (sx, sy * (width / 2 - 0.05), (height - top) / 2),
                               _shade(rgba, 0.8)))  # fmt: skip
-    surface = Surface("top", (depth / 2, 0.0), (depth / 2 - 0.1, width / 2 - 0.08), height)
+    surface = _front_strip(depth, width, height)
     spec = FixtureSpec(name, "table", LinkSpec("body", geoms))
     return Furniture(spec, width, depth, height, surfaces=[surface], standoff=0.55)
 
@@ -256,7 +267,7 @@ def cabinet(name: str, width: float, height: float, rgba: RGBA, door_rgba: RGBA)
                                    door_rgba, 0.05, 0.8)  # fmt: skip
     right, right_open = _hinged_door("right_door", door_width, depth, 0.065, height - 0.005, -width / 2, 1,
                                      door_rgba, 0.05, 0.8)  # fmt: skip
-    surface = Surface("top", (depth / 2, 0.0), (depth / 2 - 0.1, width / 2 - 0.08), height)
+    surface = _front_strip(depth, width, height)
     spec = FixtureSpec(name, "cabinet", LinkSpec("carcass", geoms, children=[left, right]))
     return Furniture(spec, width, depth, height, surfaces=[surface], openables=[left_open, right_open],
                      standoff=0.75)  # fmt: skip
@@ -275,7 +286,7 @@ def chest_of_drawers(name: str, width: float, rgba: RGBA, front_rgba: RGBA) -> F
         "bottom_drawer", width, depth, 0.06 + PANEL, split, front_rgba
     )
     bottom_inside.loadable = False
-    surface = Surface("top", (depth / 2, 0.0), (depth / 2 - 0.1, width / 2 - 0.08), height)
+    surface = _front_strip(depth, width, height)
     spec = FixtureSpec(name, "chest_of_drawers", LinkSpec("carcass", geoms, children=[top, bottom]))
     return Furniture(spec, width, depth, height, surfaces=[surface], openables=[top_open, bottom_open],
                      containers=[top_inside, bottom_inside], standoff=0.76)  # fmt: skip

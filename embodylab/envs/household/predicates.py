@@ -24,9 +24,8 @@ from embodylab.envs.household.apartment import Apartment
 ROBOT = "robot"
 ON_TOLERANCE = 0.02
 """metres between an object's lowest point and a top for the object to count as resting on it"""
-ON_MARGIN = 0.08
-"""metres the centre may lie beyond a top's usable rectangle (`Surface.half`, which keeps 8-12 cm from the
-physical edges) and still count as on the top"""
+ON_MARGIN = 0.0
+"""metres the centre may lie beyond the edge of a top and still count as on it"""
 IN_HEADROOM = 0.06
 """metres above a drawer's walls that a tall object's centre may reach and still count as inside"""
 AT_DISTANCE = 0.15
@@ -53,14 +52,15 @@ class SymbolicState:
             int(g): name for g, name in zip(self._object_geoms, self.objects, strict=True)
         }
         self._finger_bodies = [int(b) for b in arm.finger_body_ids]
-        # Tops: (fixture, world centre xy, rotation world<-fixture, usable half-extents, height).
+        # Tops: (fixture, world centre xy, rotation world<-fixture, half-extents, height) of the whole
+        # physical top (`Surface.half` is only the strip where things are put).
         self.surfaces = []
         for info in apartment.fixtures:
             for surface in info.furniture.surfaces:
-                centre = info.to_world((*surface.centre, surface.z))
-                self.surfaces.append(
-                    (info.name, centre[:2], _yaw_rotation(info.yaw), np.asarray(surface.half), centre[2])
-                )
+                furniture = info.furniture
+                centre = info.to_world((furniture.depth / 2, 0.0, surface.z))
+                half = np.array([furniture.depth / 2, furniture.width / 2])
+                self.surfaces.append((info.name, centre[:2], _yaw_rotation(info.yaw), half, centre[2]))
         self.containers = []  # (entity name, body id, centre in link frame, half-extents)
         self.parts = []  # (entity name, qpos address, open_at, closed_below)
         for info in apartment.fixtures:
