@@ -607,20 +607,31 @@ def _handle_at(u: HouseholdEnv, part: str, handle_local, q: float) -> tuple[np.n
     return anchor + turn(handle - anchor), turn(outward)
 
 
+PALM_CLEARANCE = 0.044
+"""metres from the tool-centre point up to 4 mm under the palm (whose lowest point is 4.8 cm above it)"""
 HANDLE_REACH = 0.5
+HANDLE_SIDE = 0.15
+HANDLE_LEAD = 0.012
+HANDLE_HELD_WIDTH = 0.015
+"""metres: closed fingers wider apart than this hold the 24 mm handle bar"""
+"""metres a pulled or pushed handle is led ahead of its position each control step"""
 """metres ahead of the arm's base where the base keeps a handle while it opens or closes a part"""
 
 
 def _follow(u: HouseholdEnv, point, yaw: float) -> tuple[float, float, float]:
-    """Normalised base velocity that keeps `point` `HANDLE_REACH` ahead of the arm's base (moving forward
-    or back along the heading only) and the heading at `yaw`: the base follows a drawer being pulled."""
+    """Normalised base velocity that keeps `point` `HANDLE_REACH` ahead of the arm's base and at most
+    `HANDLE_SIDE` to its side, with the heading at `yaw`: the base follows a drawer or door being moved."""
     bx, by, byaw = u.base.pose
     forward = np.array([np.cos(byaw), np.sin(byaw)])
-    column = np.array([bx, by]) + forward * u.base.spec.arm_offset
-    ahead = float(forward @ (np.asarray(point[:2]) - column)) - HANDLE_REACH
+    left = np.array([-forward[1], forward[0]])
+    offset = np.asarray(point[:2]) - (np.array([bx, by]) + forward * u.base.spec.arm_offset)
+    ahead = float(forward @ offset) - HANDLE_REACH
+    side = float(left @ offset)
+    side -= np.clip(side, -HANDLE_SIDE, HANDLE_SIDE)
+    speed = u.base.spec.max_speed
     return (
-        float(np.clip(2.5 * ahead / u.base.spec.max_speed, -1.0, 1.0)),
-        0.0,
+        float(np.clip(2.5 * ahead / speed, -1.0, 1.0)),
+        float(np.clip(2.5 * side / speed, -1.0, 1.0)),
         float(np.clip(3.0 * _wrap(yaw - byaw) / u.base.spec.max_yaw_rate, -1.0, 1.0)),
     )
 
@@ -640,7 +651,10 @@ def _operate(env: gym.Env, part: str, opening: bool, robot: Robot | None, max_st
     adr = u.model.jnt_qposadr[joint]
     low, high = u.model.jnt_range[joint]
     goal = min(high - 0.02, openable.open_at + 0.1) if opening else low
-    step = 0.012 if openable.kind == "slide" else 0.04
+    # The handle is led HANDLE_LEAD ahead of where it is along its path: a line, or an arc round the hinge.
+    handle_now, _ = _handle_at(u, part, openable.handle, float(u.data.qpos[adr]))
+    radius = float(np.linalg.norm((handle_now - u.data.xanchor[joint])[:2]))
+    step = HANDLE_LEAD if openable.kind == "slide" else HANDLE_LEAD / max(radius, 0.1)
     heading = info.place[2]
 
     def finger_yaw(outward) -> float:  # the fingers close across the outward direction
@@ -663,10 +677,10 @@ def _operate(env: gym.Env, part: str, opening: bool, robot: Robot | None, max_st
             q = float(u.data.qpos[adr])
             handle, outward = _handle_at(u, part, openable.handle, q)
             yaw = finger_yaw(outward)
-            grasp = handle - [0, 0, 0.01]
-            reason = reach(grasp + [0, 0, 0.1], yaw, 1.0, 0.01, max_steps) or reach(
-                grasp, yaw, 1.0, 0.006, 120, 0.4
-            )
+            # The tool-centre point goes PALM_CLEARANCE below the bar's top: the palm then just clears it.
+            grasp = handle + [0, 0, openable.handle_half_length - PALM_CLEARANCE]
+            over = grasp + [0, 0, 0.1]
+            reason = reach(over, yaw, 1.0, 0.01, max_steps) or reach(grasp, yaw, 1.0, 0.006, 120, 0.4)
             if reason:
                 return SkillResult(
                     False, f"could not reach the handle: {reason}", robot.steps - start, robot.info
@@ -674,12 +688,15 @@ def _operate(env: gym.Env, part: str, opening: bool, robot: Robot | None, max_st
             for _ in range(8):
                 robot.act(_follow(u, grasp, heading), _lift_for(grasp[2]), grasp, yaw, -1.0)
             stalled = 0
-            for _ in range(max_steps):
+            # Pulling needs the bar between the fingers; closed fingers beside it can still push.
+            grasped = u.arm.gripper_width > HANDLE_HELD_WIDTH or not opening
+            for _ in range(max_steps if grasped else 0):
                 q = float(u.data.qpos[adr])
                 if (q >= goal - 0.01) if opening else (q <= openable.closed_below * 0.5):
                     break
                 handle, outward = _handle_at(u, part, openable.handle, q + (step if opening else -step))
-                robot.act(_follow(u, handle, heading), _lift_for(handle[2]), handle - [0, 0, 0.01],
+                handle[2] = grasp[2]
+                robot.act(_follow(u, handle, heading), _lift_for(handle[2]), handle,
                           finger_yaw(outward), -1.0)  # fmt: skip
                 moved = abs(float(u.data.qpos[adr]) - q) > 1e-4
                 stalled = 0 if moved else stalled + 1
