@@ -124,3 +124,12 @@ def test_base_walls_stop_the_robot():
     half = np.hypot(*u.apartment.scene.robot.mobile_base.half_extents[:2])
     assert -0.05 + half * 0.5 < x < length - half * 0.5 + 0.05
     assert 0.0 < y < depth
+
+
+def test_oracle_policy_is_refused_for_lab_ids(capsys, tmp_path):
+    from embodylab.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["render", "LabReach-v0", "--policy", "oracle", "--out", str(tmp_path / "r.mp4")])
+    assert exit_info.value.code == 2
+    assert "household" in capsys.readouterr().err

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from embodylab.core.robot import FINGER_TRAVEL, PandaNames
+from embodylab.core.robot import FINGER_TRAVEL, MobileBaseNames, PandaNames
+from embodylab.core.scene import MobileBaseSpec
 
 CONTROL_MODES = ("ee_delta_pos", "joint_delta_pos")
 
@@ -185,7 +186,9 @@ class MobileBase:
     PROPRIO_DIM = 8
     max_lift_delta = 0.02
 
-    def __init__(self, model: mujoco.MjModel, data: mujoco.MjData, names, spec):
+    def __init__(
+        self, model: mujoco.MjModel, data: mujoco.MjData, names: MobileBaseNames, spec: MobileBaseSpec
+    ):
         self.model, self.data, self.spec = model, data, spec
         joints = [model.joint(n) for n in names.joints]
         self.qpos_slice = _contiguous([j.qposadr[0] for j in joints], "base joint qpos")

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from embodylab.core.scene import MobileBaseSpec, look_at_xyaxes
+
 # Modified DH rows (a_{i-1} [m], d_i [m], alpha_{i-1} [rad]) for joints 1..7, then the flange.
 PANDA_MDH: tuple[tuple[float, float, float], ...] = (
     (0.0, 0.333, 0.0),
@@ -325,10 +327,12 @@ def yaw_of(quat) -> float:
     return float(np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z)))
 
 
-def add_mobile_base(parent, base, pos, quat, prefix: str = ""):
-    """Add a holonomic base with a lift column under `parent`; return (lift body, `MobileBaseNames`).
+def add_mobile_base(
+    parent, base: MobileBaseSpec, pos, quat, prefix: str = ""
+) -> tuple[mujoco.MjsBody, MobileBaseNames, tuple[float, float, float]]:
+    """Add a holonomic base with a lift column under `parent`; return (lift body, names, start x, y, yaw).
 
-    `base` is a `MobileBaseSpec`. The x and y slides act along the world axes and the yaw hinge about the
+    The x and y slides act along the world axes and the yaw hinge about the
     world z axis, each with its reference at the start pose, so the joint positions read world x, y (m)
     and yaw (rad). The lift slide's position is the height (m) of the arm's base link above the floor.
     The base floats 2 cm above the floor: it never touches it, so it slides without friction."""
@@ -388,8 +392,6 @@ def add_mobile_base(parent, base, pos, quat, prefix: str = ""):
         density=0,
     )
     head = np.array([mast_x + 0.03, 0.0, BASE_HEAD_CAMERA_HEIGHT + 0.05])
-    from embodylab.core.scene import look_at_xyaxes  # local: scene imports nothing from robot
-
     body.add_camera(
         name=names.head_camera, pos=head, xyaxes=look_at_xyaxes(tuple(head), (1.6, 0.0, 0.3)), fovy=70.0
     )
@@ -429,7 +431,7 @@ def add_mobile_base(parent, base, pos, quat, prefix: str = ""):
     return lift, names, start
 
 
-def add_mobile_base_actuators(spec: mujoco.MjSpec, base, names: MobileBaseNames) -> None:
+def add_mobile_base_actuators(spec: mujoco.MjSpec, base: MobileBaseSpec, names: MobileBaseNames) -> None:
     """Velocity actuators on the base joints (ctrl: world vx, vy in m/s, yaw rate in rad/s) and a position
     actuator on the lift (ctrl: arm base-link height, m). Force limits let walls and furniture stop the
     base instead of the base pushing through them."""

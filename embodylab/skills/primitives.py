@@ -310,7 +310,7 @@ def _grasp_plan(u: HouseholdEnv, obj: str) -> tuple[np.ndarray, float, float]:
     pos, rot = _object_pose(u, obj)
     spec = _object_spec(u, obj)
     half = np.asarray(spec.half_extents)
-    low = u.symbolic._lowest_point(obj)
+    low = u.symbolic.lowest_point(obj)
     top = pos[2] + (pos[2] - low)
     # Fingers close across the narrowest horizontal extent of the object's box.
     if spec.shape == "sphere":
@@ -515,7 +515,7 @@ def place(
     spec = _object_spec(u, obj)
     pos, _ = _object_pose(u, obj)
     offset = u.arm.tcp_pos - pos  # the object hangs here relative to the tcp
-    bottom_below_centre = pos[2] - u.symbolic._lowest_point(obj)
+    bottom_below_centre = pos[2] - u.symbolic.lowest_point(obj)
     if "/" in target:
         box = next((c for c in u.symbolic.containers if c[0] == target), None)
         if box is None:

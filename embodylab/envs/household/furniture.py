@@ -57,8 +57,6 @@ class Openable:
     handle: tuple[float, float, float]
     open_at: float
     closed_below: float
-    hinge: tuple[float, float, float] | None = None
-    """hinge axis position in the link frame (hinged doors only)"""
     handle_half_length: float = 0.03
     """metres: half the length of the vertical handle bar"""
 
@@ -160,7 +158,7 @@ def _hinged_door(
                       frictionloss=0.2, armature=0.05)  # fmt: skip
     link = LinkSpec(name, geoms, pos=link_pos, joint=joint, category="door")
     handle = (PANEL / 2 + HANDLE_STANDOFF, handle_y, handle_z)
-    return link, Openable(name, "hinge", handle, 1.0, 0.1, (0.0, 0.0, 0.0), handle_half_length)
+    return link, Openable(name, "hinge", handle, 1.0, 0.1, handle_half_length)
 
 
 def _drawer(

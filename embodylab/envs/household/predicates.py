@@ -76,7 +76,7 @@ class SymbolicState:
         self._fixture_rooms = [(info.name, info.room) for info in apartment.fixtures]
 
     # ---- geometry ---------------------------------------------------------------------------------
-    def _lowest_point(self, name: str) -> float:
+    def lowest_point(self, name: str) -> float:
         """World z (m) of the object's lowest point, from its pose and its bounding box (spheres exact)."""
         d, body = self.sim.data, self._object_body[name]
         index = self.objects.index(name)
@@ -105,7 +105,7 @@ class SymbolicState:
     def supporting_surface(self, name: str) -> str | None:
         """The fixture whose top `name` rests on, or None."""
         pos = self.sim.data.xpos[self._object_body[name]]
-        low = self._lowest_point(name)
+        low = self.lowest_point(name)
         for fixture, centre, rotation, half, z in self.surfaces:
             local = rotation.T @ (pos[:2] - centre)
             if abs(low - z) < ON_TOLERANCE and np.all(np.abs(local) <= half + ON_MARGIN):
