@@ -4,7 +4,8 @@ Each object category names where it belongs (`Category.belongs_on`): dishes on a
 on a table, books and toys on a shelf, soap, towels and tea in the chest's top drawer. An object is misplaced
 when it stands elsewhere. Its goal is `("on", obj, fixture)` for a fixture of that category (one in the
 object's own room when there is one) or `("in", obj, top drawer)`; with a drawer the goal also asks for the
-drawer to end closed.
+drawer to end closed. In the rare apartment where every object is home already, one object is to be moved
+to another top.
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ class HouseholdTidyEnv(HouseholdEnv):
             for o in apt.objects
             if categories[self._start_fixture(o.name)] != CATEGORY_BY_NAME[o.category].belongs_on
         ]
+        if not misplaced:  # rare: everything is home already; then one object goes to another top
+            obj = apt.objects[self.np_random.integers(len(apt.objects))]
+            source = self._start_fixture(obj.name)
+            tops = [f.name for f in apt.fixtures if f.furniture.surfaces and f.name != source]
+            target = tops[self.np_random.integers(len(tops))]
+            return [
+                ("on", obj.name, target)
+            ], f"tidy up: put the {obj.phrase} on the {self._fixture_phrase(target)}"
         picks = self.np_random.permutation(len(misplaced))[:N_TIDY]
         atoms: list[Atom] = []
         phrases = []
