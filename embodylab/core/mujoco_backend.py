@@ -189,7 +189,7 @@ def build_mjspec(scene: SceneSpec) -> tuple[mujoco.MjSpec, PandaNames | None]:
             mass=obj.mass,
             friction=obj.friction,
             rgba=obj.rgba,
-            condim=4,
+            condim=obj.condim,
             contype=contype,
             conaffinity=conaffinity,
             solref=[0.01, 1.0],

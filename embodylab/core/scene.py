@@ -38,6 +38,8 @@ class ObjectSpec:
     rgba: RGBA = (0.8, 0.2, 0.2, 1.0)
     pos: Vec3 = (0.0, 0.0, 0.0)
     quat: Quat = IDENTITY_QUAT
+    condim: int = 4
+    """contact dimensions: 4 (sliding and torsional friction) or 6 (also rolling friction, friction[2])"""
 
 
 @dataclass

@@ -51,18 +51,42 @@ def _ground(atom: tuple[str, ...], binding: dict[str, str]) -> Atom:
     return tuple(binding.get(term, term) for term in atom)
 
 
-def relevant_state(atoms: set[Atom]) -> frozenset[Atom]:
-    """The fluent atoms of `atoms` plus the derived `handempty`."""
-    state = {a for a in atoms if a[0] in FLUENTS}
+DERIVED = ("handempty", "clear_front")
+
+
+def derive(state: set[Atom], fixture_parts: dict[str, list[str]]) -> frozenset[Atom]:
+    """`state` with the derived atoms recomputed: `handempty` (no `holding` atom) and `clear_front(f)` for
+    every fixture none of whose doors or drawers is open (an open one keeps the base too far back to reach
+    the fixture's top)."""
+    state = {a for a in state if a[0] not in DERIVED}
     if not any(a[0] == "holding" for a in state):
         state.add(("handempty",))
+    for fixture, parts in fixture_parts.items():
+        if not any(("open", part) in state for part in parts):
+            state.add(("clear_front", fixture))
     return frozenset(state)
+
+
+def relevant_state(atoms: set[Atom], fixture_parts: dict[str, list[str]]) -> frozenset[Atom]:
+    """The fluent atoms of `atoms` plus the derived ones (`derive`)."""
+    return derive({a for a in atoms if a[0] in FLUENTS}, fixture_parts)
 
 
 def plan(atoms: set[Atom], goal: set[Atom], graph: dict) -> list[Step] | None:
     """A shortest operator sequence from the state `atoms` to one where every goal atom holds; None if the
-    goal is unreachable within `MAX_PLAN_LENGTH` steps. `graph` is the env's `scene_graph()`."""
-    start = relevant_state(atoms)
+    goal is unreachable within `MAX_PLAN_LENGTH` steps. `graph` is the env's `scene_graph()`.
+
+    The search first considers only the furniture the goal involves; when that finds no plan (an object must
+    be set down somewhere else first) it searches again over every top."""
+    return _plan(atoms, goal, graph, every_top=False) or _plan(atoms, goal, graph, every_top=True)
+
+
+def _plan(atoms: set[Atom], goal: set[Atom], graph: dict, every_top: bool) -> list[Step] | None:
+    fixture_parts = {f["name"]: [p["name"] for p in f["parts"]] for f in graph["fixtures"]}
+    for f in graph["fixtures"]:  # a microwave's door is in front of the counter it stands on, too
+        if f.get("on_top_of"):
+            fixture_parts[f["on_top_of"]] = fixture_parts.get(f["on_top_of"], []) + fixture_parts[f["name"]]
+    start = relevant_state(atoms, fixture_parts)
     goal = set(goal)
     goal_objects = {a[1] for a in goal if a[0] in ("on", "in")} | {a[1] for a in start if a[0] == "holding"}
     parts = {p["name"]: f["name"] for f in graph["fixtures"] for p in f["parts"]}
@@ -71,6 +95,8 @@ def plan(atoms: set[Atom], goal: set[Atom], graph: dict) -> list[Step] | None:
     goal_parts = {a[1] for a in goal if a[0] in ("open", "closed")} | {a[2] for a in goal if a[0] == "in"}
     places = {a[2] for a in goal if a[0] == "on"} | {parts[p] for p in goal_parts}
     places |= {a[2] for a in start if a[0] == "on" and a[1] in goal_objects}
+    if every_top:
+        places |= surfaces
     static = {("part_of", part, fixture) for part, fixture in parts.items()}
     domains = {
         "object": sorted(goal_objects),
@@ -108,7 +134,7 @@ def plan(atoms: set[Atom], goal: set[Atom], graph: dict) -> list[Step] | None:
             if not pre <= state:
                 continue
             removed = {a for a in state if any(_matches(d, a) for d in delete)}
-            nxt = frozenset((state - removed) | add)
+            nxt = derive((state - removed) | add, fixture_parts)
             if nxt not in seen:
                 seen.add(nxt)
                 frontier.append((nxt, [*steps, step]))

@@ -7,7 +7,9 @@ took). Nothing is teleported: objects, doors and the robot move only under the s
 
 `OPERATORS` is the symbolic schema a planner searches: each operator's parameters, preconditions and
 effects (add and delete lists) over the atoms of `embodylab.envs.household.predicates`, PDDL-style, with
-`?x` variables. `handempty` is derived: no `holding` atom holds. `part_of(part, fixture)` is static.
+`?x` variables. `handempty` is derived (no `holding` atom holds), and so is `clear_front(fixture)` (none of
+its doors and drawers is open: an open one keeps the base too far back to reach the top). `part_of(part,
+fixture)` is static.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ OPERATORS: tuple[Operator, ...] = (
     Operator(
         "pick",
         (("?obj", "object"), ("?from", "surface")),
-        (("at", ROBOT, "?from"), ("on", "?obj", "?from"), ("handempty",)),
+        (("at", ROBOT, "?from"), ("on", "?obj", "?from"), ("handempty",), ("clear_front", "?from")),
         (("holding", "?obj"),),
         (("on", "?obj", "?from"), ("handempty",)),
         "pick",
@@ -53,7 +55,7 @@ OPERATORS: tuple[Operator, ...] = (
     Operator(
         "place_on",
         (("?obj", "object"), ("?to", "surface")),
-        (("at", ROBOT, "?to"), ("holding", "?obj")),
+        (("at", ROBOT, "?to"), ("holding", "?obj"), ("clear_front", "?to")),
         (("on", "?obj", "?to"), ("handempty",)),
         (("holding", "?obj"),),
         "place",
@@ -343,7 +345,9 @@ def _edge_towards(robot: Robot, point, fixture: str) -> str:
     column = np.array([x, y]) + forward * u.base.spec.arm_offset
     offset = np.asarray(point[:2]) - column
     ahead = float(forward @ offset) - REACH
-    max_advance = info.furniture.standoff - u.base.spec.half_extents[0] - BASE_CLEARANCE
+    max_advance = (
+        info.furniture.standoff - u.base.spec.half_extents[0] - BASE_CLEARANCE - _protrusion(u, info)
+    )
     advance = float(np.clip(ahead, -0.2, max(max_advance, 0.0)))
     width = (
         info.furniture.width
@@ -353,6 +357,20 @@ def _edge_towards(robot: Robot, point, fixture: str) -> str:
     side = float(np.clip(left @ offset, -width / 2, width / 2))
     target = np.array([x, y]) + forward * advance + left * side
     return _drive_to(robot, target[0], target[1], yaw, 300, precise=True)
+
+
+def _protrusion(u: HouseholdEnv, info) -> float:
+    """Metres that the fixture's (or the one it stands on) open drawers and doors stick out of its front."""
+    fixtures = [info] + ([u.apartment.fixture(info.on_top_of)] if info.on_top_of else [])
+    out = 0.0
+    for fixture in fixtures:
+        for part in fixture.furniture.openables:
+            joint = u.sim.fixture_joint_ids[f"{fixture.name}/{part.link}"]
+            q = float(u.data.qpos[u.model.jnt_qposadr[joint]])
+            if q > 0.01:
+                reach = q if part.kind == "slide" else fixture.furniture.width
+                out = max(out, reach + part.handle[0] + 0.02)
+    return out
 
 
 def _back_to_place(robot: Robot, fixture: str) -> str:

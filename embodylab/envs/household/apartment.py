@@ -39,6 +39,9 @@ N_OBJECTS = 8
 MICROWAVE_ROOM = 0.6
 """metres of the counter top kept for the microwave"""
 ROOM_KINDS = ("kitchen", "living_room", "bedroom", "bathroom")
+OBJECT_FRICTION = (1.0, 0.005, 0.002)
+"""sliding, torsional and rolling friction of the objects (contact dimension 6): fruit and balls are not
+perfect spheres, and 2 mm of rolling resistance keeps a ball that is set down from rolling off a top"""
 OBJECT_CLEARANCE = 0.04
 """metres of free space kept between objects (and around them) when placing them on a top"""
 
@@ -341,10 +344,12 @@ def _place_objects(
                 cat.shape,
                 half,
                 mass=float(rng.uniform(*cat.mass)),
+                friction=OBJECT_FRICTION,
                 rgba=_rgba(COLOURS[colour]),
                 pos=tuple(map(float, pos)),
                 quat=tuple(map(float, quat)),
-            )  # fmt: skip
+                condim=6,
+            )
         )
         infos.append(ObjectInfo(name, cat.name, colour))
         on.append(key)

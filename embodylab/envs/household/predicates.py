@@ -207,6 +207,7 @@ class SymbolicState:
                     "position": floats(info.pos),
                     "yaw": round(float(info.yaw), 4),
                     "place": floats(info.place),
+                    "on_top_of": info.on_top_of,
                     "has_top": bool(info.furniture.surfaces),
                     "size": floats((info.furniture.width, info.furniture.depth, info.furniture.height)),
                     "parts": parts,
