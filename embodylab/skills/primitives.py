@@ -378,10 +378,6 @@ def _back_to_place(robot: Robot, fixture: str) -> str:
     return _drive_to(robot, x, y, yaw, 300, precise=True)
 
 
-def _fixture_at(u: HouseholdEnv) -> str | None:
-    return u.symbolic.robot_place()
-
-
 # ---- pick -----------------------------------------------------------------------------------------------
 def pick(env: gym.Env, obj: str, robot: Robot | None = None, max_steps: int = 400) -> SkillResult:
     """Grasp `obj` from above (fingers across its narrow side), lift it `HOVER` m clear and hold it."""
@@ -390,7 +386,7 @@ def pick(env: gym.Env, obj: str, robot: Robot | None = None, max_steps: int = 40
     if obj not in u.symbolic.objects:
         return SkillResult(False, f"unknown object {obj!r}; objects: {', '.join(u.symbolic.objects)}")
     start = robot.steps
-    fixture = _fixture_at(u)
+    fixture = u.symbolic.robot_place()
     try:
         if fixture is not None:
             _edge_towards(robot, u.data.xpos[u.model.body(obj).id], fixture)
@@ -562,7 +558,7 @@ def place(
         clear_z = -np.inf
     hand_yaw = u.hand_yaw
     rest = spot + [0, 0, bottom_below_centre + 0.008]
-    fixture = _fixture_at(u)
+    fixture = u.symbolic.robot_place()
     try:
         if fixture is not None and "/" not in target:
             _edge_towards(robot, spot, fixture)
