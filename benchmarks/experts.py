@@ -18,7 +18,7 @@ from common import machine_info, write_json
 from tqdm import tqdm
 
 from embodylab.cli import print_table, resolve_env_id, short_id
-from embodylab.envs.registry import env_ids
+from embodylab.envs.registry import LAB_ENVS
 from embodylab.skills.experts import rollout
 
 
@@ -51,7 +51,7 @@ def run_task(env_id: str, seeds: int) -> dict:
 
 
 def main(config: ExpertsBenchConfig) -> None:
-    ids = [resolve_env_id(i) for i in config.env_ids] or env_ids()
+    ids = [resolve_env_id(i) for i in config.env_ids] or [e.id for e in LAB_ENVS]
     tasks = {env_id: run_task(env_id, config.seeds) for env_id in ids}
     rows = [
         [i, f"{t['success_rate']:.0%}", t["episodes"], f"{t['mean_steps']:.1f}", f"{t['seconds']:.1f}"]

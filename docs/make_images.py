@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 
 from embodylab.cli import short_id
 from embodylab.core.rendering import OffscreenRenderer
-from embodylab.envs.registry import env_ids
+from embodylab.envs.registry import LAB_ENVS
 from embodylab.skills.experts import make_expert
 
 SHOWCASE = {  # task: (share of max_episode_steps the expert plays first, azimuth deg, distance m)
@@ -93,7 +93,7 @@ def montage(images: dict[str, np.ndarray], columns: int, label_height: int = 22)
 def main(config: ImagesConfig) -> None:
     config.out.mkdir(parents=True, exist_ok=True)
     images = {}
-    for env_id in env_ids():
+    for env_id in [e.id for e in LAB_ENVS]:
         images[task_name(env_id)] = capture(env_id, config)
         path = config.out / f"{task_name(env_id)}.png"
         Image.fromarray(images[task_name(env_id)]).save(path)

@@ -33,12 +33,13 @@ from tqdm import tqdm
 
 from embodylab.core.control import CONTROL_MODES
 from embodylab.envs.base import OBS_MODES
-from embodylab.envs.registry import ALL_ENVS, NAMESPACE, entry, env_ids, make
+from embodylab.envs.registry import ALL_ENVS, LAB_ENVS, NAMESPACE, entry, make
 from embodylab.policies.config import ConfigError, TrainConfig
 from embodylab.skills.experts import make_expert
+from embodylab.skills.oracle import run_oracle
 from embodylab.world_models.commands import COMMANDS as WORLD_MODEL_COMMANDS
 
-POLICIES = ("expert", "random")
+POLICIES = ("expert", "random", "oracle")
 VIDEO_SUFFIXES = (".mp4", ".gif")
 CONTACT_SHEET_COLUMNS = 6
 CONTACT_SHEET_MAX_ROWS = 6
@@ -108,6 +109,20 @@ def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
 
 
 # ---- playing and recording episodes -------------------------------------------------------------------
+class _FrameRecorder(gym.Wrapper):
+    """Appends a rendered frame to `frames` after every step, for policies that drive `step` themselves."""
+
+    def __init__(self, env: gym.Env, frames: list, bar):
+        super().__init__(env)
+        self.frames, self.bar, self.info = frames, bar, {}
+
+    def step(self, action):
+        obs, reward, terminated, truncated, self.info = self.env.step(action)
+        self.frames.append(self.env.render())
+        self.bar.update()
+        return obs, reward, terminated, truncated, self.info
+
+
 def contact_sheet_path(video: Path) -> Path:
     """Where the contact sheet of `video` goes: `out.mp4` -> `out_contact.png`."""
     return video.with_name(f"{video.stem}_contact.png")
@@ -138,7 +153,7 @@ def render_episodes(
     episodes: int = 1,
     out: str | Path = "runs/render.mp4",
     *,
-    camera: str = "front",
+    camera: str | None = None,
     size: int = 256,
     seed: int = 0,
     fps: int = 25,
@@ -164,10 +179,17 @@ def render_episodes(
     if episodes < 1:
         raise UsageError(f"episodes must be at least 1; got {episodes}")
     try:
-        env = make(full_id, render_mode="rgb_array", camera=camera, render_size=size)
+        camera_kwargs = {} if camera is None else {"camera": camera}
+        env = make(full_id, render_mode="rgb_array", render_size=size, **camera_kwargs)
     except ValueError as err:  # bad camera or size: the env's message names the valid values
         raise UsageError(str(err)) from err
 
+    household = hasattr(env.unwrapped, "goal_atoms")
+    if policy == "oracle" and not household:
+        env.close()
+        raise UsageError(f"--policy oracle plays household tasks; {full_id} has --policy expert")
+    if policy == "expert" and household:
+        policy = "oracle"  # the household tasks' expert is the oracle planner
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         expert = make_expert(env) if policy == "expert" else None
@@ -187,7 +209,11 @@ def render_episodes(
                 expert.reset()
             frames = [env.render()]
             info: dict = {}
-            while True:
+            if policy == "oracle":  # the oracle steps the env itself: record each of its steps
+                recorder = _FrameRecorder(env, frames, bar)
+                run_oracle(recorder)
+                info = recorder.info
+            while policy != "oracle":
                 action = expert.act() if expert is not None else env.action_space.sample()
                 _, _, terminated, truncated, info = env.step(action)
                 frames.append(env.render())
@@ -299,16 +325,18 @@ class Render:
 
     env_id: EnvIdArgument
     """env id, e.g. LabReach-v0 (the embodylab/ namespace is optional)"""
-    policy: Literal["expert", "scripted", "random"] = "expert"
-    """the task's scripted expert (`scripted` is the same), or uniform random actions"""
+    policy: Literal["expert", "scripted", "random", "oracle"] = "expert"
+    """the task's scripted expert (`scripted` is the same), uniform random actions, or (household tasks)
+    the oracle planner"""
     agents: int = 2
     """team size, for the team env (`render team --agents N`); ignored by single-agent envs"""
     episodes: int = 1
     """episodes to play, with seeds seed, seed+1, ..."""
     out: Path = Path("runs/render.mp4")
     """video path, .mp4 or .gif; the contact sheet goes next to it as <stem>_contact.png"""
-    camera: str = "front"
-    """front, side or wrist; for the team env follow (front means follow) or overview"""
+    camera: str | None = None
+    """lab: front, side or wrist (default front); household: head, overhead, corner or wrist (default head);
+    team: follow (default) or overview"""
     size: int = 256
     """square frame side in pixels"""
     seed: int = 0
@@ -348,7 +376,7 @@ class Render:
                 "random" if self.policy == "random" else "scripted",
                 self.episodes,
                 self.out,
-                camera="follow" if self.camera == "front" else self.camera,
+                camera="follow" if self.camera in (None, "front") else self.camera,
                 size=self.size,
                 seed=self.seed,
                 fps=self.fps,
@@ -375,7 +403,7 @@ class Demo:
     def run(self) -> None:
         start = time.perf_counter()
         tasks = {}
-        for env_id in env_ids():
+        for env_id in [e.id for e in LAB_ENVS]:
             result = render_episodes(
                 env_id,
                 "expert",

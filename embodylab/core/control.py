@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from embodylab.core.robot import FINGER_TRAVEL, PandaNames
+from embodylab.core.robot import FINGER_TRAVEL, MobileBaseNames, PandaNames
+from embodylab.core.scene import MobileBaseSpec
 
 CONTROL_MODES = ("ee_delta_pos", "joint_delta_pos")
 
@@ -182,3 +183,60 @@ class PandaArm:
         mujoco.mju_addTo(target, q)
         mujoco.mju_addTo(target, posture)
         np.minimum(np.maximum(target, self.joint_lower, out=target), self.joint_upper, out=self._arm_ctrl)
+
+
+class MobileBase:
+    """Reads and commands a holonomic base with a lift (`robot.add_mobile_base`), every id cached.
+
+    Commands are normalised to [-1, 1]: (vx, vy) in the base frame (forward, left) scaled by the spec's
+    `max_speed` (m/s), the yaw rate by `max_yaw_rate` (rad/s); the lift command moves its height target by up
+    to `max_lift_delta` metres per control step."""
+
+    PROPRIO_DIM = 8
+    max_lift_delta = 0.02
+
+    def __init__(
+        self, model: mujoco.MjModel, data: mujoco.MjData, names: MobileBaseNames, spec: MobileBaseSpec
+    ):
+        self.model, self.data, self.spec = model, data, spec
+        joints = [model.joint(n) for n in names.joints]
+        self.qpos_slice = _contiguous([j.qposadr[0] for j in joints], "base joint qpos")
+        self.dof_slice = _contiguous([j.dofadr[0] for j in joints], "base joint dofs")
+        self.actuator_slice = _contiguous([model.actuator(n).id for n in names.actuators], "base actuators")
+        self.lift_range = tuple(spec.lift_range)
+        self.body_id = model.body(names.base_body).id
+
+    def reset(self, x: float, y: float, yaw: float, lift: float) -> None:
+        """Put the base at world (x, y) metres, `yaw` radians, the lift at `lift` metres, at rest."""
+        d = self.data
+        d.qpos[self.qpos_slice] = (x, y, yaw, lift)
+        d.qvel[self.dof_slice] = 0.0
+        d.ctrl[self.actuator_slice] = (0.0, 0.0, 0.0, lift)
+
+    @property
+    def pose(self) -> np.ndarray:
+        """World (x, y, yaw) of the base, metres and radians (a view)."""
+        return self.data.qpos[self.qpos_slice][:3]
+
+    @property
+    def lift(self) -> float:
+        return float(self.data.qpos[self.qpos_slice.stop - 1])
+
+    def base_to_world(self, vector_xy) -> np.ndarray:
+        """Rotate a planar base-frame vector into the world frame."""
+        yaw = self.pose[2]
+        c, s = np.cos(yaw), np.sin(yaw)
+        return np.array([c * vector_xy[0] - s * vector_xy[1], s * vector_xy[0] + c * vector_xy[1]])
+
+    def command(self, velocity_normalised: np.ndarray, lift_normalised: float) -> None:
+        """Base velocity (vx, vy forward/left in the base frame, yaw rate) and a lift height step."""
+        ctrl = self.data.ctrl[self.actuator_slice]
+        ctrl[:2] = self.base_to_world(velocity_normalised[:2]) * self.spec.max_speed
+        ctrl[2] = velocity_normalised[2] * self.spec.max_yaw_rate
+        ctrl[3] = np.clip(ctrl[3] + lift_normalised * self.max_lift_delta, *self.lift_range)
+
+    def proprio(self, out: np.ndarray) -> np.ndarray:
+        """[x, y, yaw, lift (m, rad, world), their velocities] into `out[8]`."""
+        out[0:4] = self.data.qpos[self.qpos_slice]
+        out[4:8] = self.data.qvel[self.dof_slice]
+        return out

@@ -9,7 +9,14 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from embodylab.core.robot import PandaNames, add_panda, add_panda_actuators
+from embodylab.core.robot import (
+    MobileBaseNames,
+    PandaNames,
+    add_mobile_base,
+    add_mobile_base_actuators,
+    add_panda,
+    add_panda_actuators,
+)
 from embodylab.core.scene import (
     OBJECT_FEATURE_DIM,
     FixtureSpec,
@@ -127,7 +134,7 @@ def build_mjspec(scene: SceneSpec) -> tuple[mujoco.MjSpec, PandaNames | None]:
     world.add_geom(
         name="floor",
         type=mujoco.mjtGeom.mjGEOM_PLANE,
-        size=[3, 3, 0.05],
+        size=[scene.floor_half_size, scene.floor_half_size, 0.05],
         pos=[0, 0, scene.floor_height],
         material="floor_mat",
         contype=1,
@@ -182,7 +189,7 @@ def build_mjspec(scene: SceneSpec) -> tuple[mujoco.MjSpec, PandaNames | None]:
             mass=obj.mass,
             friction=obj.friction,
             rgba=obj.rgba,
-            condim=4,
+            condim=obj.condim,
             contype=contype,
             conaffinity=conaffinity,
             solref=[0.01, 1.0],
@@ -204,8 +211,14 @@ def build_mjspec(scene: SceneSpec) -> tuple[mujoco.MjSpec, PandaNames | None]:
 
     robot_names = None
     if scene.robot is not None:
-        robot_names = add_panda(world, scene.robot.pos, scene.robot.quat)
+        mount, parent, pos, quat = scene.robot, world, scene.robot.pos, scene.robot.quat
+        if mount.mobile_base is not None:  # the arm rides on the lift, at its origin
+            parent, base_names, _ = add_mobile_base(world, mount.mobile_base, pos, quat)
+            pos, quat = (0.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0)
+        robot_names = add_panda(parent, pos, quat)
         add_panda_actuators(spec, robot_names)
+        if mount.mobile_base is not None:
+            add_mobile_base_actuators(spec, mount.mobile_base, base_names)
     return spec, robot_names
 
 
@@ -237,8 +250,10 @@ class MujocoScene:
         self.spec_description = scene
         self.mjspec, self.robot_names = build_mjspec(scene)
         self.model = self.mjspec.compile()
-        self.data = mujoco.MjData(self.model)
         m = self.model
+        mount = scene.robot
+        self.base_names = MobileBaseNames("") if mount is not None and mount.mobile_base is not None else None
+        self.data = mujoco.MjData(self.model)
 
         # Object-centric entities: the free objects, then the articulated fixture links.
         self.object_names = [o.name for o in scene.objects]

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from embodylab.core.scene import MobileBaseSpec, look_at_xyaxes
+
 # Modified DH rows (a_{i-1} [m], d_i [m], alpha_{i-1} [rad]) for joints 1..7, then the flange.
 PANDA_MDH: tuple[tuple[float, float, float], ...] = (
     (0.0, 0.333, 0.0),
@@ -270,3 +272,188 @@ def add_panda_actuators(spec: mujoco.MjSpec, names: PandaNames) -> None:
         data=np.array([0, 1, 0, 0, 0] + [0] * 7, dtype=float),
         solref=[0.005, 1.0],
     )
+
+
+# ---- holonomic mobile base ----------------------------------------------------------------------------
+BASE_COLLISION_BITS = (4, 1)
+"""(contype, conaffinity) of the base and lift column: they hit walls, furniture and objects (which carry
+contype 1) but neither the floor they float over nor the arm riding on them (contype 2, conaffinity 1)."""
+BASE_MASS = 40.0
+LIFT_MASS = 4.0
+BASE_HEAD_CAMERA_HEIGHT = 1.75
+
+
+@dataclass(frozen=True)
+class MobileBaseNames:
+    """Names of the elements `add_mobile_base` creates (all prefixed)."""
+
+    prefix: str
+
+    @property
+    def joints(self) -> list[str]:
+        """The world-x slide, world-y slide and yaw hinge of the base, then the lift slide."""
+        return [
+            f"{self.prefix}base_x",
+            f"{self.prefix}base_y",
+            f"{self.prefix}base_yaw",
+            f"{self.prefix}lift",
+        ]
+
+    @property
+    def actuators(self) -> list[str]:
+        return [
+            f"{self.prefix}base_vx",
+            f"{self.prefix}base_vy",
+            f"{self.prefix}base_wz",
+            f"{self.prefix}lift",
+        ]
+
+    @property
+    def base_body(self) -> str:
+        return f"{self.prefix}base"
+
+    @property
+    def lift_body(self) -> str:
+        return f"{self.prefix}lift"
+
+    @property
+    def head_camera(self) -> str:
+        return f"{self.prefix}head"
+
+
+def yaw_of(quat) -> float:
+    """Rotation (rad) about world z of a (w, x, y, z) quaternion that turns about z only."""
+    w, x, y, z = quat
+    return float(np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z)))
+
+
+def add_mobile_base(
+    parent, base: MobileBaseSpec, pos, quat, prefix: str = ""
+) -> tuple[mujoco.MjsBody, MobileBaseNames, tuple[float, float, float]]:
+    """Add a holonomic base with a lift column under `parent`; return (lift body, names, start x, y, yaw).
+
+    The x and y slides act along the world axes and the yaw hinge about the
+    world z axis, each with its reference at the start pose, so the joint positions read world x, y (m)
+    and yaw (rad). The lift slide's position is the height (m) of the arm's base link above the floor.
+    The base floats 2 cm above the floor: it never touches it, so it slides without friction."""
+    names = MobileBaseNames(prefix)
+    hx, hy, hz = base.half_extents
+    start_yaw = yaw_of(quat)
+    # Each joint's reference is its start value and its body starts there, so qpos reads world values.
+    start = (float(pos[0]), float(pos[1]), start_yaw)
+    x_body = parent.add_body(name=f"{prefix}base_x", pos=[start[0], 0.0, 0.0])
+    x_body.add_joint(
+        name=names.joints[0], type=mujoco.mjtJoint.mjJNT_SLIDE, axis=[1, 0, 0], ref=start[0], armature=1.0
+    )
+    y_body = x_body.add_body(name=f"{prefix}base_y", pos=[0.0, start[1], 0.0])
+    y_body.add_joint(
+        name=names.joints[1], type=mujoco.mjtJoint.mjJNT_SLIDE, axis=[0, 1, 0], ref=start[1], armature=1.0
+    )
+    for carrier in (x_body, y_body):  # the slide carriers need some mass of their own to be simulated
+        carrier.add_geom(type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.01, 0, 0], mass=0.5, contype=0,
+                         conaffinity=0, group=3)  # fmt: skip
+    body = y_body.add_body(name=names.base_body, quat=_quat_rot_z(start_yaw))
+    body.add_joint(
+        name=names.joints[2], type=mujoco.mjtJoint.mjJNT_HINGE, axis=[0, 0, 1], ref=start_yaw, armature=0.5
+    )
+    contype, conaffinity = BASE_COLLISION_BITS
+    body.add_geom(
+        name=f"{prefix}base_box",
+        type=mujoco.mjtGeom.mjGEOM_BOX,
+        size=[hx, hy, hz],
+        pos=[0, 0, 0.02 + hz],
+        mass=BASE_MASS,
+        rgba=base.rgba,
+        contype=contype,
+        conaffinity=conaffinity,
+    )
+    for sx in (-1, 1):  # wheels: visual only, the base glides on its joints
+        for sy in (-1, 1):
+            body.add_geom(
+                type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+                size=[0.05, 0.02, 0],
+                pos=[sx * (hx - 0.07), sy * (hy + 0.005), 0.05],
+                quat=_quat_rot_x(np.pi / 2),
+                rgba=DARK,
+                contype=0,
+                conaffinity=0,
+                density=0,
+                group=1,
+            )
+    # A mast at the back carries the head camera, the robot's eye.
+    mast_x = -hx + 0.05
+    body.add_geom(
+        type=mujoco.mjtGeom.mjGEOM_BOX,
+        size=[0.025, 0.025, (BASE_HEAD_CAMERA_HEIGHT - 2 * hz) / 2],
+        pos=[mast_x, 0, 0.02 + 2 * hz + (BASE_HEAD_CAMERA_HEIGHT - 2 * hz) / 2],
+        rgba=base.rgba,
+        contype=0,
+        conaffinity=0,
+        density=0,
+    )
+    head = np.array([mast_x + 0.03, 0.0, BASE_HEAD_CAMERA_HEIGHT + 0.05])
+    body.add_camera(
+        name=names.head_camera, pos=head, xyaxes=look_at_xyaxes(tuple(head), (1.6, 0.0, 0.3)), fovy=70.0
+    )
+    lift = body.add_body(name=names.lift_body, pos=[base.arm_offset, 0.0, base.home_lift], gravcomp=1.0)
+    lo, hi = base.lift_range
+    lift.add_joint(
+        name=names.joints[3],
+        type=mujoco.mjtJoint.mjJNT_SLIDE,
+        axis=[0, 0, 1],
+        ref=base.home_lift,
+        range=[lo, hi],
+        limited=mujoco.mjtLimited.mjLIMITED_TRUE,
+        damping=50.0,
+        armature=1.0,
+    )
+    # The column hangs from the arm's base link down into the base box and shows the lift's travel; only
+    # its top collides (a full-length collider would hit the floor with the lift down).
+    column_half = (hi + 0.05) / 2
+    lift.add_geom(
+        type=mujoco.mjtGeom.mjGEOM_BOX,
+        size=[0.07, 0.07, column_half],
+        pos=[0, 0, -column_half],
+        rgba=WHITE,
+        contype=0,
+        conaffinity=0,
+        density=0,
+    )
+    lift.add_geom(
+        type=mujoco.mjtGeom.mjGEOM_BOX,
+        size=[0.07, 0.07, 0.05],
+        pos=[0, 0, -0.05],
+        mass=LIFT_MASS,
+        rgba=WHITE,
+        contype=contype,
+        conaffinity=conaffinity,
+    )
+    return lift, names, start
+
+
+def add_mobile_base_actuators(spec: mujoco.MjSpec, base: MobileBaseSpec, names: MobileBaseNames) -> None:
+    """Velocity actuators on the base joints (ctrl: world vx, vy in m/s, yaw rate in rad/s) and a position
+    actuator on the lift (ctrl: arm base-link height, m). Force limits let walls and furniture stop the
+    base instead of the base pushing through them."""
+    for joint, actuator, kv, force, limit in zip(
+        names.joints[:3],
+        names.actuators[:3],
+        (2000.0, 2000.0, 400.0),
+        (600.0, 600.0, 150.0),
+        (base.max_speed, base.max_speed, base.max_yaw_rate),
+        strict=True,
+    ):
+        act = spec.add_actuator(name=actuator, target=joint, trntype=mujoco.mjtTrn.mjTRN_JOINT)
+        act.set_to_velocity(kv=kv)
+        act.ctrlrange = [-limit, limit]
+        act.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
+        act.forcerange = [-force, force]
+        act.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
+    lift = spec.add_actuator(
+        name=names.actuators[3], target=names.joints[3], trntype=mujoco.mjtTrn.mjTRN_JOINT
+    )
+    lift.set_to_position(kp=20000.0, kv=2000.0)
+    lift.ctrlrange = list(base.lift_range)
+    lift.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
+    lift.forcerange = [-2000.0, 2000.0]
+    lift.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE

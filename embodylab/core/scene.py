@@ -38,6 +38,8 @@ class ObjectSpec:
     rgba: RGBA = (0.8, 0.2, 0.2, 1.0)
     pos: Vec3 = (0.0, 0.0, 0.0)
     quat: Quat = IDENTITY_QUAT
+    condim: int = 4
+    """contact dimensions: 4 (sliding and torsional friction) or 6 (also rolling friction, friction[2])"""
 
 
 @dataclass
@@ -103,6 +105,27 @@ class TableSpec:
 
 
 @dataclass
+class MobileBaseSpec:
+    """A holonomic base (world x, y and yaw joints) with a vertical lift that carries the arm.
+
+    With a mobile base, `RobotMount.pos`/`quat` give the base's start pose on the floor (only x, y and
+    the yaw about z are used), and the base joints read world x (m), world y (m) and yaw (rad) directly.
+    `lift_range` bounds the height (m, above the floor) of the arm's base link."""
+
+    half_extents: Vec3 = (0.28, 0.24, 0.1)
+    """half sizes of the base's collision box, metres; its bottom floats 2 cm above the floor"""
+    arm_offset: float = 0.1
+    """metres forward of the base centre at which the lift column carries the arm"""
+    lift_range: tuple[float, float] = (0.3, 1.0)
+    home_lift: float = 0.8
+    max_speed: float = 0.8
+    """m/s at a normalised base velocity command of 1"""
+    max_yaw_rate: float = 1.0
+    """rad/s at a normalised yaw-rate command of 1"""
+    rgba: RGBA = (0.22, 0.24, 0.28, 1.0)
+
+
+@dataclass
 class RobotMount:
     """Where the robot stands and the joint configuration it resets to."""
 
@@ -110,6 +133,8 @@ class RobotMount:
     pos: Vec3 = (-0.55, 0.0, 0.0)
     quat: Quat = IDENTITY_QUAT
     home_qpos: tuple[float, ...] = (0.0, -0.3, 0.0, -2.3, 0.0, 2.0, 0.785)
+    mobile_base: MobileBaseSpec | None = None
+    """None: the arm is bolted to the world at `pos`; else it rides on this holonomic base."""
 
 
 @dataclass
@@ -146,6 +171,8 @@ class SceneSpec:
     goal_marker_radius: float = 0.02
     timestep: float = 0.002
     floor_height: float = -0.75
+    floor_half_size: float = 3.0
+    """metres: the floor plane spans ±this in x and y"""
 
     def validate(self) -> None:
         names = [o.name for o in self.objects] + [f.name for f in self.fixtures]

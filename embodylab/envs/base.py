@@ -60,6 +60,8 @@ class EmbodiedEnv(gym.Env):
     """metres, for the default `_goal_reached`."""
     description: str = ""
     cameras: tuple[str, ...] = ("front", "side", "wrist")
+    proprio_dim: int = PandaArm.PROPRIO_DIM
+    """length of the proprioceptive part of the state (see `_proprio`)"""
     reset_option_keys: tuple[str, ...] = ()
     """keys of `reset(options=...)` the task's `_initialize_episode` understands (task variants)."""
 
@@ -168,13 +170,21 @@ class EmbodiedEnv(gym.Env):
             self.sim.set_goal_marker(marker)
         mujoco.mj_forward(self.model, self.data)
 
-    def step(self, action):
-        action = self._validate_action(action)
+    def _apply_action(self, action: np.ndarray) -> None:
+        """Turn a validated, clipped action into actuator targets (a robot with more joints overrides it)."""
         if self.control_mode == "ee_delta_pos":
             self.arm.command_tcp_delta(action[:3])
         else:
             self.arm.command_joint_delta(action[:7])
         self.arm.set_gripper(action[-1])
+
+    def _proprio(self, out: np.ndarray) -> np.ndarray:
+        """Proprioception into `out[proprio_dim]` (the arm's `PandaArm.proprio` by default)."""
+        return self.arm.proprio(out)
+
+    def step(self, action):
+        action = self._validate_action(action)
+        self._apply_action(action)
         start_time = self.data.time
         mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
 
@@ -259,10 +269,10 @@ class EmbodiedEnv(gym.Env):
 
     def _state_vector(self, include_goal: bool) -> np.ndarray:
         """float32 [proprio 21, object features 16 per object, goal (if included)], a new array."""
-        end = PandaArm.PROPRIO_DIM + self._features_size
+        end = self.proprio_dim + self._features_size
         vector = np.empty(end + (self.goal.size if include_goal else 0), np.float32)
-        self.arm.proprio(vector)
-        self.sim.update_object_features(vector[PandaArm.PROPRIO_DIM : end].reshape(-1, OBJECT_FEATURE_DIM))
+        self._proprio(vector)
+        self.sim.update_object_features(vector[self.proprio_dim : end].reshape(-1, OBJECT_FEATURE_DIM))
         if include_goal:
             vector[end:] = self.goal
         return vector
@@ -305,13 +315,13 @@ class EmbodiedEnv(gym.Env):
         if self.obs_mode == "state":
             return self._state_vector(include_goal=True)
         obs = self._image_observations()
-        obs["proprio"] = self.arm.proprio(np.empty(PandaArm.PROPRIO_DIM, np.float32))
+        obs["proprio"] = self._proprio(np.empty(self.proprio_dim, np.float32))
         obs["goal"] = self.goal.astype(np.float32)
         return obs
 
     def _make_observation_space(self) -> spaces.Space:
         n_objects = len(self.sim.object_names)
-        state_dim = PandaArm.PROPRIO_DIM + n_objects * OBJECT_FEATURE_DIM
+        state_dim = self.proprio_dim + n_objects * OBJECT_FEATURE_DIM
         goal_dim = self.goal.size
 
         def vector(n: int) -> spaces.Box:
@@ -347,7 +357,7 @@ class EmbodiedEnv(gym.Env):
         return spaces.Dict(
             {
                 **{k: image_spaces[k] for k in keys},
-                "proprio": vector(PandaArm.PROPRIO_DIM),
+                "proprio": vector(self.proprio_dim),
                 "goal": vector(goal_dim),
             }
         )

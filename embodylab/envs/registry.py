@@ -61,7 +61,27 @@ LAB_ENVS = (
         "Push the blue cube to a goal among 0-7 red distractor cubes.",
     ),
 )
-ALL_ENVS: tuple[EnvEntry, ...] = LAB_ENVS
+HOUSEHOLD_ENVS = (
+    EnvEntry(
+        "embodylab/HouseholdPickPlace-v0",
+        "embodylab.envs.household.pick_place:HouseholdPickPlaceEnv",
+        2500,
+        "A mobile Panda moves an object between pieces of furniture in a generated apartment.",
+    ),
+    EnvEntry(
+        "embodylab/HouseholdStow-v0",
+        "embodylab.envs.household.stow:HouseholdStowEnv",
+        3500,
+        "A mobile Panda opens a drawer, puts an object inside and closes it.",
+    ),
+    EnvEntry(
+        "embodylab/HouseholdTidy-v0",
+        "embodylab.envs.household.tidy:HouseholdTidyEnv",
+        6000,
+        "A mobile Panda puts misplaced objects where their category belongs.",
+    ),
+)
+ALL_ENVS: tuple[EnvEntry, ...] = LAB_ENVS + HOUSEHOLD_ENVS
 
 
 def register_all() -> None:

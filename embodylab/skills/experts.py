@@ -67,11 +67,19 @@ def make_expert(env: gym.Env) -> Expert:
 def rollout(env: gym.Env, seed: int) -> bool:
     """Play one episode of `env` with its scripted expert from `reset(seed=seed)`; True if it succeeded.
 
+    Household envs are played by the oracle (`embodylab.skills.oracle.run_oracle`): a symbolic plan
+    executed through the skill primitives, re-planned when a skill fails.
+
     The episode runs until the env terminates or truncates (its time limit, or `DEFAULT_MAX_STEPS` for
     an env without one); success is the final step's `info["is_success"]`.
     """
     if type(env.unwrapped).__name__ == "TeamCarryEnv":  # a PettingZoo team env: see the section below
         return team_rollout(env, seed)
+    if hasattr(env.unwrapped, "goal_atoms"):  # a household env: the symbolic oracle plans and runs skills
+        from embodylab.skills.oracle import run_oracle
+
+        env.reset(seed=seed)
+        return run_oracle(env).success
     expert = make_expert(env)
     env.reset(seed=seed)
     expert.reset()

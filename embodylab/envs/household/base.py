@@ -1,0 +1,252 @@
+"""`HouseholdEnv`: the base of the household tasks — a mobile Panda in a procedurally generated apartment.
+
+Every episode takes place in the apartment of one seed: `reset(seed=s)` draws the apartment seed from the
+episode's generator (or uses the env's `apartment_seed`, or `reset(options={"apartment_seed": n})`), compiles
+it when it differs from the current one, and lets the task draw a goal. `env.unwrapped.model`/`data` are
+therefore replaced when the apartment changes; the observation space is the same for every apartment (each
+holds `N_OBJECTS` objects and the same six doors and drawers).
+
+Actions, normalised to [-1, 1] (out-of-range entries are clipped, NaN/inf raise `ValueError`):
+
+- `ee_delta_pos` (9): base velocity (vx, vy forward/left in the base frame, yaw rate), lift step, tool-centre
+  step (dx, dy, dz in the base frame, up to `ControllerConfig.max_ee_delta` m), hand yaw step (up to
+  `MAX_HAND_YAW_STEP` rad about the vertical, the hand always points down), gripper (-1 closed, +1 open);
+- `joint_delta_pos` (12): base velocity (3), lift step, seven arm joint steps, gripper.
+
+State observation: base proprio 8 (x, y, yaw, lift and their rates), arm proprio 21, object features
+16 per object (the free objects, then the doors and drawers), goal vector `MAX_GOAL_ATOMS` (1 per goal
+atom, 0 padding). `info` carries `is_success` (every goal atom holds), `goal_distance` (the number of goal
+atoms that do not hold), `predicates` (the set of atoms that hold, `predicates.py`), `goal` (the goal atoms)
+and `instruction` (the goal in English). With `goal_conditioned=True`, achieved goal = which goal atoms
+hold (1/0), desired goal = the goal vector.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mujoco
+import numpy as np
+from gymnasium import spaces
+
+from embodylab.core.control import MobileBase, PandaArm
+from embodylab.core.mujoco_backend import MujocoScene
+from embodylab.envs.base import EmbodiedEnv
+from embodylab.envs.household.apartment import Apartment, generate_apartment
+from embodylab.envs.household.predicates import Atom, SymbolicState
+
+MAX_GOAL_ATOMS = 6
+MAX_HAND_YAW_STEP = 0.1
+"""radians per control step at a hand-yaw command of 1"""
+HAND_YAW_LIMIT = 1.6
+"""radians either side of the base's heading"""
+
+
+def _yaw_quat(yaw: float) -> np.ndarray:
+    return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+
+
+class HouseholdEnv(EmbodiedEnv):
+    """Base of the household tasks (see the module docstring). A task overrides `_sample_goal`."""
+
+    cameras = ("head", "overhead", "corner", "wrist")
+    reset_option_keys = ("apartment_seed",)
+    proprio_dim = MobileBase.PROPRIO_DIM + PandaArm.PROPRIO_DIM
+    description = "A mobile Panda in a procedurally generated apartment."
+
+    def __init__(
+        self,
+        obs_mode: str = "state",
+        control_mode: str = "ee_delta_pos",
+        render_mode: str | None = None,
+        goal_conditioned: bool = False,
+        reward_type: str = "dense",
+        image_size: int = 64,
+        camera: str = "head",
+        render_size: int = 256,
+        apartment_seed: int | None = None,
+    ):
+        if apartment_seed is not None and (
+            not isinstance(apartment_seed, int | np.integer) or apartment_seed < 0
+        ):
+            raise ValueError(f"apartment_seed must be None or a non-negative int; got {apartment_seed!r}")
+        self.apartment_seed = apartment_seed
+        self.apartment: Apartment = generate_apartment(0 if apartment_seed is None else int(apartment_seed))
+        self.goal_atoms: list[Atom] = []
+        self.instruction = ""
+        self.hand_yaw = 0.0
+        super().__init__(
+            obs_mode=obs_mode,
+            control_mode=control_mode,
+            render_mode=render_mode,
+            goal_conditioned=goal_conditioned,
+            reward_type=reward_type,
+            image_size=image_size,
+            camera=camera,
+            render_size=render_size,
+        )
+        n_action = 9 if control_mode == "ee_delta_pos" else 12
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(n_action,), dtype=np.float32)
+        self._action_shape = self.action_space.shape
+
+    # ---- task hooks -------------------------------------------------------------------------------
+    def _sample_goal(self) -> tuple[list[Atom], str]:
+        """The episode's goal atoms (at most `MAX_GOAL_ATOMS`) and its instruction, drawn from np_random."""
+        raise NotImplementedError
+
+    # ---- scene and episode ------------------------------------------------------------------------
+    def _load_scene(self):
+        return self.apartment.scene
+
+    def _init_episode_state(self) -> None:
+        self._bind_robot()
+        # The construction-time draw of a goal stays in the apartment that was compiled for it.
+        self._episode_options = {"apartment_seed": self.apartment.seed}
+        super()._init_episode_state()
+        self._episode_options = {}
+
+    def _bind_robot(self) -> None:
+        """Controllers and the symbolic layer of the compiled apartment in `self.sim`."""
+        self.base = MobileBase(
+            self.model, self.data, self.sim.base_names, self.apartment.scene.robot.mobile_base
+        )
+        self.symbolic = SymbolicState(self.apartment, self.sim, self.arm, self.base)
+        self._atoms_time = -1.0
+        self._atoms: set[Atom] = set()
+
+    def _switch_apartment(self, seed: int) -> None:
+        """Compile the apartment of `seed` and rebind everything that points into the old model."""
+        self.apartment = generate_apartment(seed)
+        self.sim = MujocoScene(self.apartment.scene)
+        self.model, self.data = self.sim.model, self.sim.data
+        self.arm = PandaArm(self.model, self.data, self.sim.robot_names, self.apartment.scene.robot.home_qpos)
+        for renderer in (self._obs_renderer, self._frame_renderer):
+            if renderer is not None:
+                renderer.close()
+        self._obs_renderer = self._frame_renderer = None
+        if self._viewer is not None:
+            self._viewer.close()
+            self._viewer = None
+        self._bind_robot()
+
+    def _reset_simulation(self) -> None:
+        seed = self._episode_options.get("apartment_seed", self.apartment_seed)
+        if seed is None:
+            seed = int(self.np_random.integers(2**31 - 1))
+        if int(seed) != self.apartment.seed:
+            self._switch_apartment(int(seed))
+        mujoco.mj_resetData(self.model, self.data)
+        mount = self.apartment.scene.robot
+        start_yaw = 2.0 * np.arctan2(mount.quat[3], mount.quat[0])
+        self.base.reset(mount.pos[0], mount.pos[1], start_yaw, mount.mobile_base.home_lift)
+        self.arm.reset()
+        self.hand_yaw = 0.0
+        # The hand's reset orientation relative to the base's heading: the ee controller keeps it, turned
+        # with the base and by the hand yaw.
+        self._hand_in_base = np.empty(4)
+        mujoco.mju_mulQuat(self._hand_in_base, _yaw_quat(-start_yaw), self.arm.target_quat)
+        self._initialize_episode()
+        mujoco.mj_forward(self.model, self.data)
+        self._atoms_time = -1.0
+
+    def _validate_reset_options(self, options: dict | None) -> dict[str, Any]:
+        options = super()._validate_reset_options(options)
+        seed = options.get("apartment_seed")
+        if seed is not None and (not isinstance(seed, int | np.integer) or seed < 0):
+            raise ValueError(f"reset option apartment_seed must be a non-negative int; got {seed!r}")
+        return options
+
+    def _initialize_episode(self) -> None:
+        atoms, self.instruction = self._sample_goal()
+        if not 1 <= len(atoms) <= MAX_GOAL_ATOMS:
+            raise RuntimeError(f"a goal needs 1..{MAX_GOAL_ATOMS} atoms; the task drew {atoms}")
+        self.goal_atoms = sorted(atoms)
+        self.goal = np.zeros(MAX_GOAL_ATOMS)
+        self.goal[: len(atoms)] = 1.0
+
+    # ---- helpers for the tasks -------------------------------------------------------------------
+    def _start_fixture(self, obj: str) -> str:
+        """The fixture whose top `obj` stands on at the start of the episode."""
+        return self.apartment.object_surfaces[[o.name for o in self.apartment.objects].index(obj)].split("/")[
+            0
+        ]
+
+    def _object_phrase(self, obj: str) -> str:
+        return next(o.phrase for o in self.apartment.objects if o.name == obj)
+
+    @staticmethod
+    def _fixture_phrase(name: str) -> str:
+        """'kitchen_table' -> 'kitchen table'; 'chest_of_drawers/top_drawer' -> 'top drawer of the chest of
+        drawers'."""
+        if "/" in name:
+            fixture, part = name.split("/")
+            return f"{part.replace('_', ' ')} of the {fixture.replace('_', ' ')}"
+        return name.replace("_", " ")
+
+    def _drawers(self) -> list[str]:
+        """The drawers tasks may ask to load (`Container.loadable`)."""
+        return [
+            f"{f.name}/{c.link}"
+            for f in self.apartment.fixtures
+            for c in f.furniture.containers
+            if c.loadable
+        ]
+
+    def _goal_marker_position(self) -> None:
+        return None
+
+    # ---- control ----------------------------------------------------------------------------------
+    def _apply_action(self, action: np.ndarray) -> None:
+        self.base.command(action[0:3], action[3])
+        if self.control_mode == "ee_delta_pos":
+            delta = np.empty(3)
+            delta[:2] = self.base.base_to_world(action[4:6])
+            delta[2] = action[6]
+            self.hand_yaw = float(
+                np.clip(self.hand_yaw + action[7] * MAX_HAND_YAW_STEP, -HAND_YAW_LIMIT, HAND_YAW_LIMIT)
+            )
+            mujoco.mju_mulQuat(
+                self.arm.target_quat, _yaw_quat(self.base.pose[2] + self.hand_yaw), self._hand_in_base
+            )
+            self.arm.command_tcp_delta(delta)
+        else:
+            self.arm.command_joint_delta(action[4:11])
+        self.arm.set_gripper(action[-1])
+
+    def _proprio(self, out: np.ndarray) -> np.ndarray:
+        self.base.proprio(out[: MobileBase.PROPRIO_DIM])
+        self.arm.proprio(out[MobileBase.PROPRIO_DIM : self.proprio_dim])
+        return out
+
+    # ---- symbolic state ---------------------------------------------------------------------------
+    def predicates(self) -> set[Atom]:
+        """The atoms that hold in the current physics state (computed once per step)."""
+        if self._atoms_time != self.data.time:
+            self._atoms = self.symbolic.atoms()
+            self._atoms_time = self.data.time
+        return self._atoms
+
+    def scene_graph(self) -> dict:
+        """Rooms, fixtures, objects, robot and relations as JSON-serialisable data (`SymbolicState`)."""
+        return self.symbolic.scene_graph(self.predicates())
+
+    def _achieved_goal(self) -> np.ndarray:
+        atoms = self.predicates()
+        achieved = np.zeros(MAX_GOAL_ATOMS)
+        for i, atom in enumerate(self.goal_atoms):
+            achieved[i] = atom in atoms
+        return achieved
+
+    def _goal_distance(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
+        """The number of goal atoms (desired 1) that do not hold (achieved 0); vectorised."""
+        return np.sum(np.maximum(np.asarray(desired) - np.asarray(achieved), 0.0), axis=-1)
+
+    def _goal_reached(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
+        return self._goal_distance(achieved, desired) < 0.5
+
+    def _info(self, achieved: np.ndarray) -> dict:
+        info = super()._info(achieved)
+        info["predicates"] = set(self.predicates())
+        info["goal"] = set(self.goal_atoms)
+        info["instruction"] = self.instruction
+        return info

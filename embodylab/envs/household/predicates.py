@@ -1,0 +1,247 @@
+"""Ground atoms of the household world, computed from the physics state, and the JSON scene graph.
+
+Atoms are tuples of strings (DESIGN.md):
+
+- `("on", obj, surface)`: `obj` rests on the top of fixture `surface` — its lowest point lies within
+  `ON_TOLERANCE` of the top's height, its centre above the top, and the robot does not hold it;
+- `("in", obj, container)`: `obj`'s centre lies inside the tray of drawer `container` and it is not held;
+- `("open", part)` / `("closed", part)`: a door or drawer (`fixture/part`) is open past its `open_at`
+  position / shut below `closed_below` (in between, neither holds: it is ajar);
+- `("holding", obj)`: both finger pads touch `obj` (contacts in the physics);
+- `("at", "robot", place)`: the base stands within `AT_DISTANCE` m and `AT_YAW` rad of the place in front of
+  fixture `place`;
+- `("in_room", x, room)`: `x` (an object, a fixture or "robot") stands inside `room`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from embodylab.core.control import MobileBase, PandaArm
+from embodylab.core.mujoco_backend import MujocoScene
+from embodylab.envs.household.apartment import Apartment
+
+ROBOT = "robot"
+ON_TOLERANCE = 0.02
+"""metres between an object's lowest point and a top for the object to count as resting on it"""
+ON_MARGIN = 0.0
+"""metres the centre may lie beyond the edge of a top and still count as on it"""
+IN_HEADROOM = 0.06
+"""metres above a drawer's walls that a tall object's centre may reach and still count as inside"""
+AT_DISTANCE = 0.15
+AT_YAW = 0.3
+
+Atom = tuple[str, ...]
+
+
+def _yaw_rotation(yaw: float) -> np.ndarray:
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.array([[c, -s], [s, c]])
+
+
+class SymbolicState:
+    """Computes the atoms of one compiled apartment (`atoms()`) and its scene graph (`scene_graph()`)."""
+
+    def __init__(self, apartment: Apartment, sim: MujocoScene, arm: PandaArm, base: MobileBase):
+        self.apartment, self.sim, self.arm, self.base = apartment, sim, arm, base
+        m = sim.model
+        self.objects = [o.name for o in apartment.objects]
+        self._object_geoms = np.array([m.geom(name).id for name in self.objects])
+        self._object_body = {name: m.body(name).id for name in self.objects}
+        self._geom_to_object = {
+            int(g): name for g, name in zip(self._object_geoms, self.objects, strict=True)
+        }
+        self._finger_bodies = [int(b) for b in arm.finger_body_ids]
+        # Tops: (fixture, world centre xy, rotation world<-fixture, half-extents, height) of the whole
+        # physical top (`Surface.half` is only the strip where things are put).
+        self.surfaces = []
+        for info in apartment.fixtures:
+            for surface in info.furniture.surfaces:
+                furniture = info.furniture
+                centre = info.to_world((furniture.depth / 2, 0.0, surface.z))
+                half = np.array([furniture.depth / 2, furniture.width / 2])
+                self.surfaces.append((info.name, centre[:2], _yaw_rotation(info.yaw), half, centre[2]))
+        self.containers = []  # (entity name, body id, centre in link frame, half-extents)
+        self.parts = []  # (entity name, qpos address, open_at, closed_below)
+        for info in apartment.fixtures:
+            for part in info.furniture.openables:
+                entity = f"{info.name}/{part.link}"
+                joint = sim.fixture_joint_ids[entity]
+                self.parts.append((entity, int(m.jnt_qposadr[joint]), part.open_at, part.closed_below))
+            for box in info.furniture.containers:
+                entity = f"{info.name}/{box.link}"
+                self.containers.append(
+                    (entity, m.body(entity).id, np.asarray(box.centre), np.asarray(box.half))
+                )
+        self._fixture_rooms = [(info.name, info.room) for info in apartment.fixtures]
+
+    # ---- geometry ---------------------------------------------------------------------------------
+    def lowest_point(self, name: str) -> float:
+        """World z (m) of the object's lowest point, from its pose and its bounding box (spheres exact)."""
+        d, body = self.sim.data, self._object_body[name]
+        index = self.objects.index(name)
+        spec = self.apartment.scene.objects[index]
+        if spec.shape == "sphere":
+            return float(d.xpos[body][2] - spec.half_extents[0])
+        column = np.abs(d.xmat[body].reshape(3, 3)[2])
+        half = np.asarray(spec.half_extents)
+        if spec.shape == "capsule":  # the rounded ends reach half-length along the axis, radius across it
+            r = half[0]
+            return float(d.xpos[body][2] - r - column[2] * (half[2] - r))
+        return float(d.xpos[body][2] - column @ half)
+
+    def held_objects(self) -> set[str]:
+        """Objects that both finger pads touch."""
+        d, m = self.sim.data, self.sim.model
+        touching: dict[str, set[int]] = {}
+        for i in range(d.ncon):
+            g1, g2 = int(d.contact.geom1[i]), int(d.contact.geom2[i])
+            for obj_geom, other in ((g1, g2), (g2, g1)):
+                name = self._geom_to_object.get(obj_geom)
+                if name is not None and int(m.geom_bodyid[other]) in self._finger_bodies:
+                    touching.setdefault(name, set()).add(int(m.geom_bodyid[other]))
+        return {name for name, fingers in touching.items() if len(fingers) == 2}
+
+    def supporting_surface(self, name: str) -> str | None:
+        """The fixture whose top `name` rests on, or None."""
+        pos = self.sim.data.xpos[self._object_body[name]]
+        low = self.lowest_point(name)
+        for fixture, centre, rotation, half, z in self.surfaces:
+            local = rotation.T @ (pos[:2] - centre)
+            if abs(low - z) < ON_TOLERANCE and np.all(np.abs(local) <= half + ON_MARGIN):
+                return fixture
+        return None
+
+    def container_of(self, name: str) -> str | None:
+        d = self.sim.data
+        pos = d.xpos[self._object_body[name]]
+        for entity, body, centre, half in self.containers:
+            local = d.xmat[body].reshape(3, 3).T @ (pos - d.xpos[body]) - centre
+            if np.all(np.abs(local[:2]) <= half[:2]) and -half[2] - 0.01 <= local[2] <= half[2] + IN_HEADROOM:
+                return entity
+        return None
+
+    def part_state(self, entity: str) -> str:
+        """'open', 'closed' or 'ajar'."""
+        for name, adr, open_at, closed_below in self.parts:
+            if name == entity:
+                q = float(self.sim.data.qpos[adr])
+                return "open" if q >= open_at else "closed" if q < closed_below else "ajar"
+        raise ValueError(f"unknown door or drawer {entity!r}; valid: {', '.join(p[0] for p in self.parts)}")
+
+    def robot_place(self) -> str | None:
+        x, y, yaw = self.base.pose
+        for info in self.apartment.fixtures:
+            px, py, pyaw = info.place
+            dyaw = np.arctan2(np.sin(yaw - pyaw), np.cos(yaw - pyaw))
+            if np.hypot(x - px, y - py) < AT_DISTANCE and abs(dyaw) < AT_YAW:
+                return info.name
+        return None
+
+    # ---- atoms ------------------------------------------------------------------------------------
+    def atoms(self) -> set[Atom]:
+        """Every ground atom that holds now."""
+        atoms: set[Atom] = set()
+        held = self.held_objects()
+        d = self.sim.data
+        for name in held:
+            atoms.add(("holding", name))
+        for name in self.objects:
+            room = self.apartment.room_of(d.xpos[self._object_body[name]][:2])
+            if room is not None:
+                atoms.add(("in_room", name, room))
+            if name in held:
+                continue
+            surface = self.supporting_surface(name)
+            if surface is not None:
+                atoms.add(("on", name, surface))
+            container = self.container_of(name)
+            if container is not None:
+                atoms.add(("in", name, container))
+        for name, adr, open_at, closed_below in self.parts:
+            q = float(d.qpos[adr])
+            if q >= open_at:
+                atoms.add(("open", name))
+            elif q < closed_below:
+                atoms.add(("closed", name))
+        place = self.robot_place()
+        if place is not None:
+            atoms.add(("at", ROBOT, place))
+        robot_room = self.apartment.room_of(self.base.pose[:2])
+        if robot_room is not None:
+            atoms.add(("in_room", ROBOT, robot_room))
+        for fixture, room in self._fixture_rooms:
+            atoms.add(("in_room", fixture, room))
+        return atoms
+
+    # ---- scene graph ------------------------------------------------------------------------------
+    def scene_graph(self, atoms: set[Atom] | None = None) -> dict:
+        """Rooms, fixtures (with their doors and drawers), objects, the robot and the relations (atoms)
+        as plain lists, dicts, strings and floats: `json.dumps` takes it as it is."""
+        atoms = self.atoms() if atoms is None else atoms
+        d, apt = self.sim.data, self.apartment
+
+        def floats(values) -> list[float]:
+            return [round(float(v), 4) for v in values]
+
+        rooms = [
+            {"name": r.name, "kind": r.kind, "low": floats(r.low), "high": floats(r.high)} for r in apt.rooms
+        ]
+        fixtures = []
+        for info in apt.fixtures:
+            parts = [
+                {
+                    "name": f"{info.name}/{p.link}",
+                    "kind": "drawer" if p.kind == "slide" else "door",
+                    "state": self.part_state(f"{info.name}/{p.link}"),
+                    "is_container": any(c.link == p.link for c in info.furniture.containers),
+                }
+                for p in info.furniture.openables
+            ]
+            fixtures.append(
+                {
+                    "name": info.name,
+                    "category": info.category,
+                    "phrase": info.name.replace("_", " "),
+                    "room": info.room,
+                    "position": floats(info.pos),
+                    "yaw": round(float(info.yaw), 4),
+                    "place": floats(info.place),
+                    "on_top_of": info.on_top_of,
+                    "has_top": bool(info.furniture.surfaces),
+                    "size": floats((info.furniture.width, info.furniture.depth, info.furniture.height)),
+                    "parts": parts,
+                }
+            )
+        objects = []
+        for index, obj in enumerate(apt.objects):
+            spec = apt.scene.objects[index]
+            body = self._object_body[obj.name]
+            objects.append(
+                {
+                    "name": obj.name,
+                    "category": obj.category,
+                    "colour": obj.colour,
+                    "phrase": obj.phrase,
+                    "shape": spec.shape,
+                    "half_extents": floats(spec.half_extents),
+                    "position": floats(d.xpos[body]),
+                    "room": apt.room_of(d.xpos[body][:2]),
+                }
+            )
+        x, y, yaw = self.base.pose
+        robot = {
+            "base": floats((x, y, yaw)),
+            "lift": round(self.base.lift, 4),
+            "tcp": floats(self.arm.tcp_pos),
+            "gripper_width": round(self.arm.gripper_width, 4),
+            "room": apt.room_of((x, y)),
+        }
+        relations = [list(atom) for atom in sorted(atoms)]
+        return {
+            "rooms": rooms,
+            "fixtures": fixtures,
+            "objects": objects,
+            "robot": robot,
+            "relations": relations,
+        }
