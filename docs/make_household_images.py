@@ -47,7 +47,8 @@ def robots_eye(env, size: int) -> np.ndarray:
     kitchen = u.apartment.rooms[0]
     north = [f for f in u.apartment.fixtures if f.room == kitchen.name and f.pos[1] > kitchen.centre[1]]
     yaw = np.pi / 2 if north else -np.pi / 2
-    u.base.reset(kitchen.centre[0], kitchen.centre[1] - 0.3 * np.sign(yaw), yaw, 0.8)
+    # The lift at its lowest keeps the arm below the head camera's line of sight.
+    u.base.reset(kitchen.centre[0], kitchen.centre[1] - 0.3 * np.sign(yaw), yaw, u.base.lift_range[0])
     u.arm.reset()
     import mujoco
 
