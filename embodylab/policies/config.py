@@ -46,6 +46,12 @@ class AlgoConfig:
     n_sampled_goal: int = 4
     """HER: relabelled goals per real transition (a relabelled fraction of 4/5)."""
     goal_selection_strategy: Literal["future", "final", "episode"] = "future"
+    normalize_obs: bool = False
+    """standardise observations and goals with running statistics, clipped to ±5, inside the networks
+    (`embodylab.policies.normalization`), as DDPG+HER does."""
+    bc_weight: float | None = None
+    """SAC with demonstrations: weight of the Q-filtered behaviour-cloning loss on the demonstration rows
+    (`embodylab.policies.bc`); None: the preset's. 0 turns it off (symmetric sampling only)."""
     n_steps: int = 1024
     """PPO: env steps per rollout (its minibatches are `batch_size`)."""
     torch_threads: int = 1

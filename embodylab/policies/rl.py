@@ -39,12 +39,16 @@ from embodylab.policies.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from embodylab.policies.bc import DemoSAC
 from embodylab.policies.config import AlgoConfig, TrainConfig
 from embodylab.policies.demos import DemoHerReplayBuffer, DemoReplayBuffer, record_demos
 from embodylab.policies.evaluation import append_evaluation, plot_learning_curve, run_episodes
+from embodylab.policies.normalization import RunningNormExtractor
 
 __all__ = ["AlgoConfig", "TrainConfig", "make_env", "make_model", "train"]
 
+DEFAULT_BC_WEIGHT = 1.0
+"""weight of SAC's Q-filtered behaviour-cloning loss when a run has demonstrations (see bc.py)."""
 TD3_ACTION_NOISE = 0.1
 """std of TD3's Gaussian exploration noise, in units of the [-1, 1] action range."""
 
@@ -75,6 +79,13 @@ def _wrap_for_curriculum(env: gym.Env, config: TrainConfig) -> tuple[gym.Env, Ba
     return env, CurriculumCallback(env.get_wrapper_attr("teacher"))
 
 
+def _policy_kwargs(a: AlgoConfig) -> dict:
+    kwargs: dict = {"net_arch": list(a.net_arch)}
+    if a.normalize_obs:
+        kwargs["features_extractor_class"] = RunningNormExtractor
+    return kwargs
+
+
 def make_model(config: TrainConfig, env: gym.Env, with_demos: bool = True) -> BaseAlgorithm:
     """The SB3 algorithm of `config` on `env`, untrained. `with_demos=False` leaves the demonstrations out
     of the replay buffer (evaluation needs only the networks)."""
@@ -83,7 +94,7 @@ def make_model(config: TrainConfig, env: gym.Env, with_demos: bool = True) -> Ba
     common = {
         "learning_rate": a.learning_rate,
         "gamma": a.gamma,
-        "policy_kwargs": {"net_arch": list(a.net_arch)},
+        "policy_kwargs": _policy_kwargs(a),
         "seed": config.seed,
         "verbose": 0,
     }
@@ -112,6 +123,9 @@ def make_model(config: TrainConfig, env: gym.Env, with_demos: bool = True) -> Ba
         **common,
     }
     if config.algo == "sac":
+        bc_weight = a.bc_weight if a.bc_weight is not None else DEFAULT_BC_WEIGHT
+        if with_demos and config.demo_dataset and bc_weight > 0:
+            return DemoSAC(policy, env, bc_weight=bc_weight, **off_policy)
         return SAC(policy, env, **off_policy)
     if config.algo == "td3":
         n_actions = env.action_space.shape[0]
