@@ -97,7 +97,9 @@ class DemoSAC(SAC):
                     ) else replay_data.observations[-n_demo:]
                     q_demo = th.min(th.cat(self.critic(demo_obs, demo_actions), dim=1), dim=1, keepdim=True)[0]
                     accept = (q_demo > min_qf_pi[-n_demo:].detach()).float()
-                squared = ((actions_pi[-n_demo:] - demo_actions) ** 2).sum(dim=1, keepdim=True)
+                # The policy's mean action (tanh of the Gaussian's mean), as DDPG's deterministic actor in
+                # Nair et al.: cloning a sampled action would also fight the entropy bonus over the std.
+                squared = ((self.actor(demo_obs, deterministic=True) - demo_actions) ** 2).sum(dim=1, keepdim=True)
                 bc_loss = (accept * squared).sum() / accept.sum().clamp(min=1.0)
                 actor_loss = actor_loss + self.bc_weight * bc_loss
                 bc_losses.append(bc_loss.item())
