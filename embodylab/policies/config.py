@@ -49,6 +49,9 @@ class AlgoConfig:
     normalize_obs: bool = False
     """standardise observations and goals with running statistics, clipped to ±5, inside the networks
     (`embodylab.policies.normalization`), as DDPG+HER does."""
+    relative_goals: bool = False
+    """with normalize_obs and 3-D position goals: also feed the networks desired - achieved goal and both
+    goals relative to the gripper (see `RunningNormExtractor`)."""
     bc_weight: float | None = None
     """SAC with demonstrations: weight of the Q-filtered behaviour-cloning loss on the demonstration rows
     (`embodylab.policies.bc`); None: the preset's. 0 turns it off (symmetric sampling only)."""

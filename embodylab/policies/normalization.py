@@ -22,6 +22,21 @@ from stable_baselines3.common.preprocessing import get_flattened_obs_dim
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 
+TCP_SLICE = (14, 17)
+"""where the tool centre point's position (world frame, metres) sits in the lab's `observation` vector
+(`PandaArm.proprio`: q 7, qdot 7, tcp 3, ...)."""
+
+
+def _has_position_goals(space: gym.Space, tcp_slice: tuple[int, int]) -> bool:
+    """A goal-conditioned Dict space whose goals are 3-D positions and whose observation holds the tcp."""
+    if not isinstance(space, spaces.Dict) or not {"observation", "achieved_goal", "desired_goal"} <= set(space):
+        return False
+    return (
+        space["achieved_goal"].shape == (3,) == space["desired_goal"].shape
+        and space["observation"].shape[0] >= tcp_slice[1]
+    )
+
+
 class RunningNormExtractor(BaseFeaturesExtractor):
     """Flatten and standardise observations with running statistics (see the module docstring).
 
@@ -29,15 +44,32 @@ class RunningNormExtractor(BaseFeaturesExtractor):
         clip: the standardised features are clipped to [-clip, clip].
         eps: the smallest standard deviation divided by, in the observation's units; constant entries
             (e.g. an object's half-extents) map to 0 instead of blowing up.
+        relative_goals: with 3-D position goals, also feed `desired - achieved`, `achieved - tcp` and
+            `desired - tcp` (metres, world frame), the relative positions Fetch's observations carry.
+            They are computed here, from the (possibly HER-relabelled) goals of each sample, so they
+            always agree with the goal the critic is asked about; stored in the observation they would
+            go stale under relabelling.
+        tcp_slice: where the tcp position lies in `observation`.
     """
 
-    def __init__(self, observation_space: gym.Space, clip: float = 5.0, eps: float = 0.01):
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        clip: float = 5.0,
+        eps: float = 0.01,
+        relative_goals: bool = False,
+        tcp_slice: tuple[int, int] = TCP_SLICE,
+    ):
         if isinstance(observation_space, spaces.Dict):
             self.keys: list[str] | None = sorted(observation_space.spaces)
             dim = sum(get_flattened_obs_dim(observation_space[key]) for key in self.keys)
         else:
             self.keys = None
             dim = get_flattened_obs_dim(observation_space)
+        self.relative_goals = relative_goals and _has_position_goals(observation_space, tcp_slice)
+        self.tcp_slice = slice(*tcp_slice)
+        if self.relative_goals:
+            dim += 9
         super().__init__(observation_space, features_dim=dim)
         self.clip, self.eps = float(clip), float(eps)
         # float64: the count reaches ~1e8 rows (50 updates x 256 rows per env step) over a long run.
@@ -48,7 +80,12 @@ class RunningNormExtractor(BaseFeaturesExtractor):
     def _flatten(self, observations) -> th.Tensor:
         if self.keys is None:
             return observations.flatten(1).float()
-        return th.cat([observations[key].flatten(1).float() for key in self.keys], dim=1)
+        parts = [observations[key].flatten(1).float() for key in self.keys]
+        if self.relative_goals:
+            achieved, desired = observations["achieved_goal"].float(), observations["desired_goal"].float()
+            tcp = observations["observation"][:, self.tcp_slice].float()
+            parts += [desired - achieved, achieved - tcp, desired - tcp]
+        return th.cat(parts, dim=1)
 
     @th.no_grad()
     def _update(self, x: th.Tensor) -> None:

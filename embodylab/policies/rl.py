@@ -83,6 +83,7 @@ def _policy_kwargs(a: AlgoConfig) -> dict:
     kwargs: dict = {"net_arch": list(a.net_arch)}
     if a.normalize_obs:
         kwargs["features_extractor_class"] = RunningNormExtractor
+        kwargs["features_extractor_kwargs"] = {"relative_goals": a.relative_goals}
     return kwargs
 
 
