@@ -75,7 +75,8 @@ def test_a_1000_step_run_of_each_algorithm_writes_a_loadable_checkpoint(tmp_path
 def test_config_json_recreates_the_run_config(sac_run):
     config = TrainConfig.load(sac_run)
     assert config.env == "embodylab/LabReach-v0"  # the full id, whatever form was given
-    assert config.algo_config == TINY
+    assert config.algo_config == TINY.resolved("embodylab/LabReach-v0")
+    assert config.algo_config.gamma == 0.95  # the task preset's value, recorded
     assert TrainConfig.from_json(config.to_json()) == config
 
 
@@ -83,6 +84,18 @@ def test_config_json_with_an_unknown_key_is_rejected_by_name():
     text = json.dumps({"algo": "sac", "learning_rat": 1e-3})
     with pytest.raises(ConfigError, match="learning_rat"):
         TrainConfig.from_json(text)
+
+
+def test_task_presets_fill_only_the_fields_left_unset():
+    assert AlgoConfig().resolved("embodylab/LabPush-v0").gamma == 0.98
+    assert AlgoConfig().resolved("embodylab/LabReach-v0").gamma == 0.95
+    assert AlgoConfig(gamma=0.9).resolved("embodylab/LabPush-v0").gamma == 0.9
+
+
+def test_behaviour_cloning_with_td3_is_rejected():
+    config = TrainConfig(algo="td3", her=True, demos=2, algo_config=AlgoConfig(bc_weight=1.0))
+    with pytest.raises(ConfigError, match="bc_weight"):
+        config.validate()
 
 
 def test_her_with_ppo_is_rejected():
@@ -313,7 +326,9 @@ def test_sac_with_demos_clones_the_demonstrated_actions(demo_dataset, tmp_path):
 
     def demo_error(bc_weight: float) -> float:
         algo_config = replace(TINY, bc_weight=bc_weight, learning_starts=50, gradient_steps=300)
-        config = tiny_config(tmp_path / f"bc{bc_weight}", demo_dataset=str(demo_dataset), algo_config=algo_config)
+        config = tiny_config(
+            tmp_path / f"bc{bc_weight}", demo_dataset=str(demo_dataset), algo_config=algo_config
+        )
         model = make_model(config, make_env(config))
         assert isinstance(model, DemoSAC) == (bc_weight > 0)
         model.learn(100)

@@ -92,14 +92,20 @@ class DemoSAC(SAC):
                 demo_actions = replay_data.actions[-n_demo:]
                 with th.no_grad():
                     # The Q-filter, with the (just updated) critic: keep rows where the demo action wins.
-                    demo_obs = {k: v[-n_demo:] for k, v in replay_data.observations.items()} if isinstance(
-                        replay_data.observations, dict
-                    ) else replay_data.observations[-n_demo:]
-                    q_demo = th.min(th.cat(self.critic(demo_obs, demo_actions), dim=1), dim=1, keepdim=True)[0]
+                    demo_obs = (
+                        {k: v[-n_demo:] for k, v in replay_data.observations.items()}
+                        if isinstance(replay_data.observations, dict)
+                        else replay_data.observations[-n_demo:]
+                    )
+                    q_demo = th.min(th.cat(self.critic(demo_obs, demo_actions), dim=1), dim=1, keepdim=True)[
+                        0
+                    ]
                     accept = (q_demo > min_qf_pi[-n_demo:].detach()).float()
                 # The policy's mean action (tanh of the Gaussian's mean), as DDPG's deterministic actor in
                 # Nair et al.: cloning a sampled action would also fight the entropy bonus over the std.
-                squared = ((self.actor(demo_obs, deterministic=True) - demo_actions) ** 2).sum(dim=1, keepdim=True)
+                squared = ((self.actor(demo_obs, deterministic=True) - demo_actions) ** 2).sum(
+                    dim=1, keepdim=True
+                )
                 bc_loss = (accept * squared).sum() / accept.sum().clamp(min=1.0)
                 actor_loss = actor_loss + self.bc_weight * bc_loss
                 bc_losses.append(bc_loss.item())

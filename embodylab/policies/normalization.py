@@ -21,7 +21,6 @@ from gymnasium import spaces
 from stable_baselines3.common.preprocessing import get_flattened_obs_dim
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
-
 TCP_SLICE = (14, 17)
 """where the tool centre point's position (world frame, metres) sits in the lab's `observation` vector
 (`PandaArm.proprio`: q 7, qdot 7, tcp 3, ...)."""
@@ -29,7 +28,9 @@ TCP_SLICE = (14, 17)
 
 def _has_position_goals(space: gym.Space, tcp_slice: tuple[int, int]) -> bool:
     """A goal-conditioned Dict space whose goals are 3-D positions and whose observation holds the tcp."""
-    if not isinstance(space, spaces.Dict) or not {"observation", "achieved_goal", "desired_goal"} <= set(space):
+    if not isinstance(space, spaces.Dict) or not {"observation", "achieved_goal", "desired_goal"} <= set(
+        space
+    ):
         return False
     return (
         space["achieved_goal"].shape == (3,) == space["desired_goal"].shape

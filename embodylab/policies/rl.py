@@ -33,13 +33,13 @@ from tqdm import tqdm
 
 from embodylab.cli import resolve_env_id
 from embodylab.envs.registry import make
+from embodylab.policies.bc import DemoSAC
 from embodylab.policies.checkpoint import (
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
     save_checkpoint,
 )
-from embodylab.policies.bc import DemoSAC
 from embodylab.policies.config import AlgoConfig, TrainConfig
 from embodylab.policies.demos import DemoHerReplayBuffer, DemoReplayBuffer, record_demos
 from embodylab.policies.evaluation import append_evaluation, plot_learning_curve, run_episodes
@@ -90,7 +90,7 @@ def _policy_kwargs(a: AlgoConfig) -> dict:
 def make_model(config: TrainConfig, env: gym.Env, with_demos: bool = True) -> BaseAlgorithm:
     """The SB3 algorithm of `config` on `env`, untrained. `with_demos=False` leaves the demonstrations out
     of the replay buffer (evaluation needs only the networks)."""
-    a = config.algo_config
+    a = config.algo_config.resolved(resolve_env_id(config.env))
     policy = "MultiInputPolicy" if isinstance(env.observation_space, gym.spaces.Dict) else "MlpPolicy"
     common = {
         "learning_rate": a.learning_rate,
@@ -226,6 +226,8 @@ def _start_run(config: TrainConfig) -> tuple[TrainConfig, Path]:
         raise ValueError("give either --demos N (record expert episodes) or --demo-dataset PATH (read them)")
     # The full id in config.json: `LabReach` and `embodylab/LabReach-v0` name the same run.
     config = replace(config, env=resolve_env_id(config.env))
+    # config.json records the values the run used, the task preset's included.
+    config = replace(config, algo_config=config.algo_config.resolved(config.env))
     run_dir.mkdir(parents=True, exist_ok=True)
     if config.demos:
         with make_env(config) as demo_env:
