@@ -339,3 +339,24 @@ def test_sac_with_demos_clones_the_demonstrated_actions(demo_dataset, tmp_path):
         return float(np.abs(actions - demos.actions[:n, 0]).mean())
 
     assert demo_error(10.0) < 0.6 * demo_error(0.0)
+
+
+def test_relative_goal_features_follow_the_relabelled_goals():
+    import torch as th
+    from gymnasium import spaces
+
+    from embodylab.policies.normalization import RunningNormExtractor
+
+    box = lambda n: spaces.Box(-np.inf, np.inf, (n,))  # noqa: E731
+    space = spaces.Dict({"observation": box(21), "achieved_goal": box(3), "desired_goal": box(3)})
+    extractor = RunningNormExtractor(space, relative_goals=True).eval()
+    observation = th.zeros(1, 21)
+    observation[0, 14:17] = th.tensor([0.1, 0.2, 0.3])  # the tcp
+    obs = {"observation": observation, "achieved_goal": th.tensor([[0.5, 0.0, 0.0]])}
+    features = extractor({**obs, "desired_goal": th.tensor([[0.5, 0.4, 0.0]])})
+    assert features.shape == (1, 21 + 3 + 3 + 9)
+    np.testing.assert_allclose(
+        features[0, -9:].numpy(), [0, 0.4, 0, 0.4, -0.2, -0.3, 0.4, 0.2, -0.3], atol=1e-6
+    )
+    # Not a goal-conditioned position task: no relative features, no error.
+    assert RunningNormExtractor(box(5), relative_goals=True).features_dim == 5
