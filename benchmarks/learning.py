@@ -1,6 +1,6 @@
 """Sample efficiency of `embodylab train` (slow; not part of `make test`).
 
-Each named run trains with the library defaults and evaluates every `eval_every` env steps (20 episodes,
+Each named run trains with the library defaults (and the task presets of `embodylab.policies.config`) and evaluates every `eval_every` env steps (20 episodes,
 deterministic policy); a run stops early once its evaluated success has held its bar for `patience`
 evaluations in a row, so long budgets are spent only where needed. Runs go to `runs/bench/NAME_sSEED/`
 and execute `workers` at a time (one torch thread each), in the order of `--groups`; a run interrupted
@@ -47,15 +47,6 @@ GROUPS = {
     "push": Group("embodylab/LabPush-v0", 200_000, 0.80, (0,), eval_every=5000),
     "push_demos": Group("embodylab/LabPush-v0", 50_000, 0.80, (0, 1, 2), demos=20),
     "pickplace_demos": Group("embodylab/LabPickPlace-v0", 200_000, 0.70, (0,), demos=20, eval_every=5000),
-    # The HER paper's network size and horizon (3x256, gamma 0.98) instead of the Reach-tuned defaults.
-    "push_demos_big": Group(
-        "embodylab/LabPush-v0",
-        50_000,
-        0.80,
-        (0, 1),
-        demos=20,
-        algo_overrides=(("net_arch", (256, 256, 256)), ("gamma", 0.98)),
-    ),
     "push_curriculum_ucb": Group(
         "embodylab/LabPush-v0", 200_000, 0.80, (0,), curriculum="ucb", eval_every=5000
     ),
@@ -71,6 +62,10 @@ class LearningBenchConfig:
     workers: int = 2
     patience: int = 3
     """consecutive evaluations at or above the bar after which a run stops early"""
+    collect_only: bool = False
+    """train nothing: summarise the runs already under `runs` (e.g. stopped at a deadline)"""
+    max_seeds: int | None = None
+    """run only the first N seeds of each group (the JSON records how many ran)"""
     out: Path = RESULTS / "learning.json"
     runs: Path = Path("runs/bench")
 
@@ -104,10 +99,18 @@ def run_one(name: str, seed: int, runs: str, patience: int) -> dict:
         config = TrainConfig(resume=str(run_dir), progress=False)
     start = time.perf_counter()
     train(config)
-    wall = time.perf_counter() - start
-    with (run_dir / "evaluations.csv").open() as f:
+    return read_run(name, seed, runs, wall=time.perf_counter() - start)
+
+
+def read_run(name: str, seed: int, runs: str, wall: float | None = None) -> dict:
+    """The curve and summary of run `name_sSEED` from its evaluations.csv. A run that neither reached
+    its budget nor held its bar (stopped from outside, e.g. at a deadline) is marked `unfinished`; its
+    wall time is then the csv's last entry, the seconds since its last (re)start."""
+    group = GROUPS[name]
+    with (Path(runs) / f"{name}_s{seed}" / "evaluations.csv").open() as f:
         curve = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
     reached = next((row["step"] for row in curve if row["success_rate"] >= group.bar), None)
+    env_steps = curve[-1]["step"] if curve else 0
     return {
         "group": name,
         "seed": seed,
@@ -115,8 +118,9 @@ def run_one(name: str, seed: int, runs: str, patience: int) -> dict:
         "steps_to_bar": reached,
         "final_success": curve[-1]["success_rate"] if curve else None,
         "best_success": max((row["success_rate"] for row in curve), default=None),
-        "wall_time_s": wall,
-        "env_steps": curve[-1]["step"] if curve else 0,
+        "wall_time_s": wall if wall is not None else (curve[-1]["wall_time_s"] if curve else 0.0),
+        "env_steps": env_steps,
+        "unfinished": reached is None and env_steps < group.steps,
     }
 
 
@@ -132,6 +136,7 @@ def summarise(name: str, results: list[dict]) -> dict:
         "best_success": [r["best_success"] for r in results],
         "wall_time_s": [round(r["wall_time_s"], 1) for r in results],
         "met": all(r is not None and r <= group.steps for r in reached),
+        "unfinished_seeds": [r["seed"] for r in results if r.get("unfinished")],
         "runs": results,
     }
 
@@ -167,13 +172,23 @@ def main(config: LearningBenchConfig) -> None:
     unknown = sorted(set(config.groups) - set(GROUPS))
     if unknown:
         raise SystemExit(f"unknown groups {unknown}; valid groups: {', '.join(GROUPS)}")
-    jobs = [(name, seed) for name in config.groups for seed in GROUPS[name].seeds]
+    jobs = [(name, seed) for name in config.groups for seed in GROUPS[name].seeds[: config.max_seeds]]
     done: dict[str, list[dict]] = {name: [] for name in config.groups}
     previous = {}
     if config.out.exists():  # keep groups measured by earlier invocations
         import json
 
         previous = json.loads(config.out.read_text()).get("groups", {})
+    if config.collect_only:
+        for name, seed in jobs:
+            if (config.runs / f"{name}_s{seed}" / "evaluations.csv").exists():
+                done[name].append(read_run(name, seed, str(config.runs)))
+        finished = {n: summarise(n, sorted(r, key=lambda x: x["seed"])) for n, r in done.items() if r}
+        for name, results in done.items():
+            if results:
+                plot(name, results)
+        write_json(config.out, {"machine": machine_info(), "groups": {**previous, **finished}})
+        return
     with ProcessPoolExecutor(max_workers=config.workers) as pool:
         futures = {pool.submit(run_one, n, s, str(config.runs), config.patience): (n, s) for n, s in jobs}
         for future in as_completed(futures):

@@ -75,7 +75,8 @@ def test_a_1000_step_run_of_each_algorithm_writes_a_loadable_checkpoint(tmp_path
 def test_config_json_recreates_the_run_config(sac_run):
     config = TrainConfig.load(sac_run)
     assert config.env == "embodylab/LabReach-v0"  # the full id, whatever form was given
-    assert config.algo_config == TINY
+    assert config.algo_config == TINY.resolved("embodylab/LabReach-v0")
+    assert config.algo_config.gamma == 0.95  # the task preset's value, recorded
     assert TrainConfig.from_json(config.to_json()) == config
 
 
@@ -83,6 +84,18 @@ def test_config_json_with_an_unknown_key_is_rejected_by_name():
     text = json.dumps({"algo": "sac", "learning_rat": 1e-3})
     with pytest.raises(ConfigError, match="learning_rat"):
         TrainConfig.from_json(text)
+
+
+def test_task_presets_fill_only_the_fields_left_unset():
+    assert AlgoConfig().resolved("embodylab/LabPush-v0").gamma == 0.98
+    assert AlgoConfig().resolved("embodylab/LabReach-v0").gamma == 0.95
+    assert AlgoConfig(gamma=0.9).resolved("embodylab/LabPush-v0").gamma == 0.9
+
+
+def test_behaviour_cloning_with_td3_is_rejected():
+    config = TrainConfig(algo="td3", her=True, demos=2, algo_config=AlgoConfig(bc_weight=1.0))
+    with pytest.raises(ConfigError, match="bc_weight"):
+        config.validate()
 
 
 def test_her_with_ppo_is_rejected():
@@ -267,3 +280,83 @@ def test_a_missing_dataset_is_rejected_with_its_path(tmp_path):
     config = replace(tiny_config(tmp_path / "run"), demo_dataset=str(tmp_path / "nowhere"))
     with pytest.raises(DemoDatasetError, match="nowhere"):
         make_model(config, make_env(config))
+
+
+# ---- observation normalisation and behaviour cloning ----------------------------------------------------
+def test_the_running_normaliser_learns_the_statistics_of_training_batches_only():
+    import torch as th
+    from gymnasium import spaces
+
+    from embodylab.policies.normalization import RunningNormExtractor
+
+    space = spaces.Dict({"b": spaces.Box(-np.inf, np.inf, (2,)), "a": spaces.Box(-np.inf, np.inf, (1,))})
+    extractor = RunningNormExtractor(space)
+    rng = np.random.default_rng(0)
+    batches = [
+        {"a": th.tensor(rng.normal(3.0, 0.5, (64, 1))), "b": th.tensor(rng.normal([-1.0, 7.0], 2.0, (64, 2)))}
+        for _ in range(20)
+    ]
+    extractor.eval()
+    extractor(batches[0])  # acting and evaluating never move the statistics
+    assert extractor.running_count.item() == 0
+    extractor.train()
+    for batch in batches:
+        extractor(batch)
+    everything = np.concatenate([np.concatenate([b["a"], b["b"]], axis=1) for b in batches])
+    np.testing.assert_allclose(extractor.running_mean.numpy(), everything.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(extractor.running_var.numpy(), everything.var(0), rtol=1e-5)
+    extractor.eval()
+    out = extractor({"a": th.tensor([[3.0], [100.0]]), "b": th.tensor([[-1.0, 7.0], [-1.0, 7.0]])})
+    assert out.shape == (2, 3) and abs(out[0, 0]) < 0.1 and out[1, 0] == 5.0  # keys sorted, clipped at 5
+
+
+def test_normalised_runs_save_the_statistics_with_the_weights(tmp_path):
+    algo_config = replace(TINY, normalize_obs=True)
+    run_dir = train(tiny_config(tmp_path / "norm", steps=300, algo_config=algo_config))
+    model, _ = load_latest(run_dir)
+    stats = model.policy.actor.features_extractor.running_count
+    assert stats.item() > 0
+    assert model.policy.critic_target.features_extractor.running_count.item() > 0
+
+
+def test_sac_with_demos_clones_the_demonstrated_actions(demo_dataset, tmp_path):
+    """With the Q-filtered BC loss (and no other learning signal to speak of in 300 updates), the
+    policy's actions move towards the expert's on the demonstrated states."""
+    from embodylab.policies.bc import DemoSAC
+
+    def demo_error(bc_weight: float) -> float:
+        algo_config = replace(TINY, bc_weight=bc_weight, learning_starts=50, gradient_steps=300)
+        config = tiny_config(
+            tmp_path / f"bc{bc_weight}", demo_dataset=str(demo_dataset), algo_config=algo_config
+        )
+        model = make_model(config, make_env(config))
+        assert isinstance(model, DemoSAC) == (bc_weight > 0)
+        model.learn(100)
+        demos = model.replay_buffer.demos
+        n = demos.size()
+        obs = {key: value[:n, 0] for key, value in demos.observations.items()}
+        actions, _ = model.predict(obs, deterministic=True)
+        return float(np.abs(actions - demos.actions[:n, 0]).mean())
+
+    assert demo_error(10.0) < 0.6 * demo_error(0.0)
+
+
+def test_relative_goal_features_follow_the_relabelled_goals():
+    import torch as th
+    from gymnasium import spaces
+
+    from embodylab.policies.normalization import RunningNormExtractor
+
+    box = lambda n: spaces.Box(-np.inf, np.inf, (n,))  # noqa: E731
+    space = spaces.Dict({"observation": box(21), "achieved_goal": box(3), "desired_goal": box(3)})
+    extractor = RunningNormExtractor(space, relative_goals=True).eval()
+    observation = th.zeros(1, 21)
+    observation[0, 14:17] = th.tensor([0.1, 0.2, 0.3])  # the tcp
+    obs = {"observation": observation, "achieved_goal": th.tensor([[0.5, 0.0, 0.0]])}
+    features = extractor({**obs, "desired_goal": th.tensor([[0.5, 0.4, 0.0]])})
+    assert features.shape == (1, 21 + 3 + 3 + 9)
+    np.testing.assert_allclose(
+        features[0, -9:].numpy(), [0, 0.4, 0, 0.4, -0.2, -0.3, 0.4, 0.2, -0.3], atol=1e-6
+    )
+    # Not a goal-conditioned position task: no relative features, no error.
+    assert RunningNormExtractor(box(5), relative_goals=True).features_dim == 5

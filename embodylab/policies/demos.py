@@ -226,8 +226,13 @@ class _SymmetricSampling:
         self.demos = demo_buffer
         self.demo_dataset = demo_dataset
 
+    @staticmethod
+    def demo_rows(batch_size: int) -> int:
+        """How many rows of a `sample(batch_size)` are demonstrations: the last `batch_size // 2`."""
+        return batch_size // 2
+
     def sample(self, batch_size: int, env=None):
-        n_demo = batch_size // 2
+        n_demo = self.demo_rows(batch_size)
         online = super().sample(batch_size - n_demo, env)
         return _concatenate_samples(online, self.demos.sample(n_demo, env))
 

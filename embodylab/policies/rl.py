@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from embodylab.cli import resolve_env_id
 from embodylab.envs.registry import make
+from embodylab.policies.bc import DemoSAC
 from embodylab.policies.checkpoint import (
     latest_checkpoint,
     list_checkpoints,
@@ -42,9 +43,12 @@ from embodylab.policies.checkpoint import (
 from embodylab.policies.config import AlgoConfig, TrainConfig
 from embodylab.policies.demos import DemoHerReplayBuffer, DemoReplayBuffer, record_demos
 from embodylab.policies.evaluation import append_evaluation, plot_learning_curve, run_episodes
+from embodylab.policies.normalization import RunningNormExtractor
 
 __all__ = ["AlgoConfig", "TrainConfig", "make_env", "make_model", "train"]
 
+DEFAULT_BC_WEIGHT = 1.0
+"""weight of SAC's Q-filtered behaviour-cloning loss when a run has demonstrations (see bc.py)."""
 TD3_ACTION_NOISE = 0.1
 """std of TD3's Gaussian exploration noise, in units of the [-1, 1] action range."""
 
@@ -75,15 +79,23 @@ def _wrap_for_curriculum(env: gym.Env, config: TrainConfig) -> tuple[gym.Env, Ba
     return env, CurriculumCallback(env.get_wrapper_attr("teacher"))
 
 
+def _policy_kwargs(a: AlgoConfig) -> dict:
+    kwargs: dict = {"net_arch": list(a.net_arch)}
+    if a.normalize_obs:
+        kwargs["features_extractor_class"] = RunningNormExtractor
+        kwargs["features_extractor_kwargs"] = {"relative_goals": a.relative_goals}
+    return kwargs
+
+
 def make_model(config: TrainConfig, env: gym.Env, with_demos: bool = True) -> BaseAlgorithm:
     """The SB3 algorithm of `config` on `env`, untrained. `with_demos=False` leaves the demonstrations out
     of the replay buffer (evaluation needs only the networks)."""
-    a = config.algo_config
+    a = config.algo_config.resolved(resolve_env_id(config.env))
     policy = "MultiInputPolicy" if isinstance(env.observation_space, gym.spaces.Dict) else "MlpPolicy"
     common = {
         "learning_rate": a.learning_rate,
         "gamma": a.gamma,
-        "policy_kwargs": {"net_arch": list(a.net_arch)},
+        "policy_kwargs": _policy_kwargs(a),
         "seed": config.seed,
         "verbose": 0,
     }
@@ -112,6 +124,9 @@ def make_model(config: TrainConfig, env: gym.Env, with_demos: bool = True) -> Ba
         **common,
     }
     if config.algo == "sac":
+        bc_weight = a.bc_weight if a.bc_weight is not None else DEFAULT_BC_WEIGHT
+        if with_demos and config.demo_dataset and bc_weight > 0:
+            return DemoSAC(policy, env, bc_weight=bc_weight, **off_policy)
         return SAC(policy, env, **off_policy)
     if config.algo == "td3":
         n_actions = env.action_space.shape[0]
@@ -211,6 +226,8 @@ def _start_run(config: TrainConfig) -> tuple[TrainConfig, Path]:
         raise ValueError("give either --demos N (record expert episodes) or --demo-dataset PATH (read them)")
     # The full id in config.json: `LabReach` and `embodylab/LabReach-v0` name the same run.
     config = replace(config, env=resolve_env_id(config.env))
+    # config.json records the values the run used, the task preset's included.
+    config = replace(config, algo_config=config.algo_config.resolved(config.env))
     run_dir.mkdir(parents=True, exist_ok=True)
     if config.demos:
         with make_env(config) as demo_env:
