@@ -135,6 +135,48 @@ def video_writer(path: Path, fps: int):
     return imageio.get_writer(path, fps=fps, macro_block_size=2, ffmpeg_log_level="error")
 
 
+def check_video_request(out: Path, episodes: int) -> None:
+    """Rejects an output path without a video suffix and a non-positive episode count (UsageError)."""
+    if out.suffix.lower() not in VIDEO_SUFFIXES:
+        raise UsageError(
+            f"output {str(out)!r} has suffix {out.suffix!r}; valid suffixes: {', '.join(VIDEO_SUFFIXES)}"
+        )
+    if episodes < 1:
+        raise UsageError(f"episodes must be at least 1; got {episodes}")
+
+
+class EpisodeRecording:
+    """One video of several episodes, each ending on its last frame held still, and their contact sheet:
+    one row of frames per episode, at most `CONTACT_SHEET_MAX_ROWS` rows spread over the episodes."""
+
+    def __init__(self, out: Path, fps: int):
+        self.out, self.frames = out, 0
+        self._hold = round(HOLD_LAST_FRAME_S * fps)
+        self._sheet_rows: list[list[np.ndarray]] = []
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = video_writer(out, fps)
+
+    def __enter__(self) -> EpisodeRecording:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._writer.close()
+
+    def add_episode(self, frames: list[np.ndarray]) -> None:
+        for frame in frames + [frames[-1]] * self._hold:
+            self._writer.append_data(frame)
+        self.frames += len(frames) + self._hold
+        picks = np.linspace(0, len(frames) - 1, CONTACT_SHEET_COLUMNS).round().astype(int)
+        self._sheet_rows.append([frames[i] for i in picks])
+
+    def write_contact_sheet(self) -> Path:
+        rows = self._sheet_rows
+        keep = np.linspace(0, len(rows) - 1, min(len(rows), CONTACT_SHEET_MAX_ROWS)).round().astype(int)
+        sheet = contact_sheet_path(self.out)
+        imageio.imwrite(sheet, _contact_sheet([rows[i] for i in keep]))
+        return sheet
+
+
 def _contact_sheet(rows: list[list[np.ndarray]], gap: int = 2) -> np.ndarray:
     """Tiles `rows` of equally sized [H, W, 3] frames into one uint8 image with white gaps."""
     h, w, _ = rows[0][0].shape
@@ -172,12 +214,7 @@ def render_episodes(
     full_id = resolve_env_id(env_id)
     if policy not in POLICIES:
         raise UsageError(f"unknown policy {policy!r}; valid policies: {', '.join(POLICIES)}")
-    if out.suffix.lower() not in VIDEO_SUFFIXES:
-        raise UsageError(
-            f"output {str(out)!r} has suffix {out.suffix!r}; valid suffixes: {', '.join(VIDEO_SUFFIXES)}"
-        )
-    if episodes < 1:
-        raise UsageError(f"episodes must be at least 1; got {episodes}")
+    check_video_request(out, episodes)
     try:
         camera_kwargs = {} if camera is None else {"camera": camera}
         env = make(full_id, render_mode="rgb_array", render_size=size, **camera_kwargs)
@@ -190,18 +227,16 @@ def render_episodes(
         raise UsageError(f"--policy oracle plays household tasks; {full_id} has --policy expert")
     if policy == "expert" and household:
         policy = "oracle"  # the household tasks' expert is the oracle planner
-    out.parent.mkdir(parents=True, exist_ok=True)
     try:
         expert = make_expert(env) if policy == "expert" else None
     except ValueError as err:  # a task without a scripted expert yet
         env.close()
         raise UsageError(f"{err}; use --policy random") from err
     max_steps = env.spec.max_episode_steps
-    hold = round(HOLD_LAST_FRAME_S * fps)
-    results, sheet_rows, n_frames = [], [], 0
+    results = []
     start = time.perf_counter()
     bar = tqdm(total=episodes * max_steps, desc=short_id(full_id), unit="step", disable=not progress)
-    with video_writer(out, fps) as writer:
+    with EpisodeRecording(out, fps) as recording:
         for episode_seed in range(seed, seed + episodes):
             env.reset(seed=episode_seed)
             env.action_space.seed(episode_seed)
@@ -222,11 +257,7 @@ def render_episodes(
                     break
             # An episode that ends early (termination, physics error) leaves its unused steps to the bar.
             bar.update(max_steps - (len(frames) - 1))
-            for frame in frames + [frames[-1]] * hold:
-                writer.append_data(frame)
-            n_frames += len(frames) + hold
-            picks = np.linspace(0, len(frames) - 1, CONTACT_SHEET_COLUMNS).round().astype(int)
-            sheet_rows.append([frames[i] for i in picks])
+            recording.add_episode(frames)
             result = {
                 "seed": episode_seed,
                 "success": bool(info.get("is_success", False)),
@@ -235,21 +266,16 @@ def render_episodes(
             if "physics_error" in info:
                 result["physics_error"] = info["physics_error"]
             results.append(result)
+        sheet = recording.write_contact_sheet()
     bar.close()
     env.close()
-
-    keep = (
-        np.linspace(0, len(sheet_rows) - 1, min(len(sheet_rows), CONTACT_SHEET_MAX_ROWS)).round().astype(int)
-    )
-    sheet = contact_sheet_path(out)
-    imageio.imwrite(sheet, _contact_sheet([sheet_rows[i] for i in keep]))
     return {
         "env_id": full_id,
         "policy": policy,
         "episodes": results,
         "successes": sum(r["success"] for r in results),
         "mean_steps": float(np.mean([r["steps"] for r in results])),
-        "frames": n_frames,
+        "frames": recording.frames,
         "wall_time_s": time.perf_counter() - start,
         "video": str(out),
         "contact_sheet": str(sheet),

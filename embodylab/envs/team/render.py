@@ -39,33 +39,18 @@ def render_team_episodes(
     Raises:
         ValueError: unknown policy, camera or suffix, or a team size outside 1..8.
     """
-    from embodylab.cli import (
-        CONTACT_SHEET_COLUMNS,
-        CONTACT_SHEET_MAX_ROWS,
-        HOLD_LAST_FRAME_S,
-        VIDEO_SUFFIXES,
-        _contact_sheet,
-        contact_sheet_path,
-        video_writer,
-    )
+    from embodylab.cli import EpisodeRecording, check_video_request
     from embodylab.skills.experts import TeamCarryExpert
 
     out = Path(out)
     if policy not in TEAM_POLICIES:
         raise ValueError(f"unknown team policy {policy!r}; valid policies: {', '.join(TEAM_POLICIES)}")
-    if out.suffix.lower() not in VIDEO_SUFFIXES:
-        raise ValueError(
-            f"output {str(out)!r} has suffix {out.suffix!r}; valid suffixes: {', '.join(VIDEO_SUFFIXES)}"
-        )
-    if episodes < 1:
-        raise ValueError(f"episodes must be at least 1; got {episodes}")
+    check_video_request(out, episodes)
     env = make(
         "TeamCarry-v0", n_agents=n_agents, k=k, render_mode="rgb_array", camera=camera, render_size=size
     )
     expert = TeamCarryExpert(env) if policy == "scripted" else None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    hold = round(HOLD_LAST_FRAME_S * fps)
-    results, sheet_rows, n_frames = [], [], 0
+    results = []
     start = time.perf_counter()
     bar = tqdm(
         total=episodes * env.max_episode_steps,
@@ -73,7 +58,7 @@ def render_team_episodes(
         unit="step",
         disable=not progress,
     )
-    with video_writer(out, fps) as writer:
+    with EpisodeRecording(out, fps) as recording:
         for episode_seed in range(seed, seed + episodes):
             env.reset(seed=episode_seed)
             for i, agent in enumerate(env.possible_agents):
@@ -88,11 +73,7 @@ def render_team_episodes(
                 frames.append(env.render())
                 bar.update()
             bar.update(env.max_episode_steps - (len(frames) - 1))
-            for frame in frames + [frames[-1]] * hold:
-                writer.append_data(frame)
-            n_frames += len(frames) + hold
-            picks = np.linspace(0, len(frames) - 1, CONTACT_SHEET_COLUMNS).round().astype(int)
-            sheet_rows.append([frames[i] for i in picks])
+            recording.add_episode(frames)
             info = infos.get("agent_0", {})
             results.append(
                 {
@@ -101,13 +82,9 @@ def render_team_episodes(
                     "steps": len(frames) - 1,
                 }
             )
+        sheet = recording.write_contact_sheet()
     bar.close()
     env.close()
-    keep = (
-        np.linspace(0, len(sheet_rows) - 1, min(len(sheet_rows), CONTACT_SHEET_MAX_ROWS)).round().astype(int)
-    )
-    sheet = contact_sheet_path(out)
-    imageio.imwrite(sheet, _contact_sheet([sheet_rows[i] for i in keep]))
     return {
         "env_id": "TeamCarry-v0",
         "n_agents": n_agents,
@@ -115,7 +92,7 @@ def render_team_episodes(
         "episodes": results,
         "successes": sum(r["success"] for r in results),
         "mean_steps": float(np.mean([r["steps"] for r in results])),
-        "frames": n_frames,
+        "frames": recording.frames,
         "wall_time_s": time.perf_counter() - start,
         "video": str(out),
         "contact_sheet": str(sheet),
