@@ -45,12 +45,25 @@ def _minari_root(root: Path):
             os.environ["MINARI_DATASETS_PATH"] = previous
 
 
+def write_local_dataset(root: str | Path, dataset_id: str, buffers: list[dict], **metadata) -> Path:
+    """Write `buffers` as the Minari dataset `dataset_id` under `root` (not the user's Minari home) and
+    return its `data/` directory. `metadata` goes to `minari.create_dataset_from_buffers`."""
+    import minari
+
+    root = Path(root).resolve()
+    with _minari_root(root), warnings.catch_warnings():
+        # Minari asks for a code link and an e-mail address for published datasets, and an env spec that
+        # datasets mixing task variants (object counts) cannot have; these datasets are local.
+        warnings.filterwarnings("ignore", message=".*(code_permalink|author_email|eval_env|env_spec).*")
+        minari.create_dataset_from_buffers(dataset_id, buffers, author="embodylab", **metadata)
+    return root / dataset_id / "data"
+
+
 def record_demos(env: gym.Env, episodes: int, root: str | Path, seed: int = 0) -> Path:
     """Plays `episodes` expert episodes of `env` (seeds `seed`, `seed + 1`, ...) and writes them as the
     Minari dataset `embodylab/<Task>/expert-v0` under `root`. Returns the dataset's data directory, the
     path `load_demo_episodes` and `--demo-dataset` take. Failed episodes are kept: an expert's near-misses
     are still good actions, and HER relabels them to successes."""
-    import minari
     from minari.data_collector import EpisodeBuffer
 
     if episodes < 1:
@@ -88,20 +101,15 @@ def record_demos(env: gym.Env, episodes: int, root: str | Path, seed: int = 0) -
         )
     task = type(env.unwrapped).__name__.removesuffix("Env")
     dataset_id = f"embodylab/{task}/{DATASET_NAME}"
-    root = Path(root).resolve()
-    with _minari_root(root), warnings.catch_warnings():
-        # Minari asks for a code link and an e-mail address for published datasets; these are local.
-        warnings.filterwarnings("ignore", message=".*(code_permalink|author_email).*")
-        minari.create_dataset_from_buffers(
-            dataset_id,
-            buffers,
-            env=env,
-            eval_env=env.spec,
-            author="embodylab",
-            algorithm_name="embodylab scripted expert",
-            description=f"{episodes} episodes of the scripted expert (embodylab.skills.experts)",
-        )
-    return root / dataset_id / "data"
+    return write_local_dataset(
+        root,
+        dataset_id,
+        buffers,
+        env=env,
+        eval_env=env.spec,
+        algorithm_name="embodylab scripted expert",
+        description=f"{episodes} episodes of the scripted expert (embodylab.skills.experts)",
+    )
 
 
 def load_demo_episodes(

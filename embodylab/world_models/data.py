@@ -13,7 +13,6 @@ and the mask make them one tensor.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,10 +128,10 @@ def collect(
 
     `n_objects` (for tasks with an object-count knob, e.g. LabClutter) cycles the scene's object count over
     the episodes; `noise` is the action-noise std of `noisy-expert` (actions lie in [-1, 1])."""
-    import minari
     from minari.data_collector import EpisodeBuffer
 
     from embodylab.envs.registry import entry, make
+    from embodylab.policies.demos import write_local_dataset
 
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1; got {episodes}")
@@ -190,26 +189,18 @@ def collect(
         env.close()
     task = full_id.split("/")[-1].rsplit("-v", 1)[0]
     dataset_id = f"embodylab/{task}/{name or policy}-v0"
-    root = Path(out).resolve()
-    from embodylab.policies.demos import _minari_root
-
-    with _minari_root(root), warnings.catch_warnings():
-        # Minari asks for a code link, an e-mail address and an env spec; these datasets are local and mix
-        # object counts, so no one env spec describes them (the description names the env id).
-        warnings.filterwarnings("ignore", message=".*(code_permalink|author_email|eval_env|env_spec).*")
-        minari.create_dataset_from_buffers(
-            dataset_id,
-            buffers,
-            action_space=action_space,
-            observation_space=observation_space(goal_dim),
-            author="embodylab",
-            algorithm_name=f"embodylab {policy}",
-            description=(
-                f"{episodes} {policy} episodes of {full_id} (object counts {counts}, noise {noise}): "
-                "object-centric world-model data (embodylab.world_models.data)"
-            ),
-        )
-    return root / dataset_id / "data"
+    return write_local_dataset(
+        out,
+        dataset_id,
+        buffers,
+        action_space=action_space,
+        observation_space=observation_space(goal_dim),
+        algorithm_name=f"embodylab {policy}",
+        description=(
+            f"{episodes} {policy} episodes of {full_id} (object counts {counts}, noise {noise}): "
+            "object-centric world-model data (embodylab.world_models.data)"
+        ),
+    )
 
 
 @dataclass
