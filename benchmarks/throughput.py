@@ -77,37 +77,45 @@ def _random_actions(space: gym.spaces.Box, count: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).uniform(space.low, space.high, size=(count, *space.shape))
 
 
-def time_env(env_id: str, steps: int, seed: int) -> dict:
-    """Env steps/s, the raw-physics limit on the same trajectories, and their ratio."""
+def time_env(env_id: str, steps: int, seed: int, segment: int = 50) -> dict:
+    """Env steps/s, the raw-physics limit on the same trajectories, and their ratio.
+
+    Paired measurement: every `segment` env steps (or at an episode's end), a second `MjData` copied from the
+    env's state at the segment's start replays the controls the env produced with raw `mj_step`, so the
+    physics does exactly the same work; env and raw alternate every few milliseconds and drifts of a shared
+    machine hit both alike."""
     env = gym.make(env_id)
     task = env.unwrapped
-    actions = _random_actions(env.action_space, steps, seed)
-    controls = np.empty((steps, task.model.nu))
-    reset_after = np.zeros(steps, dtype=bool)
-    env.reset(seed=seed)
-    elapsed = 0.0
-    for i in range(steps):
-        start = time.perf_counter()
-        _, _, terminated, truncated, _ = env.step(actions[i])
-        elapsed += time.perf_counter() - start
-        controls[i] = task.data.ctrl
-        if terminated or truncated:
-            reset_after[i] = True
-            env.reset()
-    env_rate = steps / elapsed
-
     model, data = task.model, task.data
+    raw = mujoco.MjData(model)
+    actions = _random_actions(env.action_space, steps, seed)
+    controls = np.empty((segment, model.nu))
+    clock = time.perf_counter
     env.reset(seed=seed)
-    elapsed = 0.0
-    for i in range(steps):
-        start = time.perf_counter()
-        data.ctrl[:] = controls[i]
-        mujoco.mj_step(model, data, nstep=task.frame_skip)
-        elapsed += time.perf_counter() - start
-        if reset_after[i]:
+    env_time = raw_time = replay_error = 0.0
+    done = 0
+    while done < steps:
+        mujoco.mj_copyData(raw, model, data)  # the segment's start state, solver warm start included
+        count, ended = 0, False
+        while count < segment and done + count < steps and not ended:
+            start = clock()
+            _, _, terminated, truncated, _ = env.step(actions[done + count])
+            env_time += clock() - start
+            controls[count] = data.ctrl
+            count += 1
+            ended = terminated or truncated
+        for k in range(count):
+            start = clock()
+            raw.ctrl[:] = controls[k]
+            mujoco.mj_step(model, raw, nstep=task.frame_skip)
+            raw_time += clock() - start
+        # The replay must have done the env's physics exactly (it is deterministic): checked, not assumed.
+        replay_error = max(replay_error, float(np.abs(raw.qpos - data.qpos).max()))
+        done += count
+        if ended:
             env.reset()
-    limit = steps / elapsed
     env.close()
+    env_rate, limit = steps / env_time, steps / raw_time
     return {
         "env_steps_per_s": env_rate,
         "raw_limit_env_steps_per_s": limit,
@@ -115,6 +123,7 @@ def time_env(env_id: str, steps: int, seed: int) -> dict:
         "ratio_to_limit": env_rate / limit,
         "substeps": task.frame_skip,
         "timestep": model.opt.timestep,
+        "replay_max_qpos_error": replay_error,
     }
 
 
@@ -219,29 +228,40 @@ def time_team(n_agents: int, steps: int, resets: int, seed: int) -> dict:
 VECTOR_MODES = ("threads", "processes")
 
 
-def time_vector(env_id: str, num_envs: int, steps: int, seed: int) -> dict:
-    """Env steps/s of make_vec per mode against one env stepped alone, the same actions in every env."""
+def time_vector(env_id: str, num_envs: int, steps: int, seed: int, rounds: int = 5) -> dict:
+    """Env steps/s of make_vec per mode against one env stepped alone, the same actions in every env.
+
+    The single env and each mode take turns in `rounds` rounds of `steps / rounds` steps, so drifts of a
+    shared machine hit all of them alike; rates are totals over the rounds."""
     actions = _random_actions(gym.make(env_id).action_space, steps, seed)
+    batched = np.repeat(actions[:, None], num_envs, axis=1)
     single = gym.make(env_id)
     single.reset(seed=seed)
-    start = time.perf_counter()
-    for i in range(steps):
-        _, _, terminated, truncated, _ = single.step(actions[i])
-        if terminated or truncated:
-            single.reset()
-    single_rate = steps / (time.perf_counter() - start)
-    single.close()
-
-    result: dict = {"single_env_steps_per_s": single_rate}
-    batched = np.repeat(actions[:, None], num_envs, axis=1)
-    for mode in VECTOR_MODES:
-        vec = embodylab.make_vec(env_id, num_envs, mode=mode)
+    vecs = {mode: embodylab.make_vec(env_id, num_envs, mode=mode) for mode in VECTOR_MODES}
+    for vec in vecs.values():
         vec.reset(seed=seed)
+    elapsed = dict.fromkeys(["single", *VECTOR_MODES], 0.0)
+    bounds = np.linspace(0, steps, rounds + 1).round().astype(int)
+    for first, last in zip(bounds[:-1], bounds[1:], strict=True):
         start = time.perf_counter()
-        for i in range(steps):
-            vec.step(batched[i])
-        rate = num_envs * steps / (time.perf_counter() - start)
+        for i in range(first, last):
+            _, _, terminated, truncated, _ = single.step(actions[i])
+            if terminated or truncated:
+                single.reset()
+        elapsed["single"] += time.perf_counter() - start
+        for mode, vec in vecs.items():
+            start = time.perf_counter()
+            for i in range(first, last):
+                vec.step(batched[i])
+            elapsed[mode] += time.perf_counter() - start
+    single.close()
+    for vec in vecs.values():
         vec.close()
+
+    single_rate = steps / elapsed["single"]
+    result: dict = {"single_env_steps_per_s": single_rate}
+    for mode in VECTOR_MODES:
+        rate = num_envs * steps / elapsed[mode]
         result[mode] = {"vec_env_steps_per_s": rate, "speedup": rate / single_rate}
     result["raw_two_thread_scaling"] = raw_thread_scaling(env_id, num_envs, seed)
     return result

@@ -63,16 +63,49 @@ def test_vector_env_reports_success_per_env_and_autoresets(mode):
 
 
 @pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_non_finite_actions_are_refused_before_any_env_moves(mode):
+    zeros = np.zeros((4, 4))
+    reference = embodylab.make_vec("embodylab/LabReach-v0", 4, mode="sync")
+    reference.reset(seed=0)
+    expected = reference.step(zeros)[0]
+    reference.close()
+
+    vec = embodylab.make_vec("embodylab/LabReach-v0", 4, mode=mode, num_workers=2)
+    vec.reset(seed=0)
+    bad = zeros.copy()
+    bad[3, 0] = np.nan
+    with pytest.raises(ValueError, match=r"non-finite entries at \(env, entry\) \[\(3, 0\)\]"):
+        vec.step(bad)
+    np.testing.assert_array_equal(vec.step(zeros)[0], expected)  # nothing moved; still serving
+    vec.close()
+
+
+@pytest.mark.parametrize("mode", ["threads", "processes"])
 def test_vector_env_errors_propagate_from_workers(mode):
     vec = embodylab.make_vec("embodylab/LabReach-v0", 4, mode=mode, num_workers=2)
     vec.reset(seed=0)
-    actions = np.zeros((4, 4))
-    actions[3, 0] = np.nan
-    with pytest.raises(ValueError, match="non-finite"):
-        vec.step(actions)
-    actions[3, 0] = 0.0
-    assert vec.step(actions)[0].shape == (4, vec.single_observation_space.shape[0])  # still serving
+    with pytest.raises(ValueError, match="unknown reset option"):
+        vec.reset(seed=0, options={"no_such_option": 1})
+    assert vec.step(np.zeros((4, 4)))[0].shape == (4, vec.single_observation_space.shape[0])  # still serving
     vec.close()
+
+
+@pytest.mark.parametrize("num_workers", [1, 3])
+def test_process_vector_env_with_dict_observations_matches_threads(num_workers):
+    kwargs = {"goal_conditioned": True, "reward_type": "sparse"}
+    actions = np.random.default_rng(1).uniform(-1, 1, size=(60, 5, 4))
+    results = {}
+    for mode, workers in (("threads", 2), ("processes", num_workers)):
+        vec = embodylab.make_vec("embodylab/LabPush-v0", 5, mode=mode, num_workers=workers, **kwargs)
+        obs, _ = vec.reset(seed=7)
+        trace = [obs["observation"]]
+        for batch in actions:
+            obs, reward, _, truncated, info = vec.step(batch)
+            trace += [obs["observation"], obs["desired_goal"], reward[:, None], info["is_success"][:, None]]
+        vec.close()
+        results[mode] = trace
+    for got, want in zip(results["processes"], results["threads"], strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_process_vector_env_partial_reset_resets_only_masked_envs():

@@ -71,6 +71,8 @@ class PandaArm:
         self.joint_lower = model.jnt_range[[j.id for j in joints], 0].copy()
         self.joint_upper = model.jnt_range[[j.id for j in joints], 1].copy()
         self.home_qpos = np.asarray(home_qpos, dtype=float)
+        self._scaled_home_gain = self.config.posture_gain
+        self._scaled_home = self._scaled_home_gain * self.home_qpos
         self.target_quat = np.array([1.0, 0.0, 0.0, 0.0])
         """Orientation (w, x, y, z) the hand holds in ee_delta_pos mode: the one it had at reset."""
         # One [6, nv] Jacobian whose halves mj_jacSite fills: the arm's columns come out in one copy.
@@ -169,9 +171,14 @@ class PandaArm:
         # Rotation from the hand's current orientation to the target, in the hand frame, then world.
         mujoco.mju_subQuat(self._rotation_error, self.target_quat, self._hand_quat)
         mujoco.mju_rotVecQuat(self._error_rot, self._rotation_error, self._hand_quat)
-        mujoco.mju_scl(self._error_rot, self._error_rot, cfg.orientation_gain)
-        mujoco.mju_sub(posture, self.home_qpos, q)
-        mujoco.mju_scl(posture, posture, cfg.posture_gain)
+        if cfg.orientation_gain != 1.0:
+            mujoco.mju_scl(self._error_rot, self._error_rot, cfg.orientation_gain)
+        # dq0 = g (home - q) and q + dq0 = (1 - g) q + g home, each in one call from g·home (cached).
+        gain = cfg.posture_gain
+        if gain != self._scaled_home_gain:  # the config is a mutable dataclass
+            self._scaled_home, self._scaled_home_gain = gain * self.home_qpos, gain
+        scaled_home = self._scaled_home
+        mujoco.mju_addScl(posture, scaled_home, q, -gain)
         mujoco.mju_mulMatVec(self._jac_posture, jac, posture)
         mujoco.mju_subFrom(err, self._jac_posture)
         mujoco.mju_mulMatMatT(self._gram, jac, jac)
@@ -180,7 +187,7 @@ class PandaArm:
         mujoco.mju_cholSolve(self._solution, self._gram, err)
         target = self._target
         mujoco.mju_mulMatTVec(target, jac, self._solution)
-        mujoco.mju_addTo(target, q)
+        mujoco.mju_addScl(posture, scaled_home, q, 1.0 - gain)
         mujoco.mju_addTo(target, posture)
         np.minimum(np.maximum(target, self.joint_lower, out=target), self.joint_upper, out=self._arm_ctrl)
 

@@ -297,7 +297,15 @@ class MujocoScene:
         # A slice reads MjData through views; objects and fixture links are built consecutively.
         self._object_body_slice = slice(int(ids[0]), int(ids[-1]) + 1) if len(ids) and consecutive else ids
         self._velocity = np.zeros(6)
+        self._feature_sources = self._object_feature_views() if len(ids) and consecutive else None
         mujoco.mj_forward(m, self.data)
+
+    def _object_feature_views(self) -> tuple[np.ndarray, ...]:
+        """Views of MjData that hold the object features (their memory never moves): made once, because
+        slicing MjData costs more per step than copying out of it."""
+        d, bodies, n_free = self.data, self._object_body_slice, self.n_free_objects
+        linear = d.qvel[self._free_qvel_slice].reshape(n_free, 6)[:, 0:3]
+        return d.xpos[bodies], d.xquat[bodies], linear, d.cvel[bodies][:n_free, 0:3]
 
     # ---- state read-out -------------------------------------------------------------------------
     def object_states(self) -> ObjectStates:
@@ -311,17 +319,22 @@ class MujocoScene:
         """Write the float32 [n_objects, 16] object features into `f` (any writable view) and return it."""
         d = self.data
         ids = self.object_body_ids
-        f[:, 13:16] = self._half_extents
-        bodies = self._object_body_slice
-        f[:, 0:3] = d.xpos[bodies]
-        f[:, 3:7] = d.xquat[bodies]
         n_free = self.n_free_objects
+        f[:, 13:16] = self._half_extents
+        if self._feature_sources is not None:
+            xpos, xquat, linear, angular = self._feature_sources
+        else:
+            bodies = self._object_body_slice
+            xpos, xquat = d.xpos[bodies], d.xquat[bodies]
+            # A free joint's qvel starts with the linear velocity of the body origin (world frame); cvel's
+            # angular half is the body's angular velocity in world orientation.
+            linear = d.qvel[self._free_qvel_slice].reshape(n_free, 6)[:, 0:3]
+            angular = d.cvel[bodies][:n_free, 0:3]
+        f[:, 0:3] = xpos
+        f[:, 3:7] = xquat
         if n_free:
-            # A free joint's qvel starts with the linear velocity of the body origin (world frame); the
-            # free objects' bodies and dofs are consecutive, so these are views.
-            f[:n_free, 7:10] = d.qvel[self._free_qvel_slice].reshape(n_free, 6)[:, 0:3]
-            # cvel's angular half is the body's angular velocity in world orientation.
-            f[:n_free, 10:13] = d.cvel[bodies][:n_free, 0:3]
+            f[:n_free, 7:10] = linear
+            f[:n_free, 10:13] = angular
         # Articulated links: [angular, linear] at the body origin in world orientation (flg_local=0).
         for row in range(n_free, len(ids)):
             mujoco.mj_objectVelocity(

@@ -20,6 +20,7 @@ raise `ValueError`. If the physics diverges, the episode ends with `truncated=Tr
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from typing import Any
@@ -102,6 +103,7 @@ class EmbodiedEnv(gym.Env):
         self.model, self.data = self.sim.model, self.sim.data
         self.frame_skip = round(1.0 / (CONTROL_HZ * self.model.opt.timestep))
         self._step_duration = self.frame_skip * self.model.opt.timestep
+        self._min_step_advance = self._step_duration - 0.5 * self.model.opt.timestep
         mount = self.sim.spec_description.robot
         self.arm = PandaArm(self.model, self.data, self.sim.robot_names, mount.home_qpos)
         self.goal = np.zeros(0)
@@ -190,14 +192,15 @@ class EmbodiedEnv(gym.Env):
 
         # MuJoCo resets the state (time included) and counts a warning when qpos/qvel/qacc go bad. The
         # clock tells in one compare, except for a reset during an episode's very first substep.
-        if self.data.time < start_time + self._step_duration - 0.5 * self.model.opt.timestep or (
+        if self.data.time < start_time + self._min_step_advance or (
             start_time == 0.0 and self.data.warning.number[_DIVERGENCE_SLICE].any()
         ):
             info = {"is_success": False, "physics_error": self._physics_error()}
             mujoco.mj_resetData(self.model, self.data)
             self.arm.reset()
             mujoco.mj_forward(self.model, self.data)
-            return self._last_obs, 0.0, False, True, info
+            # A copy: observations are never shared between calls (users keep them).
+            return copy.deepcopy(self._last_obs), 0.0, False, True, info
 
         info = self._info(self._achieved_goal())
         # The goal reward of compute_reward, from the values info already holds.

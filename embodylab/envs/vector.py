@@ -22,6 +22,8 @@ import functools
 import itertools
 import multiprocessing
 import os
+import pickle
+import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from copy import deepcopy
@@ -29,6 +31,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 from gymnasium.vector.utils import batch_space, concatenate, iterate
 
@@ -37,11 +40,24 @@ from embodylab.envs.registry import entry
 VECTOR_MODES = ("threads", "processes", "sync", "async")
 
 
+def _finite_actions(actions) -> np.ndarray:
+    """`actions` as an array; non-finite entries raise ValueError naming (env, entry) before any env moves."""
+    actions = np.asarray(actions)
+    if actions.dtype.kind in "fc" and not np.isfinite(actions).all():
+        bad = [tuple(map(int, index)) for index in np.argwhere(~np.isfinite(actions))[:8]]
+        raise ValueError(
+            f"actions hold non-finite entries at (env, entry) {bad}; every entry must be finite (no env was "
+            "stepped)"
+        )
+    return actions
+
+
 class ThreadedVectorEnv(SyncVectorEnv):
     """`SyncVectorEnv` whose `step` runs the envs on `num_threads` native threads, the caller's included.
 
     Threads take the next unstepped env from a shared counter, so a slow env (a contact-rich step, an
-    auto-reset) does not hold the others back. Results, info merging and auto-reset are exactly
+    auto-reset) does not hold the others back; each writes its env's observation straight into the batch.
+    Non-finite actions are refused before any env moves. Results, info merging and auto-reset are exactly
     `SyncVectorEnv`'s; only the wall-clock order in which envs advance differs, and envs share no state,
     so trajectories are identical."""
 
@@ -55,6 +71,22 @@ class ThreadedVectorEnv(SyncVectorEnv):
         )
         self._env_infos: list[dict] = [{} for _ in range(self.num_envs)]
         self._final: list[tuple | None] = [None] * self.num_envs
+        # Each env writes its observation straight into its row of the batch as soon as it has one: the
+        # batch is never assembled afterwards.
+        space = self.single_observation_space
+        if isinstance(space, spaces.Box):
+            self._write_obs = self._write_array_obs
+        elif isinstance(space, spaces.Dict) and all(isinstance(s, spaces.Box) for s in space.values()):
+            self._write_obs = self._write_dict_obs
+        else:
+            self._write_obs = None
+
+    def _write_array_obs(self, i: int, obs: np.ndarray) -> None:
+        self._observations[i] = obs
+
+    def _write_dict_obs(self, i: int, obs: dict) -> None:
+        for key, batch in self._observations.items():
+            batch[i] = obs[key]
 
     def _step_env(self, i: int, action) -> None:
         env = self.envs[i]
@@ -62,24 +94,55 @@ class ThreadedVectorEnv(SyncVectorEnv):
         if self.autoreset_mode == AutoresetMode.NEXT_STEP and self._autoreset_envs[i]:
             self._env_obs[i], self._env_infos[i] = env.reset()
             self._rewards[i], self._terminations[i], self._truncations[i] = 0.0, False, False
-            return
-        if self.autoreset_mode == AutoresetMode.DISABLED:
-            assert not self._autoreset_envs[i], f"{self._autoreset_envs=}"
-        obs, reward, terminated, truncated, info = env.step(action)
-        self._env_obs[i], self._rewards[i] = obs, reward
-        self._terminations[i], self._truncations[i] = terminated, truncated
-        self._env_infos[i] = info
-        if self.autoreset_mode == AutoresetMode.SAME_STEP and (terminated or truncated):
-            self._final[i] = (obs, info)
-            self._env_obs[i], self._env_infos[i] = env.reset()
+        else:
+            if self.autoreset_mode == AutoresetMode.DISABLED:
+                assert not self._autoreset_envs[i], f"{self._autoreset_envs=}"
+            obs, reward, terminated, truncated, info = env.step(action)
+            self._env_obs[i], self._rewards[i] = obs, reward
+            self._terminations[i], self._truncations[i] = terminated, truncated
+            self._env_infos[i] = info
+            if self.autoreset_mode == AutoresetMode.SAME_STEP and (terminated or truncated):
+                self._final[i] = (obs, info)
+                self._env_obs[i], self._env_infos[i] = env.reset()
+        if self._write_obs is not None:
+            self._write_obs(i, self._env_obs[i])
 
-    def _drain(self, counter: itertools.count, actions: list) -> None:
+    def _drain(self, counter: itertools.count, actions) -> None:
         # next() on a shared itertools.count is atomic under the GIL: each env is stepped exactly once.
         while (i := next(counter)) < self.num_envs:
             self._step_env(i, actions[i])
 
+    def _merged_infos(self) -> dict:
+        """The vector info dict, exactly as `SyncVectorEnv` builds it with `_add_info`; when every env
+        reports the same keys with plain scalars (the usual step), one array per key instead of one
+        `_add_info` call per env."""
+        infos = self._env_infos
+        keys = tuple(infos[0])
+        plain = all(f is None for f in self._final) and all(tuple(info) == keys for info in infos)
+        if plain:
+            merged: dict = {}
+            for key in keys:
+                kind = type(infos[0][key])
+                if kind not in (bool, int, float) or any(type(info[key]) is not kind for info in infos):
+                    plain = False
+                    break
+                merged[key] = np.array([info[key] for info in infos], dtype=kind)
+                merged[f"_{key}"] = np.ones(self.num_envs, dtype=np.bool_)
+            if plain:
+                return merged
+        merged = {}
+        for i in range(self.num_envs):
+            if self._final[i] is not None:
+                final_obs, final_info = self._final[i]
+                merged = self._add_info(merged, {"final_obs": final_obs, "final_info": final_info}, i)
+            merged = self._add_info(merged, infos[i], i)
+        return merged
+
     def step(self, actions):
-        actions = list(iterate(self.action_space, actions))
+        if isinstance(self.action_space, spaces.Box):
+            actions = _finite_actions(actions)
+        else:
+            actions = list(iterate(self.action_space, actions))
         counter = itertools.count()
         futures = (
             [self._pool.submit(self._drain, counter, actions) for _ in range(self.num_threads - 1)]
@@ -90,16 +153,12 @@ class ThreadedVectorEnv(SyncVectorEnv):
         for future in futures:
             future.result()  # re-raises an env's exception here, in the caller's thread
 
-        infos: dict = {}
-        for i in range(self.num_envs):
-            if self._final[i] is not None:
-                final_obs, final_info = self._final[i]
-                infos = self._add_info(infos, {"final_obs": final_obs, "final_info": final_info}, i)
-            infos = self._add_info(infos, self._env_infos[i], i)
-        self._observations = concatenate(self.single_observation_space, self._env_obs, self._observations)
+        infos = self._merged_infos()
+        if self._write_obs is None:
+            self._observations = concatenate(self.single_observation_space, self._env_obs, self._observations)
         self._autoreset_envs = np.logical_or(self._terminations, self._truncations)
         return (
-            deepcopy(self._observations) if self.copy else self._observations,
+            _copy_batch(self._observations) if self.copy else self._observations,
             np.copy(self._rewards),
             np.copy(self._terminations),
             np.copy(self._truncations),
@@ -112,23 +171,112 @@ class ThreadedVectorEnv(SyncVectorEnv):
         super().close_extras(**kwargs)
 
 
-def _chunk_worker(remote, parent_remote, env_fns, autoreset_mode: str) -> None:
-    """Serve one chunk of envs as a `SyncVectorEnv`: ("reset", kwargs) / ("step", actions) / ("close", None)."""
+def _copy_batch(observations):
+    """A copy of a batch of observations (arrays, or dicts of them); `deepcopy` costs several times more."""
+    if isinstance(observations, dict):
+        return {key: _copy_batch(value) for key, value in observations.items()}
+    if isinstance(observations, np.ndarray):
+        return observations.copy()
+    return deepcopy(observations)
+
+
+def _shared_layout(observation_space, action_space, num_envs: int) -> dict | None:
+    """Name -> (dtype, shape) of the step results that workers write into shared memory: actions,
+    observations (a Box, or a Dict of Boxes), rewards, terminations, truncations. None for other spaces."""
+    if not isinstance(action_space, spaces.Box):
+        return None
+    layout = {
+        # float64 whatever the space says: the envs then see exactly the values the caller passed.
+        "actions": (np.dtype(np.float64), (num_envs, *action_space.shape)),
+        "rewards": (np.dtype(np.float64), (num_envs,)),
+        "terminations": (np.dtype(np.bool_), (num_envs,)),
+        "truncations": (np.dtype(np.bool_), (num_envs,)),
+    }
+    if isinstance(observation_space, spaces.Box):
+        layout["obs"] = (observation_space.dtype, (num_envs, *observation_space.shape))
+    elif isinstance(observation_space, spaces.Dict) and all(
+        isinstance(space, spaces.Box) for space in observation_space.values()
+    ):
+        for key, space in observation_space.items():
+            layout[f"obs.{key}"] = (space.dtype, (num_envs, *space.shape))
+    else:
+        return None
+    return layout
+
+
+def _shared_arrays(buffers: dict, layout: dict) -> dict[str, np.ndarray]:
+    return {
+        name: np.frombuffer(buffers[name], dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+        for name, (dtype, shape) in layout.items()
+    }
+
+
+_SPIN_SECONDS = 0.002
+"""How long a waiting side polls its pipe before it blocks. A process blocked in a syscall leaves its core
+idle, and waking an idle core costs more than a step's worth of work on a virtual machine."""
+
+
+_STEP_SHARED = b"S"
+"""The one-byte message that asks a worker to step on the actions in shared memory (other messages are
+pickled tuples, which never equal it)."""
+
+
+def _wait_readable(remote, spin_seconds: float = _SPIN_SECONDS) -> None:
+    """Return once `remote` has a message: poll without sleeping for `spin_seconds`, then block."""
+    deadline = time.perf_counter() + spin_seconds
+    while not remote.poll(0):
+        if time.perf_counter() > deadline:
+            remote.poll(None)
+            return
+
+
+def _step_into_shared(envs, shared: dict, chunk: slice) -> dict:
+    """Step `envs` on their actions in shared memory, write the results there and return the infos."""
+    obs, rewards, terminations, truncations, infos = envs.step(shared["actions"][chunk])
+    if isinstance(obs, dict):
+        for key, value in obs.items():
+            shared[f"obs.{key}"][chunk] = value
+    else:
+        shared["obs"][chunk] = obs
+    shared["rewards"][chunk] = rewards
+    shared["terminations"][chunk] = terminations
+    shared["truncations"][chunk] = truncations
+    return infos
+
+
+def _chunk_worker(remote, parent_remote, env_fns, autoreset_mode: str, chunk: slice, buffers, layout) -> None:
+    """Serve one chunk of envs: ("reset", kwargs) / ("step", actions) / ("step_shared", None) / ("close", None).
+
+    "step_shared" reads the chunk's actions from shared memory and writes its observations, rewards and
+    flags there, so only the info dict crosses the pipe."""
     parent_remote.close()
-    envs = SyncVectorEnv(env_fns, copy=False, autoreset_mode=autoreset_mode)
+    envs = ThreadedVectorEnv(env_fns, num_threads=1, copy=False, autoreset_mode=autoreset_mode)
+    shared = _shared_arrays(buffers, layout) if layout is not None else None
     try:
         while True:
-            command, payload = remote.recv()
+            _wait_readable(remote)
+            message = remote.recv_bytes()
+            command, payload = ("step_shared", None) if message == _STEP_SHARED else pickle.loads(message)
             if command == "close":
                 break
             try:
-                result = envs.step(payload) if command == "step" else envs.reset(**payload)
-                remote.send(("ok", result))
+                if command == "step_shared":
+                    remote.send(("ok", _step_into_shared(envs, shared, chunk)))
+                else:
+                    result = envs.step(payload) if command == "step" else envs.reset(**payload)
+                    remote.send(("ok", result))
             except Exception as exc:  # the env is unchanged after a rejected action: keep serving
                 remote.send(("error", (exc, traceback.format_exc())))
     finally:
         envs.close()
         remote.close()
+
+
+def _obs_rows(observations, rows: slice):
+    """A copy of rows of a batch of observations (an array, or a dict of arrays)."""
+    if isinstance(observations, dict):
+        return {key: value[rows].copy() for key, value in observations.items()}
+    return observations[rows].copy()
 
 
 def _concatenate_chunks(parts: list):
@@ -141,6 +289,11 @@ def _concatenate_chunks(parts: list):
 def _merge_chunk_infos(parts: list[dict], sizes: list[int]) -> dict:
     """One vector info dict from per-chunk vector info dicts, with the layout `VectorEnv._add_info` gives:
     `info[key]` holds one entry per env and `info["_" + key]` marks the envs that reported `key`."""
+    keys = list(parts[0])
+    if all(list(part) == keys for part in parts) and all(
+        isinstance(value, np.ndarray) and value.dtype != object for part in parts for value in part.values()
+    ):  # the usual step: every chunk reports the same keys as arrays
+        return {key: np.concatenate([part[key] for part in parts]) for key in keys}
     total, merged = sum(sizes), {}
     keys = dict.fromkeys(key for part in parts for key in part if not key.startswith("_"))
     offsets = np.cumsum([0, *sizes])
@@ -166,13 +319,20 @@ def _merge_chunk_infos(parts: list[dict], sizes: list[int]) -> dict:
 
 
 class ProcessVectorEnv(VectorEnv):
-    """`num_envs` envs in `num_workers` processes, each stepping a contiguous chunk as a `SyncVectorEnv`.
+    """`num_envs` envs split into `num_workers` contiguous chunks: the calling process steps the first chunk
+    itself and one worker process steps each of the others, all at once.
+
+    Python (control, observations, rewards) runs in parallel too, not only the physics. Actions and step
+    results of Box (or Dict-of-Box) spaces travel through shared memory, so a step costs one short message
+    per worker; while a step is due, both sides poll their pipe for a moment instead of sleeping, because
+    waking an idle core costs more than the message itself on a virtual machine.
 
     Env i gets seed `seed + i` and the same auto-reset semantics as in `SyncVectorEnv`, so trajectories
     equal `num_envs` separately seeded envs. Workers start as fresh interpreters (`forkserver`, else
     `spawn`; `context` overrides), so a script that makes one needs the `if __name__ == "__main__":` guard,
-    as with Gymnasium's `AsyncVectorEnv` under spawn. Errors raised in a worker (a NaN action, say) are re-raised
-    here with the worker's traceback attached; the worker keeps serving."""
+    as with Gymnasium's `AsyncVectorEnv` under spawn. Non-finite actions are refused before any env moves;
+    other errors raised in a worker are re-raised here with the worker's traceback attached, and the worker
+    keeps serving."""
 
     def __init__(
         self,
@@ -188,11 +348,14 @@ class ProcessVectorEnv(VectorEnv):
         self._sizes = [c.stop - c.start for c in self._chunks]
         self.autoreset_mode = AutoresetMode(autoreset_mode)
 
-        probe = env_fns[0]()
-        self.single_observation_space, self.single_action_space = probe.observation_space, probe.action_space
-        self.metadata = {**probe.metadata, "autoreset_mode": self.autoreset_mode}
-        self.spec, self.render_mode = probe.spec, probe.render_mode
-        probe.close()
+        # The first chunk lives here: this process would otherwise sit idle while the workers step.
+        self._local = ThreadedVectorEnv(
+            env_fns[self._chunks[0]], num_threads=1, copy=False, autoreset_mode=self.autoreset_mode
+        )
+        self.single_observation_space = self._local.single_observation_space
+        self.single_action_space = self._local.single_action_space
+        self.metadata = {**self._local.metadata, "autoreset_mode": self.autoreset_mode}
+        self.spec, self.render_mode = self._local.spec, self._local.render_mode
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
 
@@ -201,12 +364,30 @@ class ProcessVectorEnv(VectorEnv):
         if context is None:
             context = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         ctx = multiprocessing.get_context(context)
+        # Step results travel through shared memory (one copy out per step), not through pickles.
+        layout = _shared_layout(self.single_observation_space, self.single_action_space, self.num_envs)
+        buffers = None
+        self._shared = None
+        if layout is not None:
+            buffers = {
+                name: ctx.RawArray("b", max(1, dtype.itemsize * int(np.prod(shape))))
+                for name, (dtype, shape) in layout.items()
+            }
+            self._shared = _shared_arrays(buffers, layout)
         self._remotes, self._processes = [], []
-        for chunk in self._chunks:
+        for chunk in self._chunks[1:]:
             remote, worker_remote = ctx.Pipe()
             process = ctx.Process(
                 target=_chunk_worker,
-                args=(worker_remote, remote, env_fns[chunk], self.autoreset_mode.value),
+                args=(
+                    worker_remote,
+                    remote,
+                    env_fns[chunk],
+                    self.autoreset_mode.value,
+                    chunk,
+                    buffers,
+                    layout,
+                ),
                 daemon=True,
                 name=f"embodylab-envs-{chunk.start}-{chunk.stop - 1}",
             )
@@ -217,13 +398,25 @@ class ProcessVectorEnv(VectorEnv):
         self._closed_workers = False
         self._chunk_obs: list = [None] * len(self._chunks)
 
-    def _gather(self, remotes: list) -> list:
+    def _gather(self, remotes: list, local_error: BaseException | None = None) -> list:
         results, error = [], None
         for remote in remotes:  # receive from every worker before raising, so no reply is left queued
-            status, payload = remote.recv()
+            try:
+                _wait_readable(remote)
+                status, payload = remote.recv()
+            except (EOFError, ConnectionError) as exc:
+                process = self._processes[self._remotes.index(remote)]
+                process.join(timeout=1)
+                raise RuntimeError(
+                    f"vector worker process {process.name} died (exit code {process.exitcode}). A script "
+                    'that makes a processes-mode vector env needs the `if __name__ == "__main__":` guard; '
+                    "the worker's own error is printed above."
+                ) from exc
             if status == "error":
                 error = error or payload
             results.append(payload)
+        if local_error is not None:
+            raise local_error
         if error is not None:
             exc, worker_traceback = error
             exc.add_note(f"raised in an embodylab vector worker process:\n{worker_traceback}")
@@ -239,27 +432,44 @@ class ProcessVectorEnv(VectorEnv):
                 raise ValueError(f"got {len(seeds)} seeds for {self.num_envs} envs")
         options = dict(options or {})
         reset_mask = options.pop("reset_mask", None)
-        asked = []
-        for c, (chunk, remote) in enumerate(zip(self._chunks, self._remotes, strict=True)):
+        requests = {}
+        for c, chunk in enumerate(self._chunks):
             chunk_options = dict(options)
             if reset_mask is not None:
                 if not np.any(reset_mask[chunk]):
                     continue  # SyncVectorEnv refuses an all-False mask; this chunk keeps its state
                 chunk_options["reset_mask"] = np.asarray(reset_mask[chunk])
-            remote.send(("reset", {"seed": seeds[chunk], "options": chunk_options or None}))
-            asked.append(c)
-        replies = dict(zip(asked, self._gather([self._remotes[c] for c in asked]), strict=True))
+            requests[c] = {"seed": seeds[chunk], "options": chunk_options or None}
+        asked = [c for c in requests if c > 0]
+        for c in asked:
+            self._remotes[c - 1].send(("reset", requests[c]))
+        replies, local_error = {}, None
+        if 0 in requests:
+            try:
+                replies[0] = self._local.reset(**requests[0])
+            except Exception as exc:  # the workers' replies are still collected first
+                local_error = exc
+        replies.update(
+            zip(asked, self._gather([self._remotes[c - 1] for c in asked], local_error), strict=True)
+        )
         for c, (obs, _) in replies.items():
-            self._chunk_obs[c] = obs
+            self._chunk_obs[c] = _copy_batch(obs)
         infos = [replies[c][1] if c in replies else {} for c in range(len(self._chunks))]
         return _concatenate_chunks(self._chunk_obs), _merge_chunk_infos(infos, self._sizes)
 
     def step(self, actions):
-        actions = np.asarray(actions)
-        for chunk, remote in zip(self._chunks, self._remotes, strict=True):
+        actions = _finite_actions(actions)
+        if self._shared is not None:
+            return self._step_shared(actions)
+        for chunk, remote in zip(self._chunks[1:], self._remotes, strict=True):
             remote.send(("step", actions[chunk]))
-        results = self._gather(self._remotes)
-        self._chunk_obs = [r[0] for r in results]
+        local, local_error = None, None
+        try:
+            local = self._local.step(actions[self._chunks[0]])
+        except Exception as exc:
+            local_error = exc
+        results = [local, *self._gather(self._remotes, local_error)]
+        self._chunk_obs = [_copy_batch(r[0]) for r in results]
         observations = _concatenate_chunks(self._chunk_obs)
         rewards, terminations, truncations = (np.concatenate([r[k] for r in results]) for k in (1, 2, 3))
         return (
@@ -268,6 +478,33 @@ class ProcessVectorEnv(VectorEnv):
             terminations,
             truncations,
             _merge_chunk_infos([r[4] for r in results], self._sizes),
+        )
+
+    def _step_shared(self, actions: np.ndarray):
+        shared = self._shared
+        if actions.shape != shared["actions"].shape:
+            raise ValueError(f"actions have shape {actions.shape}; expected {shared['actions'].shape}")
+        np.copyto(shared["actions"], actions, casting="unsafe")
+        for remote in self._remotes:
+            remote.send_bytes(_STEP_SHARED)
+        local_infos, local_error = {}, None
+        try:
+            local_infos = _step_into_shared(self._local, shared, self._chunks[0])
+        except Exception as exc:
+            local_error = exc
+        infos = [local_infos, *self._gather(self._remotes, local_error)]
+        if "obs" in shared:
+            observations = shared["obs"].copy()
+        else:
+            observations = {key: shared[f"obs.{key}"].copy() for key in self.single_observation_space}
+        # A partial reset() returns these rows for the chunks it does not reset.
+        self._chunk_obs = [_obs_rows(observations, chunk) for chunk in self._chunks]
+        return (
+            observations,
+            shared["rewards"].copy(),
+            shared["terminations"].copy(),
+            shared["truncations"].copy(),
+            _merge_chunk_infos(infos, self._sizes),
         )
 
     def close_extras(self, **kwargs: Any) -> None:
@@ -283,6 +520,7 @@ class ProcessVectorEnv(VectorEnv):
                 process.terminate()
         for remote in self._remotes:
             remote.close()
+        self._local.close()
 
 
 def make_vec(
