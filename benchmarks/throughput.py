@@ -63,7 +63,7 @@ class ThroughputConfig:
     team_sizes: tuple[int, ...] = (1, 2, 4, 8)
     """TeamCarry-v0 team sizes to measure (empty: none)"""
     team_steps: int = 1000
-    vec_steps: int = 300
+    vec_steps: int = 1000
     """vector steps timed for make_vec (each steps `vec_envs` envs)"""
     repeats: int = 3
     peers: bool = True

@@ -24,6 +24,7 @@ import multiprocessing
 import os
 import pickle
 import select
+import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -213,20 +214,32 @@ def _shared_arrays(buffers: dict, layout: dict) -> dict[str, np.ndarray]:
 
 
 _SPIN_SECONDS = 0.002
-"""How long a waiting side polls its pipe before it blocks. A process blocked in a syscall leaves its core
+"""How long a waiting side keeps polling before it sleeps. A process asleep in a syscall leaves its core
 idle, and waking an idle core costs more than a step's worth of work on a virtual machine."""
+_WORKER_SLEEP_SECONDS = 0.01
+"""Longest sleep of an idle worker between looks at its doorbell (bounds the cost of a missed wake-up)."""
+
+_DOORBELL = b"S"
+"""The one-byte pipe message that wakes a sleeping worker (other messages are pickled tuples, never this)."""
+_GO, _DONE, _ASLEEP, _INFO_BYTES = range(4)
+"""Slots of a worker's int64 control block in shared memory: steps ordered by the parent, steps done by the
+worker, whether the worker sleeps on its pipe, and the length of its packed infos (-1: on the pipe)."""
+_INFO_CAPACITY = 1 << 16
+"""Bytes of shared memory per worker for its packed step infos; larger infos travel through the pipe."""
+
+_fence_lock = threading.Lock()
 
 
-_STEP_SHARED = b"S"
-"""The one-byte message that asks a worker to step on the actions in shared memory (other messages are
-pickled tuples, which never equal it)."""
+def _memory_fence() -> None:
+    """A full memory barrier on x86 (a lock round trip is an atomic read-modify-write): makes the
+    'I am asleep' / 'step ordered' flags visible before the other side's flag is read."""
+    with _fence_lock:
+        pass
 
 
 class _PipeWaiter:
-    """Waits for a message on one end of a pipe: polls it without sleeping for `_SPIN_SECONDS`, then blocks.
-
-    Polls through one `select.poll` object made once (a connection's own `poll(0)` builds a selector per
-    call and costs ~8x more), where the platform has one."""
+    """Looks at one end of a pipe through one `select.poll` object made once (a connection's own `poll(0)`
+    builds a selector per call and costs ~8x more), where the platform has one."""
 
     def __init__(self, remote):
         self.remote = remote
@@ -235,17 +248,20 @@ class _PipeWaiter:
             self._poller = select.poll()
             self._poller.register(remote.fileno(), select.POLLIN)
 
+    def ready(self) -> bool:
+        return bool(self._poller.poll(0)) if self._poller is not None else self.remote.poll(0)
+
     def wait(self) -> None:
-        ready = (lambda: self._poller.poll(0)) if self._poller is not None else (lambda: self.remote.poll(0))
+        """Return once a message is there: poll without sleeping for `_SPIN_SECONDS`, then block."""
         deadline = time.perf_counter() + _SPIN_SECONDS
-        while not ready():
+        while not self.ready():
             if time.perf_counter() > deadline:
                 self.remote.poll(None)
                 return
 
 
 def _pack_infos(infos: dict):
-    """Infos for the pipe: plain arrays as raw bytes (pickling ndarrays costs ~10x more), else the dict."""
+    """Infos for transport: plain arrays as raw bytes (pickling ndarrays costs ~10x more), else the dict."""
     if all(isinstance(value, np.ndarray) and value.dtype != object for value in infos.values()):
         return tuple((key, value.dtype.str, value.shape, value.tobytes()) for key, value in infos.items())
     return infos
@@ -271,30 +287,67 @@ def _step_into_shared(envs, shared: dict, chunk: slice) -> dict:
     return infos
 
 
-def _chunk_worker(remote, parent_remote, env_fns, autoreset_mode: str, chunk: slice, buffers, layout) -> None:
-    """Serve one chunk of envs: ("reset", kwargs) / ("step", actions) / ("step_shared", None) / ("close", None).
+def _serve_shared_step(remote, envs, shared: dict, chunk: slice, control: np.ndarray, info_out: np.ndarray):
+    """One step ordered through the control block: results and packed infos into shared memory (errors and
+    oversized infos onto the pipe), then DONE, written last."""
+    try:
+        packed = pickle.dumps(_pack_infos(_step_into_shared(envs, shared, chunk)), pickle.HIGHEST_PROTOCOL)
+        if len(packed) <= len(info_out):
+            info_out[: len(packed)] = np.frombuffer(packed, dtype=np.uint8)
+            control[_INFO_BYTES] = len(packed)
+        else:
+            remote.send_bytes(packed)
+            control[_INFO_BYTES] = -1
+    except Exception as exc:  # the env is unchanged after a rejected action: keep serving
+        remote.send(("error", (exc, traceback.format_exc())))
+        control[_INFO_BYTES] = -1
+    control[_DONE] = control[_GO]
 
-    "step_shared" reads the chunk's actions from shared memory and writes its observations, rewards and
-    flags there, so only the info dict crosses the pipe."""
+
+def _chunk_worker(
+    remote,
+    parent_remote,
+    env_fns,
+    autoreset_mode: str,
+    chunk: slice,
+    buffers,
+    layout,
+    control_buffer,
+    info_buffer,
+) -> None:
+    """Serve one chunk of envs. Steps are ordered through shared memory (see `_DOORBELL`'s neighbours); other
+    requests come as pickled ("reset", kwargs) / ("step", actions) / ("close", None) and get pipe replies."""
     parent_remote.close()
     envs = ThreadedVectorEnv(env_fns, num_threads=1, copy=False, autoreset_mode=autoreset_mode)
     shared = _shared_arrays(buffers, layout) if layout is not None else None
+    control = np.frombuffer(control_buffer, dtype=np.int64)
+    info_out = np.frombuffer(info_buffer, dtype=np.uint8)
     waiter = _PipeWaiter(remote)
+    idle_since = time.perf_counter()
     try:
         while True:
-            waiter.wait()
-            message = remote.recv_bytes()
-            command, payload = ("step_shared", None) if message == _STEP_SHARED else pickle.loads(message)
-            if command == "close":
-                break
-            try:
-                if command == "step_shared":
-                    remote.send(("ok", _pack_infos(_step_into_shared(envs, shared, chunk))))
-                else:
+            if control[_GO] != control[_DONE]:
+                _serve_shared_step(remote, envs, shared, chunk, control, info_out)
+                idle_since = time.perf_counter()
+            elif waiter.ready():
+                message = remote.recv_bytes()
+                if message == _DOORBELL:
+                    continue
+                command, payload = pickle.loads(message)
+                if command == "close":
+                    break
+                try:
                     result = envs.step(payload) if command == "step" else envs.reset(**payload)
                     remote.send(("ok", result))
-            except Exception as exc:  # the env is unchanged after a rejected action: keep serving
-                remote.send(("error", (exc, traceback.format_exc())))
+                except Exception as exc:  # the env is unchanged after a rejected action: keep serving
+                    remote.send(("error", (exc, traceback.format_exc())))
+                idle_since = time.perf_counter()
+            elif time.perf_counter() - idle_since > _SPIN_SECONDS:
+                control[_ASLEEP] = 1
+                _memory_fence()
+                if control[_GO] == control[_DONE]:
+                    remote.poll(_WORKER_SLEEP_SECONDS)  # the parent rings when it sees ASLEEP
+                control[_ASLEEP] = 0
     finally:
         envs.close()
         remote.close()
@@ -403,8 +456,13 @@ class ProcessVectorEnv(VectorEnv):
             }
             self._shared = _shared_arrays(buffers, layout)
         self._remotes, self._processes = [], []
+        self._controls, self._info_buffers = [], []
         for chunk in self._chunks[1:]:
             remote, worker_remote = ctx.Pipe()
+            control_buffer = ctx.RawArray("q", 4)
+            info_buffer = ctx.RawArray("B", _INFO_CAPACITY)
+            self._controls.append(np.frombuffer(control_buffer, dtype=np.int64))
+            self._info_buffers.append(np.frombuffer(info_buffer, dtype=np.uint8))
             process = ctx.Process(
                 target=_chunk_worker,
                 args=(
@@ -415,6 +473,8 @@ class ProcessVectorEnv(VectorEnv):
                     chunk,
                     buffers,
                     layout,
+                    control_buffer,
+                    info_buffer,
                 ),
                 daemon=True,
                 name=f"embodylab-envs-{chunk.start}-{chunk.stop - 1}",
@@ -514,14 +574,36 @@ class ProcessVectorEnv(VectorEnv):
         if actions.shape != shared["actions"].shape:
             raise ValueError(f"actions have shape {actions.shape}; expected {shared['actions'].shape}")
         np.copyto(shared["actions"], actions, casting="unsafe")
-        for remote in self._remotes:
-            remote.send_bytes(_STEP_SHARED)
+        for control, remote in zip(self._controls, self._remotes, strict=True):
+            control[_GO] += 1
+            _memory_fence()
+            if control[_ASLEEP]:
+                remote.send_bytes(_DOORBELL)
         local_infos, local_error = {}, None
         try:
             local_infos = _step_into_shared(self._local, shared, self._chunks[0])
         except Exception as exc:
             local_error = exc
-        infos = [local_infos, *map(_unpack_infos, self._gather(self._remotes, local_error))]
+        replies, error = [], None
+        for w, control in enumerate(self._controls):  # every worker's reply first, so none is left queued
+            self._wait_done(w)
+            size = int(control[_INFO_BYTES])
+            if size >= 0:
+                replies.append(pickle.loads(self._info_buffers[w][:size].tobytes()))
+                continue
+            message = self._remotes[w].recv_bytes()
+            reply = pickle.loads(message)
+            if isinstance(reply, tuple) and len(reply) == 2 and reply[0] == "error":
+                error = error or reply[1]
+                reply = {}
+            replies.append(reply)
+        if local_error is not None:
+            raise local_error
+        if error is not None:
+            exc, worker_traceback = error
+            exc.add_note(f"raised in an embodylab vector worker process:\n{worker_traceback}")
+            raise exc
+        infos = [local_infos, *map(_unpack_infos, replies)]
         if "obs" in shared:
             observations = shared["obs"].copy()
         else:
@@ -535,6 +617,23 @@ class ProcessVectorEnv(VectorEnv):
             shared["truncations"].copy(),
             _merge_chunk_infos(infos, self._sizes),
         )
+
+    def _wait_done(self, w: int) -> None:
+        """Wait until worker w has done the step ordered last: spin for `_SPIN_SECONDS`, then nap in short
+        sleeps, checking now and then that the worker is alive."""
+        control = self._controls[w]
+        deadline = time.perf_counter() + _SPIN_SECONDS
+        naps = 0
+        while control[_DONE] != control[_GO]:
+            if time.perf_counter() < deadline:
+                continue
+            time.sleep(0.0001)
+            naps += 1
+            if naps % 100 == 0 and not self._processes[w].is_alive():
+                raise RuntimeError(
+                    f"vector worker process {self._processes[w].name} died (exit code "
+                    f"{self._processes[w].exitcode}) during a step"
+                )
 
     def close_extras(self, **kwargs: Any) -> None:
         if self._closed_workers:
