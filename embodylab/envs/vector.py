@@ -219,6 +219,8 @@ def _shared_arrays(buffers: dict, layout: dict) -> dict[str, np.ndarray]:
 _SPIN_SECONDS = 0.002
 """How long a waiting side keeps polling before it sleeps. A process asleep in a syscall leaves its core
 idle, and waking an idle core costs more than a step's worth of work on a virtual machine."""
+_MIN_SPIN_SECONDS = 0.0001
+"""The shortest spin of an idle worker before it sleeps."""
 _WORKER_SLEEP_SECONDS = 0.01
 """Longest sleep of an idle worker between looks at its doorbell (bounds the cost of a missed wake-up)."""
 
@@ -327,9 +329,19 @@ def _chunk_worker(
     info_out = np.frombuffer(info_buffer, dtype=np.uint8)
     waiter = _PipeWaiter(remote)
     idle_since = time.perf_counter()
+    # Spin about three times the usual pause between steps, at most _SPIN_SECONDS, and hardly at all after a
+    # pause longer than that: a caller that trains between steps (gradient updates) then finds its cores
+    # free instead of shared with a spinning worker.
+    spin_seconds, typical_pause = _SPIN_SECONDS, 0.0
     try:
         while True:
             if control[_GO] != control[_DONE]:
+                pause = time.perf_counter() - idle_since
+                if pause < _SPIN_SECONDS:
+                    typical_pause = max(pause, 0.95 * typical_pause)  # a slowly forgetting maximum
+                    spin_seconds = min(_SPIN_SECONDS, max(_MIN_SPIN_SECONDS, 3.0 * typical_pause))
+                else:  # a pause no spin would have bridged: sleep early next time
+                    spin_seconds = _MIN_SPIN_SECONDS
                 _serve_shared_step(remote, envs, shared, chunk, control, info_out)
                 idle_since = time.perf_counter()
             elif waiter.ready():
@@ -345,7 +357,7 @@ def _chunk_worker(
                 except Exception as exc:  # the env is unchanged after a rejected action: keep serving
                     remote.send(("error", (exc, traceback.format_exc())))
                 idle_since = time.perf_counter()
-            elif time.perf_counter() - idle_since > _SPIN_SECONDS:
+            elif time.perf_counter() - idle_since > spin_seconds:
                 control[_ASLEEP] = 1
                 _memory_fence()
                 if control[_GO] == control[_DONE]:
