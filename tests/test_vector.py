@@ -123,3 +123,23 @@ def test_process_vector_env_partial_reset_resets_only_masked_envs():
 def test_unknown_vector_mode_lists_the_valid_ones():
     with pytest.raises(ValueError, match="threads"):
         embodylab.make_vec("embodylab/LabReach-v0", 2, mode="gpu")
+
+
+def test_process_vector_env_wakes_a_sleeping_worker_and_reports_a_dead_one():
+    import time
+
+    vec = embodylab.make_vec("embodylab/LabReach-v0", 4, mode="processes", num_workers=2)
+    reference = embodylab.make_vec("embodylab/LabReach-v0", 4, mode="sync")
+    for env in (vec, reference):
+        env.reset(seed=5)
+    for _ in range(3):
+        time.sleep(0.05)  # long enough for the worker to stop spinning and sleep on its pipe
+        np.testing.assert_array_equal(
+            vec.step(np.full((4, 4), 0.5))[0], reference.step(np.full((4, 4), 0.5))[0]
+        )
+    reference.close()
+    vec._processes[0].kill()
+    vec._processes[0].join()
+    with pytest.raises(RuntimeError, match="died"):
+        vec.step(np.zeros((4, 4)))
+    vec.close()

@@ -509,13 +509,12 @@ class ProcessVectorEnv(VectorEnv):
                 self._waiters[remote].wait()
                 status, payload = remote.recv()
             except (EOFError, ConnectionError) as exc:
-                process = self._processes[self._remotes.index(remote)]
-                process.join(timeout=1)
-                raise RuntimeError(
-                    f"vector worker process {process.name} died (exit code {process.exitcode}). A script "
-                    'that makes a processes-mode vector env needs the `if __name__ == "__main__":` guard; '
-                    "the worker's own error is printed above."
-                ) from exc
+                error = self._worker_died(self._remotes.index(remote))
+                error.add_note(
+                    'A script that makes a processes-mode vector env needs the `if __name__ == "__main__":` '
+                    "guard; the worker's own error, if any, is printed above."
+                )
+                raise error from exc
             if status == "error":
                 error = error or payload
             results.append(payload)
@@ -593,7 +592,10 @@ class ProcessVectorEnv(VectorEnv):
             control[_GO] += 1
             _memory_fence()
             if control[_ASLEEP]:
-                remote.send_bytes(_DOORBELL)
+                try:
+                    remote.send_bytes(_DOORBELL)
+                except OSError as exc:  # BrokenPipeError: the worker is gone
+                    raise self._worker_died(self._remotes.index(remote)) from exc
         local_infos, local_error = {}, None
         try:
             local_infos = _step_into_shared(self._local, shared, self._chunks[0])
@@ -645,10 +647,15 @@ class ProcessVectorEnv(VectorEnv):
             time.sleep(0.0001)
             naps += 1
             if naps % 100 == 0 and not self._processes[w].is_alive():
-                raise RuntimeError(
-                    f"vector worker process {self._processes[w].name} died (exit code "
-                    f"{self._processes[w].exitcode}) during a step"
-                )
+                raise self._worker_died(w)
+
+    def _worker_died(self, w: int) -> RuntimeError:
+        process = self._processes[w]
+        process.join(timeout=1)
+        return RuntimeError(
+            f"vector worker process {process.name} died (exit code {process.exitcode}); this vector env "
+            "cannot step any more: close it and make a new one"
+        )
 
     def close_extras(self, **kwargs: Any) -> None:
         if self._closed_workers:
