@@ -143,3 +143,23 @@ def test_process_vector_env_wakes_a_sleeping_worker_and_reports_a_dead_one():
     with pytest.raises(RuntimeError, match="died"):
         vec.step(np.zeros((4, 4)))
     vec.close()
+
+
+def test_process_vector_env_without_shared_memory_steps_through_the_pipe(monkeypatch):
+    from embodylab.envs import vector
+
+    monkeypatch.setattr(vector, "_STORES_STAY_ORDERED", False)  # what a non-x86 machine does
+    actions = np.random.default_rng(2).uniform(-1, 1, size=(55, 3, 4))
+    traces = []
+    for mode in ("processes", "sync"):
+        vec = embodylab.make_vec("embodylab/LabReach-v0", 3, mode=mode, num_workers=2)
+        assert mode == "sync" or vec._shared is None
+        observations, rewards = [vec.reset(seed=11)[0]], []
+        for batch in actions:
+            obs, reward, *_ = vec.step(batch)
+            observations.append(obs)
+            rewards.append(reward)
+        vec.close()
+        traces.append((np.array(observations), np.array(rewards)))
+    for got, want in zip(*traces, strict=True):
+        np.testing.assert_array_equal(got, want)

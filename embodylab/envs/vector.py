@@ -26,6 +26,7 @@ import itertools
 import multiprocessing
 import os
 import pickle
+import platform
 import select
 import threading
 import time
@@ -185,10 +186,16 @@ def _copy_batch(observations):
     return deepcopy(observations)
 
 
+_STORES_STAY_ORDERED = platform.machine().lower() in ("x86_64", "amd64", "x86", "i686")
+"""x86 never reorders one core's stores as seen by another, so a counter written after the results
+publishes them; elsewhere steps go through the pipe (its syscalls are full barriers)."""
+
+
 def _shared_layout(observation_space, action_space, num_envs: int) -> dict | None:
     """Name -> (dtype, shape) of the step results that workers write into shared memory: actions,
-    observations (a Box, or a Dict of Boxes), rewards, terminations, truncations. None for other spaces."""
-    if not isinstance(action_space, spaces.Box):
+    observations (a Box, or a Dict of Boxes), rewards, terminations, truncations. None for other spaces
+    and off x86."""
+    if not isinstance(action_space, spaces.Box) or not _STORES_STAY_ORDERED:
         return None
     layout = {
         # float64 whatever the space says: the envs then see exactly the values the caller passed.
@@ -275,7 +282,7 @@ def _pack_infos(infos: dict):
 def _unpack_infos(packed) -> dict:
     if isinstance(packed, dict):
         return packed
-    return {key: np.frombuffer(raw, dtype=dtype).reshape(shape) for key, dtype, shape, raw in packed}
+    return {key: np.frombuffer(raw, dtype=dtype).reshape(shape).copy() for key, dtype, shape, raw in packed}
 
 
 def _step_into_shared(envs, shared: dict, chunk: slice) -> dict:
