@@ -3,6 +3,7 @@ against it; the oracle planner finds the operator sequence a task needs."""
 
 import gymnasium as gym
 import mujoco
+import numpy as np
 import pytest
 
 from embodylab.core.mujoco_backend import MujocoScene
@@ -43,7 +44,24 @@ def env():
 def _settle(u, steps=1):
     mujoco.mj_forward(u.model, u.data)
     u._atoms_time = -1.0
-    return u.predicates()
+    atoms = u.predicates()
+    assert atoms == u.symbolic.atoms_reference()  # the vectorised atoms match the per-object definition
+    return atoms
+
+
+@pytest.mark.parametrize("apartment_seed", [0, 3, 7])
+def test_vectorised_atoms_match_the_per_object_predicates_along_rollouts(apartment_seed):
+    env = gym.make("embodylab/HouseholdTidy-v0", apartment_seed=apartment_seed)
+    env.reset(seed=apartment_seed)
+    u = env.unwrapped
+    rng = np.random.default_rng(apartment_seed)
+    kinds = set()
+    for _ in range(60):
+        env.step(rng.uniform(-1, 1, size=env.action_space.shape))
+        atoms = u.symbolic.atoms()
+        assert atoms == u.symbolic.atoms_reference()
+        kinds |= {a[0] for a in atoms}
+    assert {"on", "in_room", "closed"} <= kinds  # the comparison covered these predicates
 
 
 def _set_object(u, name, pos):

@@ -74,6 +74,35 @@ class SymbolicState:
                     (entity, m.body(entity).id, np.asarray(box.centre), np.asarray(box.half))
                 )
         self._fixture_rooms = [(info.name, info.room) for info in apartment.fixtures]
+        self._vectorised_tables(m)
+
+    def _vectorised_tables(self, m) -> None:
+        """Arrays over objects, tops, containers, rooms and places that `atoms()` evaluates in one pass each
+        (the per-object methods below stay the reference; a test holds them equal)."""
+        specs = self.apartment.scene.objects
+        self._bodies = np.array([self._object_body[name] for name in self.objects])
+        self._halves = np.array([spec.half_extents for spec in specs], dtype=float).reshape(-1, 3)
+        self._is_sphere = np.array([spec.shape == "sphere" for spec in specs])
+        self._is_capsule = np.array([spec.shape == "capsule" for spec in specs])
+        self._object_of_geom = np.full(m.ngeom, -1)
+        self._object_of_geom[self._object_geoms] = np.arange(len(self.objects))
+        finger_of_body = np.full(m.nbody, -1)
+        finger_of_body[self._finger_bodies] = np.arange(len(self._finger_bodies))
+        self._finger_of_geom = finger_of_body[m.geom_bodyid]
+        self._top_centres = np.array([c for _, c, _, _, _ in self.surfaces]).reshape(-1, 2)
+        self._top_rotations = np.array([r for _, _, r, _, _ in self.surfaces]).reshape(-1, 2, 2)
+        self._top_halves = np.array([h for _, _, _, h, _ in self.surfaces]).reshape(-1, 2) + ON_MARGIN
+        self._top_heights = np.array([z for *_, z in self.surfaces])
+        rooms = self.apartment.rooms
+        self._room_low = np.array([r.low for r in rooms], dtype=float).reshape(-1, 2)
+        self._room_high = np.array([r.high for r in rooms], dtype=float).reshape(-1, 2)
+        self._places = np.array([info.place for info in self.apartment.fixtures], dtype=float).reshape(-1, 3)
+        self._fixture_atoms = {("in_room", fixture, room) for fixture, room in self._fixture_rooms}  # fixed
+
+    def _first_room(self, xy: np.ndarray) -> np.ndarray:
+        """Index of the first room containing each point of `xy` [n, 2] (-1: none), as `room_of` picks."""
+        inside = np.all((self._room_low <= xy[:, None]) & (xy[:, None] <= self._room_high), axis=2)
+        return np.where(inside.any(axis=1), inside.argmax(axis=1), -1)
 
     # ---- geometry ---------------------------------------------------------------------------------
     def lowest_point(self, name: str) -> float:
@@ -140,7 +169,81 @@ class SymbolicState:
 
     # ---- atoms ------------------------------------------------------------------------------------
     def atoms(self) -> set[Atom]:
-        """Every ground atom that holds now."""
+        """Every ground atom that holds now: the per-object tests of `atoms_reference`, evaluated for all
+        objects at once (this runs every env step)."""
+        d = self.sim.data
+        atoms: set[Atom] = set()
+        n = len(self.objects)
+        # holding: both finger pads in contact with the object.
+        geom1, geom2 = d.contact.geom1[: d.ncon], d.contact.geom2[: d.ncon]
+        touching = np.zeros((n + 1, max(1, len(self._finger_bodies))), dtype=bool)  # row n: no object
+        for obj_geom, other in ((geom1, geom2), (geom2, geom1)):
+            finger = self._finger_of_geom[other]
+            mask = finger >= 0
+            touching[self._object_of_geom[obj_geom[mask]], finger[mask]] = True
+        held = touching[:n].all(axis=1) if len(self._finger_bodies) == 2 else np.zeros(n, dtype=bool)
+
+        pos = d.xpos[self._bodies]
+        column = np.abs(d.xmat[self._bodies][:, 6:9])  # |third row of R|: the z reach of each body axis
+        half = self._halves
+        low = pos[:, 2] - (column[:, 0] * half[:, 0] + column[:, 1] * half[:, 1] + column[:, 2] * half[:, 2])
+        low = np.where(
+            self._is_capsule, pos[:, 2] - half[:, 0] - column[:, 2] * (half[:, 2] - half[:, 0]), low
+        )
+        low = np.where(self._is_sphere, pos[:, 2] - half[:, 0], low)
+
+        rooms = self._first_room(pos[:, :2])
+        if len(self._top_heights):
+            offset = pos[:, None, :2] - self._top_centres[None]  # [n, tops, 2]
+            local = np.einsum("tji,ntj->nti", self._top_rotations, offset)  # rotation.T @ offset
+            on = (np.abs(low[:, None] - self._top_heights[None]) < ON_TOLERANCE) & np.all(
+                np.abs(local) <= self._top_halves[None], axis=2
+            )
+            tops = np.where(on.any(axis=1), on.argmax(axis=1), -1)
+        else:
+            tops = np.full(n, -1)
+        inside = np.full(n, -1)
+        for c in range(len(self.containers) - 1, -1, -1):  # the first container in order wins
+            _, body, centre, box_half = self.containers[c]
+            local = (pos - d.xpos[body]) @ d.xmat[body].reshape(3, 3) - centre  # R.T @ (pos - origin)
+            ok = np.all(np.abs(local[:, :2]) <= box_half[:2], axis=1) & (local[:, 2] >= -box_half[2] - 0.01)
+            ok &= local[:, 2] <= box_half[2] + IN_HEADROOM
+            inside[ok] = c
+
+        for i, name in enumerate(self.objects):
+            if held[i]:
+                atoms.add(("holding", name))
+            if rooms[i] >= 0:
+                atoms.add(("in_room", name, self.apartment.rooms[rooms[i]].name))
+            if held[i]:
+                continue
+            if tops[i] >= 0:
+                atoms.add(("on", name, self.surfaces[tops[i]][0]))
+            if inside[i] >= 0:
+                atoms.add(("in", name, self.containers[inside[i]][0]))
+        for name, adr, open_at, closed_below in self.parts:
+            q = float(d.qpos[adr])
+            if q >= open_at:
+                atoms.add(("open", name))
+            elif q < closed_below:
+                atoms.add(("closed", name))
+        x, y, yaw = self.base.pose
+        if len(self._places):
+            dyaw = np.arctan2(np.sin(yaw - self._places[:, 2]), np.cos(yaw - self._places[:, 2]))
+            near = (np.hypot(x - self._places[:, 0], y - self._places[:, 1]) < AT_DISTANCE) & (
+                np.abs(dyaw) < AT_YAW
+            )
+            if near.any():
+                atoms.add(("at", ROBOT, self.apartment.fixtures[int(near.argmax())].name))
+        robot_room = self._first_room(np.array([[x, y]]))[0]
+        if robot_room >= 0:
+            atoms.add(("in_room", ROBOT, self.apartment.rooms[robot_room].name))
+        atoms |= self._fixture_atoms
+        return atoms
+
+    def atoms_reference(self) -> set[Atom]:
+        """Every ground atom that holds now, object by object through the per-object predicates (slow; the
+        definition `atoms()` must match)."""
         atoms: set[Atom] = set()
         held = self.held_objects()
         d = self.sim.data
