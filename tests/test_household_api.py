@@ -133,3 +133,22 @@ def test_oracle_policy_is_refused_for_lab_ids(capsys, tmp_path):
         main(["render", "LabReach-v0", "--policy", "oracle", "--out", str(tmp_path / "r.mp4")])
     assert exit_info.value.code == 2
     assert "household" in capsys.readouterr().err
+
+
+def test_a_cached_apartment_replays_exactly_like_a_freshly_compiled_one():
+    actions = np.random.default_rng(4).uniform(-1, 1, size=(15, 9))
+
+    def rollout(env, seed):
+        obs, _ = env.reset(seed=seed, options={"apartment_seed": 5})
+        return [obs, *(env.step(a)[0] for a in actions)]
+
+    env = gym.make("embodylab/HouseholdPickPlace-v0")
+    first = rollout(env, 1)
+    model = env.unwrapped.model
+    env.reset(seed=2, options={"apartment_seed": 6})  # another apartment, then back to the cached one
+    again = rollout(env, 1)
+    assert env.unwrapped.model is model  # not recompiled
+    fresh = rollout(gym.make("embodylab/HouseholdPickPlace-v0"), 1)
+    for a, b, c in zip(first, again, fresh, strict=True):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)

@@ -23,6 +23,7 @@ hold (1/0), desired goal = the goal vector.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import mujoco
@@ -53,6 +54,8 @@ class HouseholdEnv(EmbodiedEnv):
     reset_option_keys = ("apartment_seed",)
     proprio_dim = MobileBase.PROPRIO_DIM + PandaArm.PROPRIO_DIM
     description = "A mobile Panda in a procedurally generated apartment."
+    apartment_cache_size = 8
+    """compiled apartments kept for resets that return to them (0: recompile on every switch)"""
 
     def __init__(
         self,
@@ -115,11 +118,30 @@ class HouseholdEnv(EmbodiedEnv):
         self._atoms: set[Atom] = set()
 
     def _switch_apartment(self, seed: int) -> None:
-        """Compile the apartment of `seed` and rebind everything that points into the old model."""
-        self.apartment = generate_apartment(seed)
-        self.sim = MujocoScene(self.apartment.scene)
-        self.model, self.data = self.sim.model, self.sim.data
-        self.arm = PandaArm(self.model, self.data, self.sim.robot_names, self.apartment.scene.robot.home_qpos)
+        """Make the apartment of `seed` current and rebind everything that points into the old model.
+
+        The last `apartment_cache_size` compiled apartments are kept (model, data and controllers), so
+        training on a pool of apartments (`reset(options={"apartment_seed": k})`) compiles each once; a reset
+        always rewrites the whole state (`mj_resetData`), so a cached apartment starts like a fresh one."""
+        cache = self.__dict__.setdefault("_apartment_cache", OrderedDict())
+        current = self.apartment.seed
+        if current not in cache and self.apartment_cache_size > 0:
+            cache[current] = (self.apartment, self.sim, self.arm)
+        if seed in cache:
+            cache.move_to_end(seed)
+            self.apartment, self.sim, self.arm = cache[seed]
+            self.model, self.data = self.sim.model, self.sim.data
+        else:
+            self.apartment = generate_apartment(seed)
+            self.sim = MujocoScene(self.apartment.scene)
+            self.model, self.data = self.sim.model, self.sim.data
+            self.arm = PandaArm(
+                self.model, self.data, self.sim.robot_names, self.apartment.scene.robot.home_qpos
+            )
+            if self.apartment_cache_size > 0:
+                cache[seed] = (self.apartment, self.sim, self.arm)
+        while len(cache) > self.apartment_cache_size:
+            cache.popitem(last=False)
         for renderer in (self._obs_renderer, self._frame_renderer):
             if renderer is not None:
                 renderer.close()
