@@ -77,6 +77,13 @@ class ObjectCentricConfig:
     """teacher-forced steps at the start of each training window"""
     window: int = 20
     """steps per training window (context plus open-loop)"""
+    absolute_positions: bool = False
+    """object tokens also see their absolute table-plane position (x, y). Off by default: pushing and
+    collisions look the same anywhere on the table, so an object's change is a function of where it lies
+    relative to the tool centre point and to the other objects (whose differences the mixer forms from the
+    tcp-relative positions), not of where it lies. Without x, y the object encoder is translation-
+    equivariant and what it learns at one place holds at every other; with them it must learn each place
+    from the data there. True is the ablation (the model before this change)."""
 
 
 def _mlp(n_in: int, n_hidden: int, n_out: int) -> nn.Sequential:
@@ -188,7 +195,10 @@ class ObjectCentricWorldModel(WorldModel):
         super().__init__(config.action_dim, config.goal_dim)
         self.config = config
         d, z = config.d_model, config.latent_dim
-        self.object_encoder = _mlp(FEATURE_DIM + RELATIVE_DIM, d, d)
+        # Without absolute positions the object encoder drops x and y (see `absolute_positions`).
+        self.object_inputs = slice(0 if config.absolute_positions else 2, FEATURE_DIM)
+        n_object_in = FEATURE_DIM - self.object_inputs.start + RELATIVE_DIM
+        self.object_encoder = _mlp(n_object_in, d, d)
         self.category_embedding = nn.Embedding(len(CATEGORIES), d)
         self.agent_encoder = _mlp(AGENT_DIM + config.action_dim, d, d)
         self.goal_encoder = _mlp(config.goal_dim, d, d)
@@ -216,9 +226,8 @@ class ObjectCentricWorldModel(WorldModel):
 
     def step(self, state, objects, categories, mask, agent, action, goal, target=None, sample=True) -> Step:
         batch, n = objects.shape[:2]
-        inputs = torch.cat(
-            [self.normalise_objects(objects), self.relative_positions(objects, agent, goal)], -1
-        )
+        own = self.normalise_objects(objects)[..., self.object_inputs]
+        inputs = torch.cat([own, self.relative_positions(objects, agent, goal)], -1)
         object_tokens = self.object_encoder(inputs) + self.category_embedding(categories)
         agent_token = self.agent_encoder(torch.cat([self.normalise_agent(agent), action], -1))[:, None]
         goal_token = self.goal_encoder(self.normalise_goal(goal))[:, None]
@@ -396,8 +405,9 @@ def open_loop(
     actions, `samples` times (latents from the prior; `mode` takes the prior's mean instead of samples).
 
     Returns positions [K, B, horizon, N, 3] (metres, world frame), their per-step predicted std
-    [K, B, horizon, N, 3] (metres, the decoder's one-step std) and rewards [K, B, horizon] (the predicted
-    reward of the state each predicted step starts from)."""
+    [K, B, horizon, N, 3] (metres, the decoder's one-step std), rewards [K, B, horizon] (the predicted
+    reward of the state each predicted step starts from) and tcp [K, B, horizon, 3] (the predicted tool
+    centre point, metres, world frame)."""
     features, agent_states, mask = batch["features"], batch["agent"], batch["mask"]
     batch_size, n = mask.shape
     repeat = lambda x: x.repeat(samples, *([1] * (x.dim() - 1)))  # noqa: E731 - [B, ...] -> [K*B, ...]
@@ -409,12 +419,13 @@ def open_loop(
         target = _change_target(model, objects, agent, features[:, t + 1], agent_states[:, t + 1])
         state = model.step(state, objects, categories, mask, agent, actions[:, t], goal, target).state
     objects, agent = features[:, context], agent_states[:, context]
-    positions, stds, rewards = [], [], []
+    positions, stds, rewards, tcp = [], [], [], []
     for t in range(context, context + horizon):
         out = model.step(state, objects, categories, mask, agent, actions[:, t], goal, sample=not mode)
         objects, agent = _apply(model, objects, agent, out)
         state = out.state
         positions.append(objects[..., :3])
+        tcp.append(agent[..., :3])
         stds.append(out.objects_std[..., :3] * model.delta_std[:3])
         rewards.append(out.reward * model.reward_std + model.reward_mean)
     shape = (samples, batch_size, horizon)
@@ -422,6 +433,7 @@ def open_loop(
         "positions": torch.stack(positions, 1).reshape(*shape, n, 3),
         "stds": torch.stack(stds, 1).reshape(*shape, n, 3),
         "rewards": torch.stack(rewards, 1).reshape(*shape),
+        "tcp": torch.stack(tcp, 1).reshape(*shape, 3),
     }
 
 
