@@ -65,7 +65,9 @@ def motion_stats(data: WorldModelData, length: int = 29) -> dict:
     end = data.features[:, length:, :, :3]
     displacement = np.linalg.norm(end - start, axis=-1)  # [E, T-L, N]
     real = data.mask[:, None, :].repeat(displacement.shape[1], 1)
-    speed = np.linalg.norm(data.features[:, :, :, 7:10], axis=-1)[:, :, :][data.mask[:, None, :].repeat(data.features.shape[1], 1)]
+    speed = np.linalg.norm(data.features[:, :, :, 7:10], axis=-1)[:, :, :][
+        data.mask[:, None, :].repeat(data.features.shape[1], 1)
+    ]
     return {
         "episodes": len(data),
         "moving_object_windows": float((displacement[real] > MOVING).mean()),
@@ -83,7 +85,10 @@ def main(config: CurveConfig) -> None:
         collect_data(bench)
     train_path = root / "clutter_train"
     test = load_dataset(root / "clutter_test")
-    motion = {name: motion_stats(load_dataset(root / sub)) for name, sub in (("clutter noisy-expert (train)", "clutter_train"), ("push (all)", "push"))}
+    motion = {
+        name: motion_stats(load_dataset(root / sub))
+        for name, sub in (("clutter noisy-expert (train)", "clutter_train"), ("push (all)", "push"))
+    }
     for part in ("noisy03", "noisy10", "random"):
         matches = list((root / "push").glob(f"**/{part}-v0/data"))
         if matches:
@@ -91,7 +96,9 @@ def main(config: CurveConfig) -> None:
     curves = {}
     for name in config.variants:
         options = VARIANTS[name]
-        run = config.work / "curve" / name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
+        run = (
+            config.work / "curve" / name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
+        )
         shutil.rmtree(run, ignore_errors=True)
         points = []
         for i, steps in enumerate(config.checkpoints):
@@ -103,7 +110,14 @@ def main(config: CurveConfig) -> None:
             summary = train_world_model(train_config)
             model, _ = load_world_model(run)
             metrics = evaluate_open_loop(model, test, samples=4, seed=config.seed)
-            points.append({"steps": steps, "parameters": summary["parameters"], "samples_per_s": summary["samples_per_s"], **metrics})
+            points.append(
+                {
+                    "steps": steps,
+                    "parameters": summary["parameters"],
+                    "samples_per_s": summary["samples_per_s"],
+                    **metrics,
+                }
+            )
             print(f"{name} @ {steps}: RMSE@25 {metrics['rmse@25']:.4f} target {metrics['rmse_target@25']:.4f} "
                   f"distractors {metrics['rmse_distractors@25']:.4f} tcp {metrics['rmse_tcp@25']:.4f}", flush=True)  # fmt: skip
         curves[name] = points
@@ -113,10 +127,24 @@ def main(config: CurveConfig) -> None:
             rows.append([name, p["steps"], *(f"{p[k]:.4f}" for k in ("rmse@1", "rmse@10", "rmse@25", "rmse_target@25", "rmse_distractors@25", "rmse_moving@25", "rmse_tcp@25"))])  # fmt: skip
     print_table(
         "held-out open-loop error (m) against training steps, LabClutter 1-3 objects",
-        ["model", "steps", "RMSE@1", "RMSE@10", "RMSE@25", "target@25", "distractors@25", "moving@25", "tcp@25"],
+        [
+            "model",
+            "steps",
+            "RMSE@1",
+            "RMSE@10",
+            "RMSE@25",
+            "target@25",
+            "distractors@25",
+            "moving@25",
+            "tcp@25",
+        ],
         rows,
     )
-    print_table("object motion in the data", ["dataset", *next(iter(motion.values())).keys()], [[k, *v.values()] for k, v in motion.items()])
+    print_table(
+        "object motion in the data",
+        ["dataset", *next(iter(motion.values())).keys()],
+        [[k, *v.values()] for k, v in motion.items()],
+    )
     plot(curves, config.out.with_suffix(".png"))
     write_json(config.out, {
         "machine": machine_info(), "config": json.loads(json.dumps(asdict(config), default=str)),

@@ -224,11 +224,16 @@ class ObjectCentricWorldModel(WorldModel):
         """[B, 1 + N, d]: the agent's recurrent state, then one per object."""
         return self.readout_query.new_zeros(batch_size, 1 + n_objects, self.config.d_model)
 
-    def step(self, state, objects, categories, mask, agent, action, goal, target=None, sample=True) -> Step:
-        batch, n = objects.shape[:2]
+    def object_tokens(self, objects, categories, agent, goal) -> torch.Tensor:
+        """[B, N, d]: the object tokens before mixing. Without `absolute_positions` they are unchanged when
+        the objects, the tool centre point and the goal all shift by one offset in the table plane."""
         own = self.normalise_objects(objects)[..., self.object_inputs]
         inputs = torch.cat([own, self.relative_positions(objects, agent, goal)], -1)
-        object_tokens = self.object_encoder(inputs) + self.category_embedding(categories)
+        return self.object_encoder(inputs) + self.category_embedding(categories)
+
+    def step(self, state, objects, categories, mask, agent, action, goal, target=None, sample=True) -> Step:
+        batch, n = objects.shape[:2]
+        object_tokens = self.object_tokens(objects, categories, agent, goal)
         agent_token = self.agent_encoder(torch.cat([self.normalise_agent(agent), action], -1))[:, None]
         goal_token = self.goal_encoder(self.normalise_goal(goal))[:, None]
         tokens = torch.cat([agent_token, object_tokens, goal_token], 1)
