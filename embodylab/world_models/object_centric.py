@@ -210,10 +210,15 @@ class ObjectCentricWorldModel(WorldModel):
             self.object_change_encoder = nn.Linear(DYNAMIC_DIM, d)
             self.agent_change_encoder = nn.Linear(AGENT_DIM, d)
             self.posterior = _mlp(2 * d, d, 2 * z)
-        self.object_decoder = _mlp(d + z, d, 2 * DYNAMIC_DIM)
+        # Each decoder also reads its token as mixed this step (skipping the GRU): a push is an interaction of
+        # this step (the fingers against the face of a cube now), and through the recurrent state alone the
+        # model predicted a pushed cube no better than standing still, even one step ahead.
+        self.object_decoder = _mlp(
+            2 * d + z + self.object_encoder[0].in_features + AGENT_DIM + config.action_dim, d, 2 * DYNAMIC_DIM
+        )
         # The agent's state and action also go straight to its decoder: the arm's response to its command is local,
         # and through the mixer and the recurrent state alone the model under-predicts saturated commands.
-        self.agent_decoder = _mlp(d + z + AGENT_DIM + config.action_dim, d, 2 * AGENT_DIM)
+        self.agent_decoder = _mlp(2 * d + z + AGENT_DIM + config.action_dim, d, 2 * AGENT_DIM)
         # Reward and success read the current scene through one learned query attending over all tokens.
         self.readout_query = nn.Parameter(torch.zeros(1, 1, d))
         self.readout = nn.MultiheadAttention(d, config.n_heads, batch_first=True)
@@ -224,12 +229,17 @@ class ObjectCentricWorldModel(WorldModel):
         """[B, 1 + N, d]: the agent's recurrent state, then one per object."""
         return self.readout_query.new_zeros(batch_size, 1 + n_objects, self.config.d_model)
 
+    def object_inputs_of(self, objects, agent, goal) -> torch.Tensor:
+        """[B, N, inputs]: what the object encoder reads of each object (normalised)."""
+        own = self.normalise_objects(objects)[..., self.object_inputs]
+        return torch.cat([own, self.relative_positions(objects, agent, goal)], -1)
+
     def object_tokens(self, objects, categories, agent, goal) -> torch.Tensor:
         """[B, N, d]: the object tokens before mixing. Without `absolute_positions` they are unchanged when
         the objects, the tool centre point and the goal all shift by one offset in the table plane."""
-        own = self.normalise_objects(objects)[..., self.object_inputs]
-        inputs = torch.cat([own, self.relative_positions(objects, agent, goal)], -1)
-        return self.object_encoder(inputs) + self.category_embedding(categories)
+        return self.object_encoder(self.object_inputs_of(objects, agent, goal)) + self.category_embedding(
+            categories
+        )
 
     def step(self, state, objects, categories, mask, agent, action, goal, target=None, sample=True) -> Step:
         batch, n = objects.shape[:2]
@@ -265,9 +275,12 @@ class ObjectCentricWorldModel(WorldModel):
             features = torch.cat([h, z], -1)
         else:
             features = h
+        features = torch.cat([features, recurrent], -1)
         agent_input = torch.cat([features[:, 0], self.normalise_agent(agent), action], -1)
         agent_mean, agent_std = _gaussian(self.agent_decoder(agent_input))
-        objects_mean, objects_std = _gaussian(self.object_decoder(features[:, 1:]))
+        local = torch.cat([self.normalise_agent(agent), action], -1)[:, None].expand(-1, n, -1)
+        object_input = torch.cat([features[:, 1:], self.object_inputs_of(objects, agent, goal), local], -1)
+        objects_mean, objects_std = _gaussian(self.object_decoder(object_input))
         pooled, _ = self.readout(
             self.readout_query.expand(batch, -1, -1), mixed, mixed, key_padding_mask=~real, need_weights=False
         )
