@@ -8,6 +8,7 @@ from embodylab.world_models.baselines import MonolithicRSSM, deterministic_confi
 from embodylab.world_models.config import TrainWMConfig
 from embodylab.world_models.data import MAX_OBJECTS, collect, load_dataset
 from embodylab.world_models.object_centric import (
+    AGENT_DIM,
     ObjectCentricConfig,
     ObjectCentricWorldModel,
     batch_windows,
@@ -46,7 +47,7 @@ def _scene(n_real: int, n_slots: int, seed: int = 0) -> dict[str, torch.Tensor]:
         "objects": objects[:, :n_slots],
         "categories": torch.randint(0, 3, (2, MAX_OBJECTS), generator=g)[:, :n_slots],
         "mask": mask,
-        "agent": torch.randn(2, 7, generator=g),
+        "agent": torch.randn(2, AGENT_DIM, generator=g),
         "action": torch.rand(2, 4, generator=g) * 2 - 1,
         "goal": torch.randn(2, 3, generator=g),
     }
@@ -72,7 +73,7 @@ def test_predictions_have_one_change_per_object_slot(n_objects):
     model = ObjectCentricWorldModel(TINY).eval()
     out = _step(model, _scene(n_objects, n_objects), sample=False)
     assert out.objects_mean.shape == (2, n_objects, 13)
-    assert out.agent_mean.shape == (2, 7)
+    assert out.agent_mean.shape == (2, AGENT_DIM)
     assert out.reward.shape == out.success_logit.shape == (2,)
     assert out.state.shape == (2, 1 + n_objects, TINY.d_model)
 
