@@ -11,9 +11,10 @@ state (one GRU cell shared by all tokens) and a stochastic latent with a prior p
 q(z | h, observed change); decoders predict each token's change of state in a normalised space (deltas
 divided by their dataset std) from the recurrent state and latent, the token as mixed this step, and the
 token's own inputs with the agent's state and action (a push happens within a step: through the
-recurrent state alone the model predicted a pushed cube no better than standing still). A read-out (a learned query attending over the mixed tokens) predicts the
-reward and success of the current state: the env's reward after a step is that of the state it reaches, so
-a rollout scores a state by the reward read out when the model steps from it.
+recurrent state alone the model predicted a pushed cube no better than standing still). A read-out (a
+learned query attending over the mixed tokens) predicts the reward and success of the current state: the
+env's reward after a step is that of the state it reaches, so a rollout scores a state by the reward read
+out when the model steps from it.
 
 Training maximises the ELBO over short windows with DreamerV3's KL balancing (the dynamics term, which
 trains the prior, weighted 2:1 over the representation term, which regularises the posterior; see
@@ -108,8 +109,8 @@ def _kl(mean_q, std_q, mean_p, std_p) -> torch.Tensor:
 class Step:
     """One predicted step for a batch of B scenes of N object slots.
 
-    objects_mean/std [B, N, 13] and agent_mean/std [B, AGENT_DIM] are the predicted changes in normalised units;
-    kl [B, tokens] (None without a latent) and kl_mask [B, tokens] the balanced KL terms per token;
+    objects_mean/std [B, N, 13] and agent_mean/std [B, AGENT_DIM] are the predicted changes in normalised
+    units; kl [B, tokens] (None without a latent) and kl_mask [B, tokens] the balanced KL terms per token;
     reward [B] (normalised) and success_logit [B] of the current state (the input); state the recurrent
     state to carry on with."""
 
