@@ -48,8 +48,9 @@ class WorldModelBenchConfig:
     """held-out episodes of 1-3 objects, and of 6 objects"""
     push_episodes: tuple[int, int, int] = (250, 200, 0)
     """LabPush training episodes: noisy-expert (noise 0.3), noisy-expert (noise 1.0), random. No random
-    episodes by default: in 100 random LabPush episodes the cube never moved (`world_model_curve.py`), so
-    they teach the arm but no pushing, and the data budget is better spent on pushes."""
+    episodes by default: in the 100 random episodes of the earlier benchmark (seeds 500000-500099) the cube
+    never moved (no 29-step window moved it 1 cm; `world_model_curve.motion_stats`), so they teach the arm
+    but no pushing, and the data budget is better spent on pushes."""
     clutter_steps: int = 2500
     """gradient steps per clutter model (`world_model_curve.py`: 500 learned little beyond the arm)"""
     push_steps: int = 2500

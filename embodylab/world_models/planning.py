@@ -61,6 +61,11 @@ class MPPIConfig:
     """shaped cost: metres between the target's face and the pushing point (the finger pads' half-width)"""
     push_height: float = 0.02
     """shaped cost: tool-centre-point height of the pushing point (metres, world frame; table top at 0)"""
+    travel_height: float = 0.09
+    """shaped cost: when above 0, the tcp is drawn to this height (metres) until it is within 2 cm (table
+    plane) of the pushing point, so that it comes down behind the target instead of through it (the
+    learned model under-predicts pushes, and a planner drawn straight to the pushing point drove through
+    the cube: final cube-goal distance 0.40 m with 0.0 against 0.15 m with 0.09, 6 LabPush episodes)"""
 
 
 def _tensors(obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -201,6 +206,11 @@ def shaped_reward(
     push_xy = target[:, :2] - direction * standoff
     push_point = torch.cat([push_xy, torch.full_like(push_xy[:, :1], config.push_height)], -1)
     goal_distance = (target[:, :3] - goal).norm(dim=-1)
+    if config.travel_height > 0:
+        near = (agent[:, :2] - push_xy).norm(dim=-1) < 0.02
+        push_point[:, 2] = torch.where(
+            near, push_point[:, 2], torch.full_like(push_point[:, 2], config.travel_height)
+        )
     reach = (agent[:, :3] - push_point).norm(dim=-1)
     return -(goal_distance + config.reach_weight * reach)
 
