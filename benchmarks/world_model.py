@@ -42,15 +42,18 @@ MODELS = ("object-centric", "deterministic", "monolithic")
 @dataclass
 class WorldModelBenchConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
-    clutter_episodes: int = 120
+    clutter_episodes: int = 300
     """noisy-expert LabClutter training episodes (1, 2, 3 objects in turn), 100 steps each"""
     test_episodes: int = 20
     """held-out episodes of 1-3 objects, and of 6 objects"""
-    push_episodes: tuple[int, int, int] = (200, 150, 100)
-    """LabPush training episodes: noisy-expert (noise 0.3), noisy-expert (noise 1.0), random"""
-    clutter_steps: int = 500
-    """gradient steps per clutter model"""
-    push_steps: int = 800
+    push_episodes: tuple[int, int, int] = (250, 200, 0)
+    """LabPush training episodes: noisy-expert (noise 0.3), noisy-expert (noise 1.0), random. No random
+    episodes by default: in the 100 random episodes of the earlier benchmark (seeds 500000-500099) the cube
+    never moved (no 29-step window moved it 1 cm; `world_model_curve.motion_stats`), so they teach the arm
+    but no pushing, and the data budget is better spent on pushes."""
+    clutter_steps: int = 2500
+    """gradient steps per clutter model (`world_model_curve.py`: 500 learned little beyond the arm)"""
+    push_steps: int = 2500
     batch_size: int = 64
     window: int = 12
     """steps per training window (4 of context, 8 open-loop)"""
@@ -59,10 +62,12 @@ class WorldModelBenchConfig:
     """K of best-of-K"""
     mppi_episodes: int = 10
     mppi: MPPIConfig = field(
-        default_factory=lambda: MPPIConfig(horizon=12, samples=128, iterations=3, elites=16)
+        default_factory=lambda: MPPIConfig(horizon=12, samples=128, iterations=3, elites=16, cost="shaped")
     )
     work: Path = Path("runs/bench_world_model")
     out: Path = RESULTS / "world_model.json"
+    note: str = ""
+    """free text written to the JSON (e.g. why fewer seeds than the claim asks for)"""
 
 
 def collect_data(config: WorldModelBenchConfig) -> dict[str, Path]:
@@ -94,9 +99,12 @@ def collect_data(config: WorldModelBenchConfig) -> dict[str, Path]:
         ),
     }
     gentle, wild, random = config.push_episodes
-    collect("LabPush-v0", "noisy-expert", gentle, root / "push", noise=0.3, seed=300_000, name="noisy03")
-    collect("LabPush-v0", "noisy-expert", wild, root / "push", noise=1.0, seed=400_000, name="noisy10")
-    collect("LabPush-v0", "random", random, root / "push", seed=500_000)
+    if gentle:
+        collect("LabPush-v0", "noisy-expert", gentle, root / "push", noise=0.3, seed=300_000, name="noisy03")
+    if wild:
+        collect("LabPush-v0", "noisy-expert", wild, root / "push", noise=1.0, seed=400_000, name="noisy10")
+    if random:
+        collect("LabPush-v0", "random", random, root / "push", seed=500_000)
     paths["push"] = root / "push"
     return paths
 
@@ -237,7 +245,9 @@ def main(config: WorldModelBenchConfig) -> None:
         },
         "mppi_push": {
             "bar": ">= 70% success on LabPush with <= 50k env steps of data",
-            "data_env_steps": push_steps, "success_rate": push_success, "mean": float(np.mean(push_success)),
+            "data_env_steps": push_steps,
+            "data": f"LabPush noisy-expert noise 0.3 / noise 1.0 / random episodes {list(config.push_episodes)}, 100 steps each",
+            "planner": f"MPPI, {config.mppi.cost} cost, horizon {config.mppi.horizon}, {config.mppi.samples} samples x {config.mppi.iterations} iterations, warm-started mean", "success_rate": push_success, "mean": float(np.mean(push_success)),
             "met": float(np.mean(push_success)) >= 0.7 and push_steps <= 50_000,
             "sac_her_reference": sac_her_reference(),
         },
@@ -249,7 +259,8 @@ def main(config: WorldModelBenchConfig) -> None:
         cells = [kind, params, f"{throughput:.0f}"]
         for split, metric in (
             ("in_distribution", "rmse@1"), ("in_distribution", "rmse@10"), ("in_distribution", "rmse@25"),
-            ("in_distribution", "rmse_moving@25"), ("in_distribution", "best_of_k@25"), ("in_distribution", "nll@10"),
+            ("in_distribution", "rmse_moving@25"), ("in_distribution", "rmse_target@25"), ("in_distribution", "rmse_tcp@25"),
+            ("in_distribution", "best_of_k@25"), ("in_distribution", "nll@10"),
             ("six_objects", "rmse@10"), ("six_objects", "rmse_moving@10"),
         ):  # fmt: skip
             mean, std = stat(kind, split, metric)
@@ -257,7 +268,7 @@ def main(config: WorldModelBenchConfig) -> None:
         rows.append(cells)
     print_table(
         "world models on LabClutter (trained on 1-3 objects; metres, nats)",
-        ["model", "params", "samples/s", "RMSE@1", "RMSE@10", "RMSE@25", "moving RMSE@25", f"best-of-{config.samples}@25", "NLL@10", "6 obj RMSE@10", "6 obj moving RMSE@10"],
+        ["model", "params", "samples/s", "RMSE@1", "RMSE@10", "RMSE@25", "moving RMSE@25", "target RMSE@25", "tcp RMSE@25", f"best-of-{config.samples}@25", "NLL@10", "6 obj RMSE@10", "6 obj moving RMSE@10"],
         rows,
     )  # fmt: skip
     print_table(

@@ -8,6 +8,7 @@ from embodylab.world_models.baselines import MonolithicRSSM, deterministic_confi
 from embodylab.world_models.config import TrainWMConfig
 from embodylab.world_models.data import MAX_OBJECTS, collect, load_dataset
 from embodylab.world_models.object_centric import (
+    AGENT_DIM,
     ObjectCentricConfig,
     ObjectCentricWorldModel,
     batch_windows,
@@ -46,7 +47,7 @@ def _scene(n_real: int, n_slots: int, seed: int = 0) -> dict[str, torch.Tensor]:
         "objects": objects[:, :n_slots],
         "categories": torch.randint(0, 3, (2, MAX_OBJECTS), generator=g)[:, :n_slots],
         "mask": mask,
-        "agent": torch.randn(2, 7, generator=g),
+        "agent": torch.randn(2, AGENT_DIM, generator=g),
         "action": torch.rand(2, 4, generator=g) * 2 - 1,
         "goal": torch.randn(2, 3, generator=g),
     }
@@ -72,7 +73,7 @@ def test_predictions_have_one_change_per_object_slot(n_objects):
     model = ObjectCentricWorldModel(TINY).eval()
     out = _step(model, _scene(n_objects, n_objects), sample=False)
     assert out.objects_mean.shape == (2, n_objects, 13)
-    assert out.agent_mean.shape == (2, 7)
+    assert out.agent_mean.shape == (2, AGENT_DIM)
     assert out.reward.shape == out.success_logit.shape == (2,)
     assert out.state.shape == (2, 1 + n_objects, TINY.d_model)
 
@@ -206,3 +207,69 @@ def test_mppi_returns_valid_actions_and_filters_observed_steps():
         env.step(action)
         obs = object_centric_observation(env)
     assert planner.state.abs().sum() > 0  # the recurrent state took in the observed transitions
+
+
+@pytest.mark.parametrize("absolute", [False, True])
+def test_object_tokens_are_translation_equivariant_unless_absolute_positions(absolute):
+    from dataclasses import replace
+
+    model = ObjectCentricWorldModel(replace(TINY, absolute_positions=absolute))
+    scene = _scene(3, 3)
+    shift = torch.tensor([0.07, -0.05, 0.0])
+    tokens = model.object_tokens(scene["objects"], scene["categories"], scene["agent"], scene["goal"])
+    shifted_objects = scene["objects"].clone()
+    shifted_objects[..., :3] += shift
+    shifted_agent = scene["agent"].clone()
+    shifted_agent[..., :3] += shift
+    moved = model.object_tokens(shifted_objects, scene["categories"], shifted_agent, scene["goal"] + shift)
+    assert torch.allclose(tokens, moved, atol=1e-5) != absolute
+
+
+def test_checkpoint_keeps_the_absolute_positions_switch(dataset, tmp_path):
+    config = TrainWMConfig(
+        dataset=dataset, out=tmp_path / "run", steps=2, batch_size=4, d_model=16, window=6, context=2,
+        absolute_positions=True, progress=False,
+    )  # fmt: skip
+    train_world_model(config)
+    model, meta = load_world_model(tmp_path / "run")
+    assert meta["model"]["absolute_positions"] is True
+    assert model.object_inputs.start == 0  # x and y reach the object encoder
+    read_checkpoint(tmp_path / "run")  # weights_only=True load
+
+
+def test_shaped_cost_prefers_the_tcp_behind_the_target_and_the_target_at_the_goal():
+    from embodylab.world_models.data import CATEGORIES
+    from embodylab.world_models.planning import shaped_reward
+
+    config = MPPIConfig(cost="shaped")
+    # Two objects: a distractor (slot 0) and the target (slot 1) at x = 0, half-extent 0.025 m.
+    objects = torch.zeros(4, 2, 16)
+    objects[:, 0, :3] = torch.tensor([0.2, 0.2, 0.025])
+    objects[:, 1, :3] = torch.tensor([0.0, 0.0, 0.025])
+    objects[..., 13:16] = 0.025
+    categories = torch.tensor([[CATEGORIES.index("cube"), CATEGORIES.index("target_cube")]] * 4)
+    goal = torch.tensor([[0.2, 0.0, 0.025]] * 4)  # the goal lies in +x of the target
+    agent = torch.zeros(4, 7)
+    agent[0, :3] = torch.tensor([-0.04, 0.0, 0.02])  # on the pushing point, behind the target
+    agent[1, :3] = torch.tensor([0.04, 0.0, 0.02])  # on the goal side: a push from here drives it away
+    agent[2, :3] = torch.tensor([-0.04, 0.0, 0.02])
+    objects[2, 1, 0] = -0.05  # the same tcp, the target farther from the goal
+    agent[3, :3] = torch.tensor([0.16, 0.2, 0.02])  # behind the distractor, which is not the target
+    rewards = shaped_reward(objects, categories, agent, goal, config)
+    assert rewards[0] == pytest.approx(-0.2, abs=1e-5)  # only the target's 0.2 m to the goal
+    assert rewards[0] > rewards[1] and rewards[0] > rewards[2] and rewards[0] > rewards[3]
+
+
+def test_mppi_with_the_shaped_cost_returns_valid_actions():
+    import gymnasium as gym
+
+    from embodylab.world_models.data import object_centric_observation
+
+    env = gym.make("embodylab/LabPush-v0")
+    env.reset(seed=0)
+    config = MPPIConfig(horizon=3, samples=16, iterations=2, elites=4, cost="shaped")
+    planner = MPPIPlanner(ObjectCentricWorldModel(TINY), config, seed=0)
+    obs = object_centric_observation(env)
+    planner.reset(obs)
+    action = planner.act(obs)
+    assert action.shape == (4,) and np.all(np.abs(action) <= 1.0) and np.isfinite(action).all()

@@ -158,7 +158,7 @@ class EvalWM:
 
 @dataclass
 class PlanWM:
-    """Control a task with MPPI over a trained world model and its learned reward; success rate."""
+    """Control a task with MPPI over a trained world model (learned reward or shaped cost); success rate."""
 
     run_dir: tyro.conf.Positional[Path]
     """run directory written by `embodylab train-wm`"""
@@ -171,6 +171,9 @@ class PlanWM:
     iterations: int = 4
     elites: int = 32
     """best sequences the mean and std are refitted to (at most `samples`)"""
+    cost: Literal["learned", "shaped"] = "shaped"
+    """score of predicted states: the model's learned reward, or the shaped cost of its predicted positions
+    (target to goal plus tcp to the pushing point behind the target; see `embodylab.world_models.planning`)"""
 
     def run(self) -> None:
         _usage_errors(self._run)
@@ -185,7 +188,11 @@ class PlanWM:
         torch.set_num_threads(1)
         model, _ = load_world_model(self.run_dir)
         config = MPPIConfig(
-            horizon=self.horizon, samples=self.samples, iterations=self.iterations, elites=self.elites
+            horizon=self.horizon,
+            samples=self.samples,
+            iterations=self.iterations,
+            elites=self.elites,
+            cost=self.cost,
         )
         report = run_planner(model, resolve_env_id(self.env), self.episodes, seed=self.seed, config=config)
         report["mppi"] = asdict(config)

@@ -31,6 +31,8 @@ class TrainWMConfig:
     """steps per training window"""
     context: int = 4
     """teacher-forced steps at the start of each window"""
+    absolute_positions: bool = False
+    """object-centric models: object tokens also see absolute x, y (the ablation of translation equivariance)"""
     max_objects: int = 0
     """object slots of the monolithic RSSM (0: the most objects in a scene of the dataset)"""
     val_every: int = 10

@@ -7,6 +7,9 @@ recorded actions. Per horizon h:
   nearest the truth on average at h);
 - `rmse_moving`: `rmse` over the objects that move more than `MOVING` within the window only (in a
   cluttered scene most objects stand still, and predicting them is easy);
+- `rmse_target`, `rmse_distractors`: `rmse` over the agent-driven target objects (category
+  `target_cube`) only, and over the others only; `rmse_tcp`: the predicted tool centre point's error
+  (the agent's own open-loop drift, which every pushed object inherits);
 - `nll`: negative log-likelihood (nats per object) of the true position under a Gaussian fitted to the K
   samples (their mean; their variance plus the decoder's one-step variance).
 """
@@ -19,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from embodylab.world_models.data import WorldModelData
+from embodylab.world_models.data import CATEGORIES, WorldModelData
 from embodylab.world_models.object_centric import WorldModel, batch_windows, open_loop
 
 HORIZONS = (1, 10, 25)
@@ -58,13 +61,17 @@ def evaluate_open_loop(
     # Scenes of one object count per batch: the model sees exactly the objects of the scene.
     counts = data.n_objects[episodes]
     sq_mode, sq_best, nll, weights, sq_moving, n_moving = [], [], [], [], [], []
+    sq_target, n_target, sq_other, n_other, sq_tcp = [], [], [], [], []
+    target_id = CATEGORIES.index("target_cube")
     for count in np.unique(counts):
         chosen = np.flatnonzero(counts == count)
         for i in range(0, len(chosen), batch_size):
             idx = chosen[i : i + batch_size]
             batch = batch_windows(data, episodes[idx], starts[idx], context + horizon, n_objects=int(count))
             truth = batch["features"][:, context + 1 :, :, :3]  # [B, H, N, 3]
-            mode = open_loop(model, batch, context, horizon, samples=1, mode=True)["positions"][0]
+            predicted = open_loop(model, batch, context, horizon, samples=1, mode=True)
+            mode = predicted["positions"][0]
+            sq_tcp.append(((predicted["tcp"][0] - batch["agent"][:, context + 1 :, :3]) ** 2).sum(-1))
             sampled = open_loop(model, batch, context, horizon, samples=samples)
             positions, stds = sampled["positions"], sampled["stds"]  # [K, B, H, N, 3]
             sq_error = ((mode - truth) ** 2).sum(-1)  # [B, H, N]
@@ -72,6 +79,11 @@ def evaluate_open_loop(
             moving = ((truth[:, -1] - batch["features"][:, context, :, :3]).norm(dim=-1) > MOVING).float()
             sq_moving.append((sq_error * moving[:, None]).sum(0).sum(-1))  # [H]: summed over moving objects
             n_moving.append(moving.sum())
+            target = (batch["categories"] == target_id).float()  # [B, N]
+            sq_target.append((sq_error * target[:, None]).sum(0).sum(-1))
+            n_target.append(target.sum())
+            sq_other.append((sq_error * (1 - target[:, None])).sum(0).sum(-1))
+            n_other.append((1 - target).sum())
             per_sample = ((positions - truth) ** 2).sum(-1).mean(-1)  # [K, B, H]
             sq_best.append(per_sample.min(0).values)
             variance = positions.var(0, unbiased=False) + (stds**2).mean(0)
@@ -92,6 +104,12 @@ def evaluate_open_loop(
         result[f"rmse_moving@{h}"] = (
             float(torch.sqrt(sum(x[h - 1] for x in sq_moving) / moved)) if moved else float("nan")
         )
+        for name, sq, count in (("target", sq_target, n_target), ("distractors", sq_other, n_other)):
+            total_count = float(sum(count))
+            result[f"rmse_{name}@{h}"] = (
+                float(torch.sqrt(sum(x[h - 1] for x in sq) / total_count)) if total_count else float("nan")
+            )
+        result[f"rmse_tcp@{h}"] = float(torch.sqrt(torch.cat(sq_tcp)[:, h - 1].mean()))
     result["moving_objects"] = int(sum(n_moving))
     return result
 

@@ -1,16 +1,20 @@
 """The object-centric stochastic world model: the model, its ELBO loss and its open-loop sampling.
 
-One token per object (its 16 features, normalised, plus a learned category embedding), one for the agent
+One token per object (its features, normalised, plus a learned category embedding), one for the agent
 (the tool centre point's position and velocity and the gripper width, plus the action) and one for the
-goal. Each object token also sees its position relative to the tool centre point and to the goal: contact
-and reward depend on such differences, and a network learns them poorly from absolute coordinates. A
+goal. Each object token sees its position relative to the tool centre point and to the goal, not its
+absolute table-plane position (`ObjectCentricConfig.absolute_positions`): contact and reward depend on
+such differences, and a network learns them poorly from absolute coordinates. A
 transformer mixes the tokens of a step (no positional encoding: the objects are a set, and padded
 objects are masked out of attention). Each object token and the agent token then keeps its own recurrent
 state (one GRU cell shared by all tokens) and a stochastic latent with a prior p(z | h) and a posterior
 q(z | h, observed change); decoders predict each token's change of state in a normalised space (deltas
-divided by their dataset std). A read-out (a learned query attending over the mixed tokens) predicts the
-reward and success of the current state: the env's reward after a step is that of the state it reaches, so
-a rollout scores a state by the reward read out when the model steps from it.
+divided by their dataset std) from the recurrent state and latent, the token as mixed this step, and the
+token's own inputs with the agent's state and action (a push happens within a step: through the
+recurrent state alone the model predicted a pushed cube no better than standing still). A read-out (a
+learned query attending over the mixed tokens) predicts the reward and success of the current state: the
+env's reward after a step is that of the state it reaches, so a rollout scores a state by the reward read
+out when the model steps from it.
 
 Training maximises the ELBO over short windows with DreamerV3's KL balancing (the dynamics term, which
 trains the prior, weighted 2:1 over the representation term, which regularises the posterior; see
@@ -39,7 +43,8 @@ DYNAMIC_DIM = 13
 """the object features that change: position 3, quaternion 4, linear velocity 3, angular velocity 3."""
 AGENT_SLICE = slice(14, 21)
 """the agent's state within the proprioception: tcp position 3, tcp linear velocity 3 (world frame), gripper
-width 1 (metres, m/s)."""
+width 1 (metres, m/s). The arm's joint angles and velocities are left out: with them (21 dims) the tcp's
+open-loop error at 25 steps grew from 3.7 to 5.0 cm after 1000 training steps on LabClutter."""
 AGENT_DIM = 7
 RELATIVE_DIM = 8
 RELATIVE_SCALE = 0.1
@@ -77,6 +82,13 @@ class ObjectCentricConfig:
     """teacher-forced steps at the start of each training window"""
     window: int = 20
     """steps per training window (context plus open-loop)"""
+    absolute_positions: bool = False
+    """object tokens also see their absolute table-plane position (x, y). Off by default: pushing and
+    collisions look the same anywhere on the table, so an object's change is a function of where it lies
+    relative to the tool centre point and to the other objects (whose differences the mixer forms from the
+    tcp-relative positions), not of where it lies. Without x, y the object encoder is translation-
+    equivariant and what it learns at one place holds at every other; with them it must learn each place
+    from the data there. True is the ablation (the model before this change)."""
 
 
 def _mlp(n_in: int, n_hidden: int, n_out: int) -> nn.Sequential:
@@ -97,8 +109,8 @@ def _kl(mean_q, std_q, mean_p, std_p) -> torch.Tensor:
 class Step:
     """One predicted step for a batch of B scenes of N object slots.
 
-    objects_mean/std [B, N, 13] and agent_mean/std [B, 7] are the predicted changes in normalised units;
-    kl [B, tokens] (None without a latent) and kl_mask [B, tokens] the balanced KL terms per token;
+    objects_mean/std [B, N, 13] and agent_mean/std [B, AGENT_DIM] are the predicted changes in normalised
+    units; kl [B, tokens] (None without a latent) and kl_mask [B, tokens] the balanced KL terms per token;
     reward [B] (normalised) and success_logit [B] of the current state (the input); state the recurrent
     state to carry on with."""
 
@@ -174,9 +186,9 @@ class WorldModel(nn.Module):
         raise NotImplementedError
 
     def step(self, state, objects, categories, mask, agent, action, goal, target=None, sample=True) -> Step:
-        """Predicts the change over one step from the current `objects` [B, N, 16], `agent` [B, 7] and
+        """Predicts the change over one step from the current `objects` [B, N, 16], `agent` [B, AGENT_DIM] and
         `action` [B, A]. With `target` (the observed changes, normalised: objects [B, N, 13], agent
-        [B, 7]) the latent comes from the posterior, else from the prior (a sample, or its mean when
+        [B, AGENT_DIM]) the latent comes from the posterior, else from the prior (a sample, or its mean when
         `sample` is False)."""
         raise NotImplementedError
 
@@ -188,7 +200,10 @@ class ObjectCentricWorldModel(WorldModel):
         super().__init__(config.action_dim, config.goal_dim)
         self.config = config
         d, z = config.d_model, config.latent_dim
-        self.object_encoder = _mlp(FEATURE_DIM + RELATIVE_DIM, d, d)
+        # Without absolute positions the object encoder drops x and y (see `absolute_positions`).
+        self.object_inputs = slice(0 if config.absolute_positions else 2, FEATURE_DIM)
+        n_object_in = FEATURE_DIM - self.object_inputs.start + RELATIVE_DIM
+        self.object_encoder = _mlp(n_object_in, d, d)
         self.category_embedding = nn.Embedding(len(CATEGORIES), d)
         self.agent_encoder = _mlp(AGENT_DIM + config.action_dim, d, d)
         self.goal_encoder = _mlp(config.goal_dim, d, d)
@@ -200,10 +215,15 @@ class ObjectCentricWorldModel(WorldModel):
             self.object_change_encoder = nn.Linear(DYNAMIC_DIM, d)
             self.agent_change_encoder = nn.Linear(AGENT_DIM, d)
             self.posterior = _mlp(2 * d, d, 2 * z)
-        self.object_decoder = _mlp(d + z, d, 2 * DYNAMIC_DIM)
+        # Each decoder also reads its token as mixed this step (skipping the GRU): a push is an interaction of
+        # this step (the fingers against the face of a cube now), and through the recurrent state alone the
+        # model predicted a pushed cube no better than standing still, even one step ahead.
+        self.object_decoder = _mlp(
+            2 * d + z + self.object_encoder[0].in_features + AGENT_DIM + config.action_dim, d, 2 * DYNAMIC_DIM
+        )
         # The agent's state and action also go straight to its decoder: the arm's response to its command is local,
         # and through the mixer and the recurrent state alone the model under-predicts saturated commands.
-        self.agent_decoder = _mlp(d + z + AGENT_DIM + config.action_dim, d, 2 * AGENT_DIM)
+        self.agent_decoder = _mlp(2 * d + z + AGENT_DIM + config.action_dim, d, 2 * AGENT_DIM)
         # Reward and success read the current scene through one learned query attending over all tokens.
         self.readout_query = nn.Parameter(torch.zeros(1, 1, d))
         self.readout = nn.MultiheadAttention(d, config.n_heads, batch_first=True)
@@ -214,12 +234,21 @@ class ObjectCentricWorldModel(WorldModel):
         """[B, 1 + N, d]: the agent's recurrent state, then one per object."""
         return self.readout_query.new_zeros(batch_size, 1 + n_objects, self.config.d_model)
 
+    def object_inputs_of(self, objects, agent, goal) -> torch.Tensor:
+        """[B, N, inputs]: what the object encoder reads of each object (normalised)."""
+        own = self.normalise_objects(objects)[..., self.object_inputs]
+        return torch.cat([own, self.relative_positions(objects, agent, goal)], -1)
+
+    def object_tokens(self, objects, categories, agent, goal) -> torch.Tensor:
+        """[B, N, d]: the object tokens before mixing. Without `absolute_positions` they are unchanged when
+        the objects, the tool centre point and the goal all shift by one offset in the table plane."""
+        return self.object_encoder(self.object_inputs_of(objects, agent, goal)) + self.category_embedding(
+            categories
+        )
+
     def step(self, state, objects, categories, mask, agent, action, goal, target=None, sample=True) -> Step:
         batch, n = objects.shape[:2]
-        inputs = torch.cat(
-            [self.normalise_objects(objects), self.relative_positions(objects, agent, goal)], -1
-        )
-        object_tokens = self.object_encoder(inputs) + self.category_embedding(categories)
+        object_tokens = self.object_tokens(objects, categories, agent, goal)
         agent_token = self.agent_encoder(torch.cat([self.normalise_agent(agent), action], -1))[:, None]
         goal_token = self.goal_encoder(self.normalise_goal(goal))[:, None]
         tokens = torch.cat([agent_token, object_tokens, goal_token], 1)
@@ -251,9 +280,12 @@ class ObjectCentricWorldModel(WorldModel):
             features = torch.cat([h, z], -1)
         else:
             features = h
+        features = torch.cat([features, recurrent], -1)
         agent_input = torch.cat([features[:, 0], self.normalise_agent(agent), action], -1)
         agent_mean, agent_std = _gaussian(self.agent_decoder(agent_input))
-        objects_mean, objects_std = _gaussian(self.object_decoder(features[:, 1:]))
+        local = torch.cat([self.normalise_agent(agent), action], -1)[:, None].expand(-1, n, -1)
+        object_input = torch.cat([features[:, 1:], self.object_inputs_of(objects, agent, goal), local], -1)
+        objects_mean, objects_std = _gaussian(self.object_decoder(object_input))
         pooled, _ = self.readout(
             self.readout_query.expand(batch, -1, -1), mixed, mixed, key_padding_mask=~real, need_weights=False
         )
@@ -311,7 +343,7 @@ def sample_windows(data, batch_size: int, length: int, rng) -> dict[str, torch.T
 
 # ---- loss --------------------------------------------------------------------------------------------
 def _apply(model: WorldModel, objects, agent, out: Step) -> tuple[torch.Tensor, torch.Tensor]:
-    """The next objects [B, N, 16] and agent [B, 7] from the predicted (normalised) change means."""
+    """The next objects [B, N, 16] and agent [B, AGENT_DIM] from the predicted (normalised) change means."""
     dynamic = objects[..., :DYNAMIC_DIM] + out.objects_mean * model.delta_std
     quaternion = F.normalize(dynamic[..., 3:7], dim=-1)
     next_objects = torch.cat([dynamic[..., :3], quaternion, dynamic[..., 7:], objects[..., DYNAMIC_DIM:]], -1)
@@ -396,8 +428,9 @@ def open_loop(
     actions, `samples` times (latents from the prior; `mode` takes the prior's mean instead of samples).
 
     Returns positions [K, B, horizon, N, 3] (metres, world frame), their per-step predicted std
-    [K, B, horizon, N, 3] (metres, the decoder's one-step std) and rewards [K, B, horizon] (the predicted
-    reward of the state each predicted step starts from)."""
+    [K, B, horizon, N, 3] (metres, the decoder's one-step std), rewards [K, B, horizon] (the predicted
+    reward of the state each predicted step starts from) and tcp [K, B, horizon, 3] (the predicted tool
+    centre point, metres, world frame)."""
     features, agent_states, mask = batch["features"], batch["agent"], batch["mask"]
     batch_size, n = mask.shape
     repeat = lambda x: x.repeat(samples, *([1] * (x.dim() - 1)))  # noqa: E731 - [B, ...] -> [K*B, ...]
@@ -409,12 +442,13 @@ def open_loop(
         target = _change_target(model, objects, agent, features[:, t + 1], agent_states[:, t + 1])
         state = model.step(state, objects, categories, mask, agent, actions[:, t], goal, target).state
     objects, agent = features[:, context], agent_states[:, context]
-    positions, stds, rewards = [], [], []
+    positions, stds, rewards, tcp = [], [], [], []
     for t in range(context, context + horizon):
         out = model.step(state, objects, categories, mask, agent, actions[:, t], goal, sample=not mode)
         objects, agent = _apply(model, objects, agent, out)
         state = out.state
         positions.append(objects[..., :3])
+        tcp.append(agent[..., :3])
         stds.append(out.objects_std[..., :3] * model.delta_std[:3])
         rewards.append(out.reward * model.reward_std + model.reward_mean)
     shape = (samples, batch_size, horizon)
@@ -422,6 +456,7 @@ def open_loop(
         "positions": torch.stack(positions, 1).reshape(*shape, n, 3),
         "stds": torch.stack(stds, 1).reshape(*shape, n, 3),
         "rewards": torch.stack(rewards, 1).reshape(*shape),
+        "tcp": torch.stack(tcp, 1).reshape(*shape, 3),
     }
 
 

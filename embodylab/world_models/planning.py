@@ -1,26 +1,38 @@
-"""Model-predictive control with a learned world model: MPPI over the model's predicted rewards.
+"""Model-predictive control with a learned world model: MPPI over the model's predicted states or rewards.
 
 Every control step the planner samples `samples` action sequences of `horizon` steps around its current
 mean (Gaussian, clipped to [-1, 1]), rolls each out in the world model from the current object-centric
-state (prior means, no sampling), scores it by the sum of the model's predicted rewards (the last state's
-weighted by `terminal_weight`), and refits the
+state (prior means, no sampling), scores it by the sum of the rewards of the states it reaches (the last
+state's weighted by `terminal_weight`), and refits the
 mean and std to the best `elites` sequences weighted by exp(score / temperature), `iterations` times
 (the MPPI variant of TD-MPC2). It executes the first action of the mean and keeps the rest, shifted, as
-the next step's initial mean. The model's recurrent state is filtered, from zero, on the last `context`
+the next step's initial mean (warm start). The model's recurrent state is filtered, from zero, on the last `context`
 observed transitions (posterior latents), exactly as the model was trained: on windows that start from a
 zero state, not on whole episodes.
+
+Two scores (`MPPIConfig.cost`):
+- `learned`: the model's reward read-out (trained on the env's reward);
+- `shaped`: a cost computed from the model's predicted object and tool-centre-point positions: the target
+  object's distance to the goal plus `reach_weight` times the tool centre point's distance to the pushing
+  point behind the target (on the far side from the goal, at pushing height). The env's own dense reward
+  (cube-to-goal plus tcp-to-cube distance) rewards touching the cube from any side, and a planner that
+  sees half a second ahead greedily touches it from the side it is nearest, pushing it away from the goal;
+  the pushing point is the short-horizon stand-in for TD-MPC2's learned value of where a plan ends. Every
+  number in it comes from the world model's prediction: the planner still learns nothing from the env but
+  the data the model was trained on.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import gymnasium as gym
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from embodylab.world_models.data import object_centric_observation
+from embodylab.world_models.data import CATEGORIES, object_centric_observation
 from embodylab.world_models.object_centric import AGENT_SLICE, WorldModel, _apply, _change_target
 
 
@@ -40,6 +52,20 @@ class MPPIConfig:
     that many steps), so that a detour around an object that ends better beats staying put"""
     init_std: float = 0.6
     min_std: float = 0.05
+    cost: Literal["learned", "shaped"] = "learned"
+    """score of a predicted state: the model's learned reward, or the shaped cost of the predicted
+    positions (see the module docstring)"""
+    reach_weight: float = 1.0
+    """shaped cost: weight of the tcp's distance to the pushing point, against the target's to the goal"""
+    push_offset: float = 0.015
+    """shaped cost: metres between the target's face and the pushing point (the finger pads' half-width)"""
+    push_height: float = 0.02
+    """shaped cost: tool-centre-point height of the pushing point (metres, world frame; table top at 0)"""
+    travel_height: float = 0.09
+    """shaped cost: when above 0, the tcp is drawn to this height (metres) until it is within 2 cm (table
+    plane) of the pushing point, so that it comes down behind the target instead of through it (the
+    learned model under-predicts pushes, and a planner drawn straight to the pushing point drove through
+    the cube: final cube-goal distance 0.40 m with 0.0 against 0.15 m with 0.09, 6 LabPush episodes)"""
 
 
 def _tensors(obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -127,6 +153,19 @@ class MPPIPlanner:
         objects, agent = scene["objects"], scene["agent"]
         total = torch.zeros(actions.shape[0])
         horizon = actions.shape[1]
+        if self.config.cost == "shaped":
+            for t in range(horizon):
+                out = self.model.step(
+                    state, objects, scene["categories"], scene["mask"], agent, actions[:, t], scene["goal"],
+                    sample=False,
+                )  # fmt: skip
+                objects, agent = _apply(self.model, objects, agent, out)
+                state = out.state
+                weight = self.config.terminal_weight if t == horizon - 1 else 1.0
+                total += weight * shaped_reward(
+                    objects, scene["categories"], agent, scene["goal"], self.config
+                )
+            return total
         # Step t reads out the reward of the state it starts from; one more step scores the last state.
         for t in range(horizon + 1):
             out = self.model.step(
@@ -145,6 +184,35 @@ class MPPIPlanner:
             objects, agent = _apply(self.model, objects, agent, out)
             state = out.state
         return total
+
+
+def shaped_reward(
+    objects: torch.Tensor,
+    categories: torch.Tensor,
+    agent: torch.Tensor,
+    goal: torch.Tensor,
+    config: MPPIConfig,
+) -> torch.Tensor:
+    """[B] minus the shaped cost of states: objects [B, N, 16] and agent [B, 7] (see `AGENT_SLICE`), goal
+    [B, 3] (metres, world frame). The target is the first object of category `target_cube`, else object 0."""
+    is_target = categories == CATEGORIES.index("target_cube")
+    index = torch.where(
+        is_target.any(1), is_target.float().argmax(1), torch.zeros_like(is_target[:, 0], dtype=torch.long)
+    )
+    target = objects[torch.arange(objects.shape[0]), index]  # [B, 16]
+    to_goal = goal[:, :2] - target[:, :2]
+    direction = to_goal / to_goal.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    standoff = target[:, 13:14] + config.push_offset  # the half-extent along the push, plus the pads
+    push_xy = target[:, :2] - direction * standoff
+    push_point = torch.cat([push_xy, torch.full_like(push_xy[:, :1], config.push_height)], -1)
+    goal_distance = (target[:, :3] - goal).norm(dim=-1)
+    if config.travel_height > 0:
+        near = (agent[:, :2] - push_xy).norm(dim=-1) < 0.02
+        push_point[:, 2] = torch.where(
+            near, push_point[:, 2], torch.full_like(push_point[:, 2], config.travel_height)
+        )
+    reach = (agent[:, :3] - push_point).norm(dim=-1)
+    return -(goal_distance + config.reach_weight * reach)
 
 
 def run_planner(

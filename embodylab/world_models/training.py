@@ -53,6 +53,7 @@ def object_centric_config(
         latent_dim=config.latent_dim,
         window=config.window,
         context=config.context,
+        absolute_positions=config.absolute_positions,
         goal_dim=goal_dim,
         action_dim=action_dim,
     )
