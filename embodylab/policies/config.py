@@ -59,6 +59,11 @@ class AlgoConfig:
     """SAC with demonstrations: weight of the Q-filtered behaviour-cloning loss on the demonstration rows
     (`embodylab.policies.bc`); None: 1.0 for SAC with demonstrations. 0 turns it off (symmetric sampling
     only); td3 and tqc have no BC term (a value above 0 is rejected for them)."""
+    demo_reset_prob: float | None = None
+    """with demonstrations: chance that a training episode starts from a state along a demonstration
+    instead of the task's own start (Nair et al. 2018; `embodylab.policies.demo_resets`); evaluation
+    always starts normally. None: `DEFAULT_DEMO_RESET_PROB` with demonstrations, 0 without (the value used
+    is written to config.json). Needs an embodylab env and demos recorded with their seeds."""
     n_steps: int = 1024
     """PPO: env steps per rollout (its minibatches are `batch_size`)."""
     torch_threads: int = 1
@@ -70,6 +75,10 @@ class AlgoConfig:
         preset = {**DEFAULT_PRESET, **TASK_PRESETS.get(env_id, {})}
         return replace(self, **{k: v for k, v in preset.items() if getattr(self, k) is None})
 
+
+DEFAULT_DEMO_RESET_PROB = 0.5
+"""`AlgoConfig.demo_reset_prob` of a run with demonstrations that leaves it None (see the README's
+"Training" and benchmarks/results/learning_push_screen.json for the screening behind it)."""
 
 DEFAULT_PRESET: dict[str, object] = {"gamma": 0.98}
 """AlgoConfig values for the fields left None, for tasks without an entry in `TASK_PRESETS`."""
@@ -138,6 +147,14 @@ class TrainConfig:
             raise ConfigError(
                 f"algo_config.bc_weight (behaviour cloning on demonstrations) is implemented for sac only; "
                 f"got algo {self.algo!r} with bc_weight {self.algo_config.bc_weight}"
+            )
+        reset_prob = self.algo_config.demo_reset_prob
+        if reset_prob is not None and not 0.0 <= reset_prob <= 1.0:
+            raise ConfigError(f"algo_config.demo_reset_prob must lie in [0, 1]; got {reset_prob}")
+        if reset_prob and not (self.demos or self.demo_dataset):
+            raise ConfigError(
+                f"algo_config.demo_reset_prob {reset_prob} starts episodes from demonstration states and "
+                "needs --demos N or --demo-dataset PATH"
             )
         for name in ("steps", "eval_episodes"):
             if getattr(self, name) < 1:

@@ -40,7 +40,8 @@ from embodylab.policies.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from embodylab.policies.config import AlgoConfig, TrainConfig
+from embodylab.policies.config import DEFAULT_DEMO_RESET_PROB, AlgoConfig, TrainConfig
+from embodylab.policies.demo_resets import DemoStateResets, demonstration_states
 from embodylab.policies.demos import DemoHerReplayBuffer, DemoReplayBuffer, record_demos
 from embodylab.policies.evaluation import append_evaluation, plot_learning_curve, run_episodes
 from embodylab.policies.normalization import RunningNormExtractor
@@ -234,6 +235,9 @@ def _start_run(config: TrainConfig) -> tuple[TrainConfig, Path]:
             dataset = record_demos(demo_env, config.demos, run_dir / "demos", seed=config.seed)
         # config.json names the dataset, so that a resumed run or an evaluation finds the same demos.
         config = replace(config, demos=0, demo_dataset=str(dataset))
+    if config.algo_config.demo_reset_prob is None:
+        reset_prob = DEFAULT_DEMO_RESET_PROB if config.demo_dataset else 0.0
+        config = replace(config, algo_config=replace(config.algo_config, demo_reset_prob=reset_prob))
     (run_dir / "config.json").write_text(config.to_json())
     return config, run_dir
 
@@ -252,6 +256,10 @@ def train(config: TrainConfig) -> Path:
     th.set_num_threads(config.algo_config.torch_threads)
 
     env = make_env(config)
+    demo_resets = None
+    if config.demo_dataset and config.algo_config.demo_reset_prob:
+        states = demonstration_states(env, config.demo_dataset)
+        env = demo_resets = DemoStateResets(env, states, config.algo_config.demo_reset_prob, config.seed)
     callbacks: list[BaseCallback] = []
     if config.curriculum != "none":
         env, curriculum_callback = _wrap_for_curriculum(env, config)
@@ -261,6 +269,8 @@ def train(config: TrainConfig) -> Path:
         load_checkpoint(model, checkpoint)
         # Fresh randomness for the continuation (env goals, exploration), still a function of the seed.
         model.set_random_seed(config.seed + model.num_timesteps)
+        if demo_resets is not None:
+            demo_resets.reseed(config.seed + model.num_timesteps)
     model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
 
     latest: dict = {}
