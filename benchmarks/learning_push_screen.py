@@ -27,6 +27,9 @@ SETTINGS: dict[str, dict[str, object]] = {
     "reset_0.5": {"demo_reset_prob": 0.5},
     "reset_0.8": {"demo_reset_prob": 0.8},
     "reset_0.5_bc_0": {"demo_reset_prob": 0.5, "bc_weight": 0.0},
+    "reset_0.5_net256": {"demo_reset_prob": 0.5, "net_arch": (256, 256)},
+    "reset_0.5_utd2": {"demo_reset_prob": 0.5, "gradient_steps": 100},
+    "net256": {"demo_reset_prob": 0.0, "net_arch": (256, 256)},
 }
 """name -> AlgoConfig fields that differ from the defaults."""
 

@@ -59,6 +59,8 @@ class AlgoConfig:
     """SAC with demonstrations: weight of the Q-filtered behaviour-cloning loss on the demonstration rows
     (`embodylab.policies.bc`); None: 1.0 for SAC with demonstrations. 0 turns it off (symmetric sampling
     only); td3 and tqc have no BC term (a value above 0 is rejected for them)."""
+    critic_layer_norm: bool = False
+    """SAC: LayerNorm after every hidden layer of the critics, as in RLPD (`embodylab.policies.critic_norm`)."""
     demo_reset_prob: float | None = None
     """with demonstrations: chance that a training episode starts from a state along a demonstration
     instead of the task's own start (Nair et al. 2018; `embodylab.policies.demo_resets`); evaluation
@@ -147,6 +149,10 @@ class TrainConfig:
             raise ConfigError(
                 f"algo_config.bc_weight (behaviour cloning on demonstrations) is implemented for sac only; "
                 f"got algo {self.algo!r} with bc_weight {self.algo_config.bc_weight}"
+            )
+        if self.algo_config.critic_layer_norm and self.algo != "sac":
+            raise ConfigError(
+                f"algo_config.critic_layer_norm is implemented for sac only; got algo {self.algo!r}"
             )
         reset_prob = self.algo_config.demo_reset_prob
         if reset_prob is not None and not 0.0 <= reset_prob <= 1.0:

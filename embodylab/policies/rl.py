@@ -41,6 +41,7 @@ from embodylab.policies.checkpoint import (
     save_checkpoint,
 )
 from embodylab.policies.config import DEFAULT_DEMO_RESET_PROB, AlgoConfig, TrainConfig
+from embodylab.policies.critic_norm import layer_norm_policy
 from embodylab.policies.demo_resets import DemoStateResets, demonstration_states
 from embodylab.policies.demos import DemoHerReplayBuffer, DemoReplayBuffer, record_demos
 from embodylab.policies.evaluation import append_evaluation, plot_learning_curve, run_episodes
@@ -125,6 +126,8 @@ def make_model(config: TrainConfig, env: gym.Env, with_demos: bool = True) -> Ba
         **common,
     }
     if config.algo == "sac":
+        if a.critic_layer_norm:
+            policy = layer_norm_policy(policy)
         bc_weight = a.bc_weight if a.bc_weight is not None else DEFAULT_BC_WEIGHT
         if with_demos and config.demo_dataset and bc_weight > 0:
             return DemoSAC(policy, env, bc_weight=bc_weight, **off_policy)
