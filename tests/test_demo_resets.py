@@ -78,6 +78,14 @@ def test_demonstration_states_replay_every_recorded_step(push_demos):
     np.testing.assert_allclose(obs["desired_goal"], episodes[1]["observations"]["desired_goal"][10])
 
 
+def test_states_before_success_leave_out_the_holds_at_the_goal(push_demos):
+    env = push_env()
+    every, before = demonstration_states(env, push_demos), demonstration_states(env, push_demos, True)
+    successes = [env.unwrapped.set_state(state)[1]["is_success"] for state in before]
+    assert 0 < len(before) < len(every) and not any(successes)
+    assert any(env.unwrapped.set_state(state)[1]["is_success"] for state in every)
+
+
 def test_a_dataset_whose_replay_departs_from_its_recording_is_rejected(push_demos, monkeypatch):
     monkeypatch.setattr(demo_resets, "_episode_seeds", lambda path: [105, 106])  # not the recorded seeds
     with pytest.raises(DemoDatasetError, match="episode 0 .seed 105. departs"):

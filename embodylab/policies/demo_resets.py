@@ -42,10 +42,15 @@ def _flat(observation) -> np.ndarray:
     return np.ravel(observation)
 
 
-def demonstration_states(env: gym.Env, demo_dataset: str | Path) -> np.ndarray:
+def demonstration_states(env: gym.Env, demo_dataset: str | Path, before_success: bool = False) -> np.ndarray:
     """The simulation states [n, state_size] (float64, `EmbodiedEnv.get_state`) before every action of
     every episode of the Minari dataset `demo_dataset`, re-simulated in `env` (the same task, observation
     mode and goal conditioning as the recording) from each episode's seed with its recorded actions.
+
+    `before_success` keeps only the states before an episode first reaches its goal (`info["is_success"]`).
+    The lab tasks do not end at success, so the experts hold the goal for the rest of the episode: on
+    LabPush about 60% of the states are such holds, which teach a start from them nothing but standing
+    still.
 
     Raises:
         DemoDatasetError: an episode without a recorded seed, or whose replay does not reproduce the
@@ -60,9 +65,11 @@ def demonstration_states(env: gym.Env, demo_dataset: str | Path) -> np.ndarray:
             raise DemoDatasetError(
                 f"{demo_dataset}: episode {index} has no recorded seed, so its states cannot be re-simulated"
             )
-        obs, _ = env.reset(seed=seed)
+        obs, info = env.reset(seed=seed)
         recorded = episode["observations"]
         for t, action in enumerate(episode["actions"]):
+            if before_success and info["is_success"]:
+                break
             expected = {k: v[t] for k, v in recorded.items()} if isinstance(recorded, dict) else recorded[t]
             error = float(np.abs(_flat(obs) - _flat(expected)).max())
             if error > REPLAY_TOLERANCE:
@@ -72,7 +79,9 @@ def demonstration_states(env: gym.Env, demo_dataset: str | Path) -> np.ndarray:
                     f"was recorded with another version or configuration of {env.spec.id if env.spec else env}"
                 )
             states.append(unwrapped.get_state())
-            obs, *_ = env.step(action)
+            obs, _, _, _, info = env.step(action)
+    if not states:
+        raise DemoDatasetError(f"{demo_dataset}: every episode starts at its goal; no states to start from")
     return np.stack(states)
 
 

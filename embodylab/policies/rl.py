@@ -261,7 +261,8 @@ def train(config: TrainConfig) -> Path:
     env = make_env(config)
     demo_resets = None
     if config.demo_dataset and config.algo_config.demo_reset_prob:
-        states = demonstration_states(env, config.demo_dataset)
+        # States before each demonstration's success: the holds after it teach nothing (see there).
+        states = demonstration_states(env, config.demo_dataset, before_success=True)
         env = demo_resets = DemoStateResets(env, states, config.algo_config.demo_reset_prob, config.seed)
     callbacks: list[BaseCallback] = []
     if config.curriculum != "none":
