@@ -29,9 +29,14 @@ SETTINGS: dict[str, dict[str, object]] = {
     "reset_0.5_bc_0": {"demo_reset_prob": 0.5, "bc_weight": 0.0},
     "reset_0.5_net256": {"demo_reset_prob": 0.5, "net_arch": (256, 256)},
     "reset_0.5_utd2": {"demo_reset_prob": 0.5, "gradient_steps": 100},
-    "net256": {"demo_reset_prob": 0.0, "net_arch": (256, 256)},
+    "reset_0.5_ln": {"demo_reset_prob": 0.5, "critic_layer_norm": True},
+    "reset_0.5_ln_utd2": {"demo_reset_prob": 0.5, "critic_layer_norm": True, "gradient_steps": 100},
+    "reset_0.5_dense": {"demo_reset_prob": 0.5, "reward_type": "dense"},
+    "reset_0.5_qbc": {"demo_reset_prob": 0.5, "bc_q_alpha": 2.5},
+    "reset_0.8_ln_utd2": {"demo_reset_prob": 0.8, "critic_layer_norm": True, "gradient_steps": 100},
 }
-"""name -> AlgoConfig fields that differ from the defaults."""
+"""name -> fields that differ from the defaults: `AlgoConfig` fields, or `TrainConfig` ones (reward_type)."""
+TRAIN_FIELDS = ("reward_type",)
 
 
 @dataclass
@@ -64,7 +69,10 @@ def run_setting(name: str, config: ScreenConfig) -> dict:
         eval_every=config.eval_every,
         eval_episodes=config.eval_episodes,
         video=False,
-        algo_config=replace(AlgoConfig(), **SETTINGS[name]),
+        **{k: v for k, v in SETTINGS[name].items() if k in TRAIN_FIELDS},
+        algo_config=replace(
+            AlgoConfig(), **{k: v for k, v in SETTINGS[name].items() if k not in TRAIN_FIELDS}
+        ),
     )
     if (run_dir / "config.json").exists():  # an interrupted earlier invocation: continue it
         train_config = TrainConfig(resume=str(run_dir))
@@ -95,7 +103,7 @@ def main(config: ScreenConfig) -> None:
     for name in config.settings:
         result = run_setting(name, config)
         previous[name] = result
-        steps = "  ".join(f"{s // 1000}k {v:.2f}" for s, v in result["success_by_step"].items())
+        steps = "  ".join(f"{s / 1000:g}k {v:.2f}" for s, v in result["success_by_step"].items())
         print(f"{name:16s} {steps}  ({result['wall_time_s']:.0f} s)", flush=True)
         write_json(
             config.out,

@@ -59,6 +59,10 @@ class AlgoConfig:
     """SAC with demonstrations: weight of the Q-filtered behaviour-cloning loss on the demonstration rows
     (`embodylab.policies.bc`); None: 1.0 for SAC with demonstrations. 0 turns it off (symmetric sampling
     only); td3 and tqc have no BC term (a value above 0 is rejected for them)."""
+    bc_q_alpha: float | None = None
+    """SAC with demonstrations: None leaves the actor's SAC term as it is; a value α scales it by
+    α / mean |Q| over the batch, as TD3+BC does (Fujimoto & Gu 2021: α 2.5), so that `bc_weight` is
+    relative to Q's scale."""
     critic_layer_norm: bool = False
     """SAC: LayerNorm after every hidden layer of the critics, as in RLPD (`embodylab.policies.critic_norm`)."""
     demo_reset_prob: float | None = None
@@ -150,6 +154,9 @@ class TrainConfig:
                 f"algo_config.bc_weight (behaviour cloning on demonstrations) is implemented for sac only; "
                 f"got algo {self.algo!r} with bc_weight {self.algo_config.bc_weight}"
             )
+        alpha = self.algo_config.bc_q_alpha
+        if alpha is not None and not alpha > 0:
+            raise ConfigError(f"algo_config.bc_q_alpha must be positive (or None); got {alpha}")
         if self.algo_config.critic_layer_norm and self.algo != "sac":
             raise ConfigError(
                 f"algo_config.critic_layer_norm is implemented for sac only; got algo {self.algo!r}"

@@ -130,7 +130,7 @@ def make_model(config: TrainConfig, env: gym.Env, with_demos: bool = True) -> Ba
             policy = layer_norm_policy(policy)
         bc_weight = a.bc_weight if a.bc_weight is not None else DEFAULT_BC_WEIGHT
         if with_demos and config.demo_dataset and bc_weight > 0:
-            return DemoSAC(policy, env, bc_weight=bc_weight, **off_policy)
+            return DemoSAC(policy, env, bc_weight=bc_weight, bc_q_alpha=a.bc_q_alpha, **off_policy)
         return SAC(policy, env, **off_policy)
     if config.algo == "td3":
         n_actions = env.action_space.shape[0]
