@@ -76,9 +76,14 @@ class AlgoConfig:
     """torch intra-op threads. On 2 idle cores two threads gain nothing for 64x64 networks (192 vs 200
     steps/s); with the other core busy (tests, a second run) two threads drop SB3's SAC from ~60 to 12-25."""
 
-    def resolved(self, env_id: str) -> AlgoConfig:
-        """This config with every None field (`gamma`) filled from the preset of `env_id` (full id)."""
-        preset = {**DEFAULT_PRESET, **TASK_PRESETS.get(env_id, {})}
+    def resolved(self, env_id: str, with_demos: bool = False) -> AlgoConfig:
+        """This config with every None field filled: `gamma` from the preset of `env_id` (full id),
+        `demo_reset_prob` from whether the run learns from demonstrations (`with_demos`)."""
+        preset = {
+            **DEFAULT_PRESET,
+            **TASK_PRESETS.get(env_id, {}),
+            "demo_reset_prob": DEFAULT_DEMO_RESET_PROB if with_demos else 0.0,
+        }
         return replace(self, **{k: v for k, v in preset.items() if getattr(self, k) is None})
 
 

@@ -40,7 +40,7 @@ from embodylab.policies.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from embodylab.policies.config import DEFAULT_DEMO_RESET_PROB, AlgoConfig, TrainConfig
+from embodylab.policies.config import AlgoConfig, TrainConfig
 from embodylab.policies.critic_norm import layer_norm_policy
 from embodylab.policies.demo_resets import DemoStateResets, demonstration_states
 from embodylab.policies.demos import DemoHerReplayBuffer, DemoReplayBuffer, record_demos
@@ -230,17 +230,15 @@ def _start_run(config: TrainConfig) -> tuple[TrainConfig, Path]:
         raise ValueError("give either --demos N (record expert episodes) or --demo-dataset PATH (read them)")
     # The full id in config.json: `LabReach` and `embodylab/LabReach-v0` name the same run.
     config = replace(config, env=resolve_env_id(config.env))
-    # config.json records the values the run used, the task preset's included.
-    config = replace(config, algo_config=config.algo_config.resolved(config.env))
     run_dir.mkdir(parents=True, exist_ok=True)
     if config.demos:
         with make_env(config) as demo_env:
             dataset = record_demos(demo_env, config.demos, run_dir / "demos", seed=config.seed)
         # config.json names the dataset, so that a resumed run or an evaluation finds the same demos.
         config = replace(config, demos=0, demo_dataset=str(dataset))
-    if config.algo_config.demo_reset_prob is None:
-        reset_prob = DEFAULT_DEMO_RESET_PROB if config.demo_dataset else 0.0
-        config = replace(config, algo_config=replace(config.algo_config, demo_reset_prob=reset_prob))
+    # config.json records the values the run used, the task preset's included.
+    algo_config = config.algo_config.resolved(config.env, with_demos=config.demo_dataset is not None)
+    config = replace(config, algo_config=algo_config)
     (run_dir / "config.json").write_text(config.to_json())
     return config, run_dir
 
