@@ -112,16 +112,52 @@ def test_demo_state_resets_start_the_chosen_fraction_of_episodes_from_demonstrat
         DemoStateResets(env, states, probability=1.5)
 
 
-def test_demo_reset_prob_defaults_on_with_demos_and_is_recorded(tmp_path):
-    # learning_starts beyond one 100-step episode: HER samples from whole episodes only.
-    tiny = AlgoConfig(net_arch=(16, 16), batch_size=32, learning_starts=150, gradient_steps=5)
-    common = dict(env=PUSH, her=True, steps=300, eval_every=0, video=False, progress=False)
-    with_demos = TrainConfig.load(
-        train(TrainConfig(**common, demos=2, out=str(tmp_path / "d"), algo_config=tiny))
-    )
-    without = TrainConfig.load(train(TrainConfig(**common, out=str(tmp_path / "n"), algo_config=tiny)))
-    assert with_demos.algo_config.demo_reset_prob == DEFAULT_DEMO_RESET_PROB > 0
-    assert without.algo_config.demo_reset_prob == 0.0
+def test_training_starts_episodes_from_demonstration_states_as_configured(push_demos, tmp_path):
+    """A run's online episodes (3 of 100 steps) start from demonstration states with probability 1, and
+    from the task's own start with 0."""
+    from embodylab.policies.checkpoint import latest_checkpoint, load_checkpoint
+    from embodylab.policies.rl import make_env, make_model
+
+    with push_env() as env:
+        demo_cubes = [
+            env.unwrapped.set_state(s)[0]["achieved_goal"]
+            for s in demonstration_states(env, push_demos, True)
+        ]
+
+    def episode_starts(reset_prob: float) -> tuple[TrainConfig, list[bool]]:
+        # learning_starts beyond one 100-step episode: HER samples from whole episodes only.
+        algo = AlgoConfig(
+            net_arch=(16, 16),
+            batch_size=32,
+            learning_starts=150,
+            gradient_steps=5,
+            demo_reset_prob=reset_prob,
+        )
+        run_dir = train(
+            TrainConfig(
+                env=PUSH,
+                her=True,
+                steps=300,
+                eval_every=0,
+                video=False,
+                progress=False,
+                demo_dataset=str(push_demos),
+                out=str(tmp_path / str(reset_prob)),
+                algo_config=algo,
+            )
+        )
+        config = TrainConfig.load(run_dir)
+        model = make_model(config, make_env(config))
+        load_checkpoint(model, latest_checkpoint(run_dir))
+        starts = model.replay_buffer.observations["achieved_goal"][[0, 100, 200], 0]
+        return config, [any(np.allclose(start, cube, atol=1e-6) for cube in demo_cubes) for start in starts]
+
+    always, from_demos = episode_starts(1.0)
+    assert from_demos == [True] * 3 and always.algo_config.demo_reset_prob == 1.0
+    assert episode_starts(0.0)[1] == [False] * 3
+    # Unset, a run records the default with demonstrations and 0 without.
+    assert AlgoConfig().resolved(PUSH, with_demos=True).demo_reset_prob == DEFAULT_DEMO_RESET_PROB
+    assert AlgoConfig().resolved(PUSH, with_demos=False).demo_reset_prob == 0.0
 
 
 @pytest.mark.parametrize(

@@ -68,8 +68,8 @@ class AlgoConfig:
     demo_reset_prob: float | None = None
     """with demonstrations: chance that a training episode starts from a state along a demonstration
     instead of the task's own start (Nair et al. 2018; `embodylab.policies.demo_resets`); evaluation
-    always starts normally. None: `DEFAULT_DEMO_RESET_PROB` with demonstrations, 0 without (the value used
-    is written to config.json). Needs an embodylab env and demos recorded with their seeds."""
+    always starts normally. None: `DEFAULT_DEMO_RESET_PROB` (0) with demonstrations, 0 without (the value
+    used is written to config.json). Needs an embodylab env and demos recorded with their seeds."""
     n_steps: int = 1024
     """PPO: env steps per rollout (its minibatches are `batch_size`)."""
     torch_threads: int = 1
@@ -87,9 +87,10 @@ class AlgoConfig:
         return replace(self, **{k: v for k, v in preset.items() if getattr(self, k) is None})
 
 
-DEFAULT_DEMO_RESET_PROB = 0.5
-"""`AlgoConfig.demo_reset_prob` of a run with demonstrations that leaves it None (see the README's
-"Training" and benchmarks/results/learning_push_screen.json for the screening behind it)."""
+DEFAULT_DEMO_RESET_PROB = 0.0
+"""`AlgoConfig.demo_reset_prob` of a run with demonstrations that leaves it None. Off: on LabPush with 20
+demos, p 0.5 reached a best of 10% within 50k steps against 5% without (1 seed; 20k-step screening 5% vs
+5%), no clear gain (README, "Training"; benchmarks/results/learning_push_screen.json)."""
 
 DEFAULT_PRESET: dict[str, object] = {"gamma": 0.98}
 """AlgoConfig values for the fields left None, for tasks without an entry in `TASK_PRESETS`."""
