@@ -88,6 +88,8 @@ def run_setting(name: str, config: ScreenConfig) -> dict:
         "success_by_step": {int(row["step"]): row["success_rate"] for row in curve},
         "best_success": max((row["success_rate"] for row in curve), default=None),
         "wall_time_s": round(wall, 1),
+        "command": f"python benchmarks/learning_push_screen.py --settings {name} --steps {config.steps} "
+        f"--seed {config.seed}",
     }
 
 
@@ -109,13 +111,14 @@ def main(config: ScreenConfig) -> None:
             config.out,
             {
                 "machine": machine_info(),
-                "command": "python benchmarks/learning_push_screen.py --settings "
-                + " ".join(config.settings),
+                "command": "OMP_NUM_THREADS=1 nice -n 10 taskset -c 1 python benchmarks/learning_push_screen.py "
+                "--settings NAME (each setting's own command is in its entry)",
                 "env": config.env,
                 "demos": config.demos,
                 "steps": config.steps,
                 "eval_episodes": config.eval_episodes,
-                "note": "1 seed per setting; wall times are approximate (shared 2-core machine, one core used)",
+                "note": "1 seed per setting; wall times are approximate (shared 2-core machine, one core used, "
+                "processes paused at times by other jobs): env steps are the axis",
                 "settings": previous,
             },
         )
