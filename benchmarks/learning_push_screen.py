@@ -33,6 +33,12 @@ SETTINGS: dict[str, dict[str, object]] = {
     "reset_0.5_ln_utd2": {"demo_reset_prob": 0.5, "critic_layer_norm": True, "gradient_steps": 100},
     "reset_0.5_dense": {"demo_reset_prob": 0.5, "reward_type": "dense"},
     "reset_0.5_qbc": {"demo_reset_prob": 0.5, "bc_q_alpha": 2.5},
+    "reset_0.5_qbc_ln_dense": {
+        "demo_reset_prob": 0.5,
+        "bc_q_alpha": 2.5,
+        "critic_layer_norm": True,
+        "reward_type": "dense",
+    },
     "reset_0.8_ln_utd2": {"demo_reset_prob": 0.8, "critic_layer_norm": True, "gradient_steps": 100},
 }
 """name -> fields that differ from the defaults: `AlgoConfig` fields, or `TrainConfig` ones (reward_type)."""
