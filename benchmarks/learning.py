@@ -45,7 +45,9 @@ class Group:
 GROUPS = {
     "reach": Group("embodylab/LabReach-v0", 20_000, 0.95, (0, 1, 2), eval_every=1000),
     "push": Group("embodylab/LabPush-v0", 200_000, 0.80, (0,), eval_every=5000),
-    "push_demos": Group("embodylab/LabPush-v0", 50_000, 0.80, (0, 1, 2), demos=20),
+    "push_demos": Group(
+        "embodylab/LabPush-v0", 50_000, 0.80, (0, 1, 2), demos=20, algo_overrides=(("demo_reset_prob", 0.5),)
+    ),
     "pickplace_demos": Group("embodylab/LabPickPlace-v0", 200_000, 0.70, (0,), demos=20, eval_every=5000),
     "push_curriculum_ucb": Group(
         "embodylab/LabPush-v0", 200_000, 0.80, (0,), curriculum="ucb", eval_every=5000
@@ -174,11 +176,12 @@ def main(config: LearningBenchConfig) -> None:
         raise SystemExit(f"unknown groups {unknown}; valid groups: {', '.join(GROUPS)}")
     jobs = [(name, seed) for name in config.groups for seed in GROUPS[name].seeds[: config.max_seeds]]
     done: dict[str, list[dict]] = {name: [] for name in config.groups}
-    previous = {}
-    if config.out.exists():  # keep groups measured by earlier invocations
+    previous, document = {}, {}
+    if config.out.exists():  # keep groups measured by earlier invocations, and any other top-level keys
         import json
 
-        previous = json.loads(config.out.read_text()).get("groups", {})
+        document = json.loads(config.out.read_text())
+        previous = document.get("groups", {})
     if config.collect_only:
         for name, seed in jobs:
             if (config.runs / f"{name}_s{seed}" / "evaluations.csv").exists():
@@ -187,7 +190,7 @@ def main(config: LearningBenchConfig) -> None:
         for name, results in done.items():
             if results:
                 plot(name, results)
-        write_json(config.out, {"machine": machine_info(), "groups": {**previous, **finished}})
+        write_json(config.out, {**document, "machine": machine_info(), "groups": {**previous, **finished}})
         return
     with ProcessPoolExecutor(max_workers=config.workers) as pool:
         futures = {pool.submit(run_one, n, s, str(config.runs), config.patience): (n, s) for n, s in jobs}
@@ -204,7 +207,9 @@ def main(config: LearningBenchConfig) -> None:
             for n, r in done.items():
                 if r:
                     plot(n, r)
-            write_json(config.out, {"machine": machine_info(), "groups": {**previous, **finished}})
+            write_json(
+                config.out, {**document, "machine": machine_info(), "groups": {**previous, **finished}}
+            )
 
 
 if __name__ == "__main__":

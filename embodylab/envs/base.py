@@ -172,6 +172,48 @@ class EmbodiedEnv(gym.Env):
             self.sim.set_goal_marker(marker)
         mujoco.mj_forward(self.model, self.data)
 
+    # ---- state snapshots ----------------------------------------------------------------------------
+    _STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
+
+    def get_state(self) -> np.ndarray:
+        """A float64 copy of the episode's whole state: MuJoCo's integration state (`mjSTATE_INTEGRATION`:
+        time, qpos, qvel, actuator activations and controls, mocap poses, warm start) followed by the goal.
+        `set_state` restores it. The restored physics state is exact, but MuJoCo's derived quantities are
+        recomputed there (`mj_forward`), where after `step` they lag one substep; so velocities read from
+        them (e.g. the tool centre point's) and the next few steps differ slightly (about 1e-2 in the
+        observation, then 1e-3 m) from the original's, not bit for bit."""
+        size = mujoco.mj_stateSize(self.model, self._STATE_SPEC)
+        state = np.empty(size + self.goal.size)
+        mujoco.mj_getState(self.model, self.data, state[:size], self._STATE_SPEC)
+        state[size:] = self.goal
+        return state
+
+    def set_state(self, state: np.ndarray) -> tuple[Any, dict]:
+        """Restore a `get_state` snapshot (of this task) mid-episode; returns its observation and info, as
+        `reset` does. Used, e.g., to start training episodes from demonstration states; the episode's time
+        limit is the wrappers' business (call it right after `reset`).
+
+        Raises:
+            ValueError: `state` does not have this task's state size, or holds NaN or inf."""
+        size = mujoco.mj_stateSize(self.model, self._STATE_SPEC)
+        state = np.asarray(state, dtype=np.float64)
+        if state.shape != (size + self.goal.size,):
+            raise ValueError(
+                f"state has shape {state.shape}; {type(self).__name__}'s get_state gives "
+                f"({size + self.goal.size},) (physics {size} + goal {self.goal.size})"
+            )
+        if not np.isfinite(state).all():
+            raise ValueError("state holds NaN or inf entries; a get_state snapshot is always finite")
+        mujoco.mj_setState(self.model, self.data, state[:size], self._STATE_SPEC)
+        self.goal = state[size:].copy()
+        marker = self._goal_marker_position()
+        if marker is not None:
+            self.sim.set_goal_marker(marker)
+        mujoco.mj_forward(self.model, self.data)
+        obs = self._observation()
+        self._last_obs = obs
+        return obs, self._info(self._achieved_goal())
+
     def _apply_action(self, action: np.ndarray) -> None:
         """Turn a validated, clipped action into actuator targets (a robot with more joints overrides it)."""
         if self.control_mode == "ee_delta_pos":

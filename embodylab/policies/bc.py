@@ -27,11 +27,14 @@ class DemoSAC(SAC):
 
     Args:
         bc_weight: weight of the mean squared error (in normalised [-1, 1] action units) between the
-            policy's sampled action and the demonstrated one, relative to the SAC actor loss.
+            policy's mean action and the demonstrated one, relative to the SAC actor loss.
+        bc_q_alpha: None: the SAC actor loss as it is; a value α: the SAC actor loss times
+            α / mean |Q(s, π(s))| over the batch (TD3+BC, Fujimoto & Gu 2021, who use α = 2.5).
     """
 
-    def __init__(self, *args, bc_weight: float = 1.0, **kwargs):
+    def __init__(self, *args, bc_weight: float = 1.0, bc_q_alpha: float | None = None, **kwargs):
         self.bc_weight = float(bc_weight)
+        self.bc_q_alpha = None if bc_q_alpha is None else float(bc_q_alpha)
         super().__init__(*args, **kwargs)
 
     def _demo_rows(self, batch_size: int) -> int:
@@ -88,6 +91,10 @@ class DemoSAC(SAC):
             q_values_pi = th.cat(self.critic(replay_data.observations, actions_pi), dim=1)
             min_qf_pi, _ = th.min(q_values_pi, dim=1, keepdim=True)
             actor_loss = (ent_coef * log_prob - min_qf_pi).mean()
+            if n_demo and self.bc_q_alpha is not None:
+                # TD3+BC's scale: the RL term in units of the batch's mean |Q|, so that the BC term's
+                # relative weight stays put while |Q| grows or shrinks over training.
+                actor_loss = actor_loss * (self.bc_q_alpha / min_qf_pi.abs().mean().detach().clamp(min=1e-3))
             if n_demo:  # BC: the last n_demo rows are demonstrations
                 demo_actions = replay_data.actions[-n_demo:]
                 with th.no_grad():

@@ -59,17 +59,38 @@ class AlgoConfig:
     """SAC with demonstrations: weight of the Q-filtered behaviour-cloning loss on the demonstration rows
     (`embodylab.policies.bc`); None: 1.0 for SAC with demonstrations. 0 turns it off (symmetric sampling
     only); td3 and tqc have no BC term (a value above 0 is rejected for them)."""
+    bc_q_alpha: float | None = None
+    """SAC with demonstrations: None leaves the actor's SAC term as it is; a value α scales it by
+    α / mean |Q| over the batch, as TD3+BC does (Fujimoto & Gu 2021: α 2.5), so that `bc_weight` is
+    relative to Q's scale."""
+    critic_layer_norm: bool = False
+    """SAC: LayerNorm after every hidden layer of the critics, as in RLPD (`embodylab.policies.critic_norm`)."""
+    demo_reset_prob: float | None = None
+    """with demonstrations: chance that a training episode starts from a state along a demonstration
+    instead of the task's own start (Nair et al. 2018; `embodylab.policies.demo_resets`); evaluation
+    always starts normally. None: `DEFAULT_DEMO_RESET_PROB` (0) with demonstrations, 0 without (the value
+    used is written to config.json). Needs an embodylab env and demos recorded with their seeds."""
     n_steps: int = 1024
     """PPO: env steps per rollout (its minibatches are `batch_size`)."""
     torch_threads: int = 1
     """torch intra-op threads. On 2 idle cores two threads gain nothing for 64x64 networks (192 vs 200
     steps/s); with the other core busy (tests, a second run) two threads drop SB3's SAC from ~60 to 12-25."""
 
-    def resolved(self, env_id: str) -> AlgoConfig:
-        """This config with every None field (`gamma`) filled from the preset of `env_id` (full id)."""
-        preset = {**DEFAULT_PRESET, **TASK_PRESETS.get(env_id, {})}
+    def resolved(self, env_id: str, with_demos: bool = False) -> AlgoConfig:
+        """This config with every None field filled: `gamma` from the preset of `env_id` (full id),
+        `demo_reset_prob` from whether the run learns from demonstrations (`with_demos`)."""
+        preset = {
+            **DEFAULT_PRESET,
+            **TASK_PRESETS.get(env_id, {}),
+            "demo_reset_prob": DEFAULT_DEMO_RESET_PROB if with_demos else 0.0,
+        }
         return replace(self, **{k: v for k, v in preset.items() if getattr(self, k) is None})
 
+
+DEFAULT_DEMO_RESET_PROB = 0.0
+"""`AlgoConfig.demo_reset_prob` of a run with demonstrations that leaves it None. Off: on LabPush with 20
+demos, p 0.5 reached a best of 10% within 50k steps against 5% without (1 seed; 20k-step screening 5% vs
+5%), no clear gain (README, "Training"; benchmarks/results/learning_push_screen.json)."""
 
 DEFAULT_PRESET: dict[str, object] = {"gamma": 0.98}
 """AlgoConfig values for the fields left None, for tasks without an entry in `TASK_PRESETS`."""
@@ -138,6 +159,21 @@ class TrainConfig:
             raise ConfigError(
                 f"algo_config.bc_weight (behaviour cloning on demonstrations) is implemented for sac only; "
                 f"got algo {self.algo!r} with bc_weight {self.algo_config.bc_weight}"
+            )
+        alpha = self.algo_config.bc_q_alpha
+        if alpha is not None and not alpha > 0:
+            raise ConfigError(f"algo_config.bc_q_alpha must be positive (or None); got {alpha}")
+        if self.algo_config.critic_layer_norm and self.algo != "sac":
+            raise ConfigError(
+                f"algo_config.critic_layer_norm is implemented for sac only; got algo {self.algo!r}"
+            )
+        reset_prob = self.algo_config.demo_reset_prob
+        if reset_prob is not None and not 0.0 <= reset_prob <= 1.0:
+            raise ConfigError(f"algo_config.demo_reset_prob must lie in [0, 1]; got {reset_prob}")
+        if reset_prob and not (self.demos or self.demo_dataset):
+            raise ConfigError(
+                f"algo_config.demo_reset_prob {reset_prob} starts episodes from demonstration states and "
+                "needs --demos N or --demo-dataset PATH"
             )
         for name in ("steps", "eval_episodes"):
             if getattr(self, name) < 1:

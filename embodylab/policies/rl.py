@@ -41,6 +41,8 @@ from embodylab.policies.checkpoint import (
     save_checkpoint,
 )
 from embodylab.policies.config import AlgoConfig, TrainConfig
+from embodylab.policies.critic_norm import layer_norm_policy
+from embodylab.policies.demo_resets import DemoStateResets, demonstration_states
 from embodylab.policies.demos import DemoHerReplayBuffer, DemoReplayBuffer, record_demos
 from embodylab.policies.evaluation import append_evaluation, plot_learning_curve, run_episodes
 from embodylab.policies.normalization import RunningNormExtractor
@@ -124,9 +126,11 @@ def make_model(config: TrainConfig, env: gym.Env, with_demos: bool = True) -> Ba
         **common,
     }
     if config.algo == "sac":
+        if a.critic_layer_norm:
+            policy = layer_norm_policy(policy)
         bc_weight = a.bc_weight if a.bc_weight is not None else DEFAULT_BC_WEIGHT
         if with_demos and config.demo_dataset and bc_weight > 0:
-            return DemoSAC(policy, env, bc_weight=bc_weight, **off_policy)
+            return DemoSAC(policy, env, bc_weight=bc_weight, bc_q_alpha=a.bc_q_alpha, **off_policy)
         return SAC(policy, env, **off_policy)
     if config.algo == "td3":
         n_actions = env.action_space.shape[0]
@@ -226,14 +230,15 @@ def _start_run(config: TrainConfig) -> tuple[TrainConfig, Path]:
         raise ValueError("give either --demos N (record expert episodes) or --demo-dataset PATH (read them)")
     # The full id in config.json: `LabReach` and `embodylab/LabReach-v0` name the same run.
     config = replace(config, env=resolve_env_id(config.env))
-    # config.json records the values the run used, the task preset's included.
-    config = replace(config, algo_config=config.algo_config.resolved(config.env))
     run_dir.mkdir(parents=True, exist_ok=True)
     if config.demos:
         with make_env(config) as demo_env:
             dataset = record_demos(demo_env, config.demos, run_dir / "demos", seed=config.seed)
         # config.json names the dataset, so that a resumed run or an evaluation finds the same demos.
         config = replace(config, demos=0, demo_dataset=str(dataset))
+    # config.json records the values the run used, the task preset's included.
+    algo_config = config.algo_config.resolved(config.env, with_demos=config.demo_dataset is not None)
+    config = replace(config, algo_config=algo_config)
     (run_dir / "config.json").write_text(config.to_json())
     return config, run_dir
 
@@ -252,6 +257,11 @@ def train(config: TrainConfig) -> Path:
     th.set_num_threads(config.algo_config.torch_threads)
 
     env = make_env(config)
+    demo_resets = None
+    if config.demo_dataset and config.algo_config.demo_reset_prob:
+        # States before each demonstration's success: the holds after it teach nothing (see there).
+        states = demonstration_states(env, config.demo_dataset, before_success=True)
+        env = demo_resets = DemoStateResets(env, states, config.algo_config.demo_reset_prob, config.seed)
     callbacks: list[BaseCallback] = []
     if config.curriculum != "none":
         env, curriculum_callback = _wrap_for_curriculum(env, config)
@@ -261,6 +271,8 @@ def train(config: TrainConfig) -> Path:
         load_checkpoint(model, checkpoint)
         # Fresh randomness for the continuation (env goals, exploration), still a function of the seed.
         model.set_random_seed(config.seed + model.num_timesteps)
+        if demo_resets is not None:
+            demo_resets.reseed(config.seed + model.num_timesteps)
     model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
 
     latest: dict = {}
