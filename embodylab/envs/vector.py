@@ -9,7 +9,7 @@ Modes:
   one per CPU core); the calling process steps the first chunk itself and one worker process steps each of
   the others, Python included. Actions, observations, rewards, flags and infos pass through shared
   memory; each side spins briefly on a shared counter instead of sleeping, because waking an idle core
-  costs more than the message itself on a virtual machine. About 1.6-1.8x on 2 cores here.
+  costs more than the message itself on a virtual machine. About 1.5-1.8x on 2 cores here.
 - `sync`: Gymnasium's `SyncVectorEnv` (one env after another, the reference semantics).
 - `async`: Gymnasium's `AsyncVectorEnv` (one process per env).
 
