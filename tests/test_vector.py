@@ -163,3 +163,20 @@ def test_process_vector_env_without_shared_memory_steps_through_the_pipe(monkeyp
         traces.append((np.array(observations), np.array(rewards)))
     for got, want in zip(*traces, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def test_process_vector_env_sends_infos_too_large_for_shared_memory_through_the_pipe(monkeypatch):
+    from embodylab.envs import vector
+
+    monkeypatch.setattr(vector, "_INFO_CAPACITY", 1)  # no step's infos fit: every reply takes the pipe
+    vec = embodylab.make_vec("embodylab/LabReach-v0", 4, mode="processes", num_workers=2)
+    reference = embodylab.make_vec("embodylab/LabReach-v0", 4, mode="sync")
+    for env in (vec, reference):
+        env.reset(seed=3)
+    for action in np.random.default_rng(3).uniform(-1, 1, size=(5, 4, 4)):
+        got, want = vec.step(action)[4], reference.step(action)[4]
+        assert got.keys() == want.keys()
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key])
+    for env in (vec, reference):
+        env.close()

@@ -301,14 +301,15 @@ def _step_into_shared(envs, shared: dict, chunk: slice) -> dict:
 
 def _serve_shared_step(remote, envs, shared: dict, chunk: slice, control: np.ndarray, info_out: np.ndarray):
     """One step ordered through the control block: results and packed infos into shared memory (errors and
-    oversized infos onto the pipe), then DONE, written last."""
+    oversized infos onto the pipe as the usual ("error" | "ok", payload) reply), then DONE, written last."""
     try:
-        packed = pickle.dumps(_pack_infos(_step_into_shared(envs, shared, chunk)), pickle.HIGHEST_PROTOCOL)
+        infos = _pack_infos(_step_into_shared(envs, shared, chunk))
+        packed = pickle.dumps(infos, pickle.HIGHEST_PROTOCOL)
         if len(packed) <= len(info_out):
             info_out[: len(packed)] = np.frombuffer(packed, dtype=np.uint8)
             control[_INFO_BYTES] = len(packed)
         else:
-            remote.send_bytes(packed)
+            remote.send(("ok", infos))
             control[_INFO_BYTES] = -1
     except Exception as exc:  # the env is unchanged after a rejected action: keep serving
         remote.send(("error", (exc, traceback.format_exc())))
@@ -509,28 +510,37 @@ class ProcessVectorEnv(VectorEnv):
         self._closed_workers = False
         self._chunk_obs: list = [None] * len(self._chunks)
 
+    def _receive(self, remote) -> tuple[str, Any]:
+        """The next ("ok" | "error", payload) reply of a worker; a dead worker raises RuntimeError."""
+        try:
+            self._waiters[remote].wait()
+            return remote.recv()
+        except (EOFError, ConnectionError) as exc:
+            error = self._worker_died(self._remotes.index(remote))
+            error.add_note(
+                'A script that makes a processes-mode vector env needs the `if __name__ == "__main__":` '
+                "guard; the worker's own error, if any, is printed above."
+            )
+            raise error from exc
+
+    @staticmethod
+    def _raise_errors(local_error: BaseException | None, worker_error: tuple | None) -> None:
+        """Raise this process's error, else the first worker's with its traceback attached."""
+        if local_error is not None:
+            raise local_error
+        if worker_error is not None:
+            exc, worker_traceback = worker_error
+            exc.add_note(f"raised in an embodylab vector worker process:\n{worker_traceback}")
+            raise exc
+
     def _gather(self, remotes: list, local_error: BaseException | None = None) -> list:
         results, error = [], None
         for remote in remotes:  # receive from every worker before raising, so no reply is left queued
-            try:
-                self._waiters[remote].wait()
-                status, payload = remote.recv()
-            except (EOFError, ConnectionError) as exc:
-                error = self._worker_died(self._remotes.index(remote))
-                error.add_note(
-                    'A script that makes a processes-mode vector env needs the `if __name__ == "__main__":` '
-                    "guard; the worker's own error, if any, is printed above."
-                )
-                raise error from exc
+            status, payload = self._receive(remote)
             if status == "error":
                 error = error or payload
             results.append(payload)
-        if local_error is not None:
-            raise local_error
-        if error is not None:
-            exc, worker_traceback = error
-            exc.add_note(f"raised in an embodylab vector worker process:\n{worker_traceback}")
-            raise exc
+        self._raise_errors(local_error, error)
         return results
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
@@ -615,18 +625,11 @@ class ProcessVectorEnv(VectorEnv):
             if size >= 0:
                 replies.append(pickle.loads(self._info_buffers[w][:size].tobytes()))
                 continue
-            message = self._remotes[w].recv_bytes()
-            reply = pickle.loads(message)
-            if isinstance(reply, tuple) and len(reply) == 2 and reply[0] == "error":
-                error = error or reply[1]
-                reply = {}
-            replies.append(reply)
-        if local_error is not None:
-            raise local_error
-        if error is not None:
-            exc, worker_traceback = error
-            exc.add_note(f"raised in an embodylab vector worker process:\n{worker_traceback}")
-            raise exc
+            status, payload = self._receive(self._remotes[w])  # an error, or infos too large for the buffer
+            if status == "error":
+                error = error or payload
+            replies.append(payload if status == "ok" else {})
+        self._raise_errors(local_error, error)
         infos = [local_infos, *map(_unpack_infos, replies)]
         if "obs" in shared:
             observations = shared["obs"].copy()
