@@ -127,29 +127,20 @@ def time_env(env_id: str, steps: int, seed: int, segment: int = 50) -> dict:
     }
 
 
-def time_pooled_resets(env_id: str, count: int, seed: int, pool: int = 4) -> float:
-    """Median `reset` time (ms) of a household env cycling through a pool of `pool` apartments, each
-    compiled once (`HouseholdEnv.apartment_cache_size`)."""
+def time_resets(env_id: str, count: int, seed: int, apartment_pool: int | None = None) -> float:
+    """Median wall time of `reset(seed=...)` in milliseconds. With `apartment_pool` (household envs), the
+    resets cycle through that many apartments, each compiled once first (`HouseholdEnv.apartment_cache_size`)."""
+
+    def options(i: int) -> dict | None:
+        return None if apartment_pool is None else {"apartment_seed": i % apartment_pool}
+
     env = gym.make(env_id)
-    for k in range(pool):
-        env.reset(seed=seed + k, options={"apartment_seed": k})
+    for i in range(apartment_pool or 1):
+        env.reset(seed=seed + i, options=options(i))
     times = []
     for i in range(count):
         start = time.perf_counter()
-        env.reset(seed=seed + i, options={"apartment_seed": i % pool})
-        times.append(time.perf_counter() - start)
-    env.close()
-    return 1e3 * statistics.median(times)
-
-
-def time_resets(env_id: str, count: int, seed: int) -> float:
-    """Median wall time of `reset(seed=...)` in milliseconds."""
-    env = gym.make(env_id)
-    env.reset(seed=seed)
-    times = []
-    for i in range(count):
-        start = time.perf_counter()
-        env.reset(seed=seed + i)
+        env.reset(seed=seed + i, options=options(i))
         times.append(time.perf_counter() - start)
     env.close()
     return 1e3 * statistics.median(times)
@@ -344,7 +335,7 @@ def measure(config: ThroughputConfig) -> dict:
                 result = time_env(env_id, config.steps, seed)
                 result["reset_ms"] = time_resets(env_id, config.resets, seed)
                 if "/Household" in env_id:
-                    result["reset_pooled_ms"] = time_pooled_resets(env_id, config.resets, seed)
+                    result["reset_pooled_ms"] = time_resets(env_id, config.resets, seed, apartment_pool=4)
                 progress.update(2)
                 result["render_fps"] = {}
                 for size in config.render_sizes:

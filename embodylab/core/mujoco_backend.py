@@ -297,12 +297,16 @@ class MujocoScene:
         # A slice reads MjData through views; objects and fixture links are built consecutively.
         self._object_body_slice = slice(int(ids[0]), int(ids[-1]) + 1) if len(ids) and consecutive else ids
         self._velocity = np.zeros(6)
-        self._feature_sources = self._object_feature_views() if len(ids) and consecutive else None
+        # With consecutive bodies these are views (MjData's memory never moves): made once, because slicing
+        # MjData costs more per step than copying out of it. Otherwise they are copies, taken every read.
+        self._feature_views = self._object_feature_sources() if len(ids) and consecutive else None
         mujoco.mj_forward(m, self.data)
 
-    def _object_feature_views(self) -> tuple[np.ndarray, ...]:
-        """Views of MjData that hold the object features (their memory never moves): made once, because
-        slicing MjData costs more per step than copying out of it."""
+    def _object_feature_sources(self) -> tuple[np.ndarray, ...]:
+        """(position, quaternion, free objects' linear and angular velocity) of the objects, from MjData.
+
+        A free joint's qvel starts with the linear velocity of the body origin (world frame); cvel's angular
+        half is the body's angular velocity in world orientation."""
         d, bodies, n_free = self.data, self._object_body_slice, self.n_free_objects
         linear = d.qvel[self._free_qvel_slice].reshape(n_free, 6)[:, 0:3]
         return d.xpos[bodies], d.xquat[bodies], linear, d.cvel[bodies][:n_free, 0:3]
@@ -321,15 +325,8 @@ class MujocoScene:
         ids = self.object_body_ids
         n_free = self.n_free_objects
         f[:, 13:16] = self._half_extents
-        if self._feature_sources is not None:
-            xpos, xquat, linear, angular = self._feature_sources
-        else:
-            bodies = self._object_body_slice
-            xpos, xquat = d.xpos[bodies], d.xquat[bodies]
-            # A free joint's qvel starts with the linear velocity of the body origin (world frame); cvel's
-            # angular half is the body's angular velocity in world orientation.
-            linear = d.qvel[self._free_qvel_slice].reshape(n_free, 6)[:, 0:3]
-            angular = d.cvel[bodies][:n_free, 0:3]
+        views = self._feature_views
+        xpos, xquat, linear, angular = views if views is not None else self._object_feature_sources()
         f[:, 0:3] = xpos
         f[:, 3:7] = xquat
         if n_free:

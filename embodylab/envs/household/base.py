@@ -74,6 +74,7 @@ class HouseholdEnv(EmbodiedEnv):
         ):
             raise ValueError(f"apartment_seed must be None or a non-negative int; got {apartment_seed!r}")
         self.apartment_seed = apartment_seed
+        self._apartment_cache: OrderedDict[int, tuple] = OrderedDict()
         self.apartment: Apartment = generate_apartment(0 if apartment_seed is None else int(apartment_seed))
         self.goal_atoms: list[Atom] = []
         self.instruction = ""
@@ -123,24 +124,20 @@ class HouseholdEnv(EmbodiedEnv):
         The last `apartment_cache_size` compiled apartments are kept (model, data and controllers), so
         training on a pool of apartments (`reset(options={"apartment_seed": k})`) compiles each once; a reset
         always rewrites the whole state (`mj_resetData`), so a cached apartment starts like a fresh one."""
-        cache = self.__dict__.setdefault("_apartment_cache", OrderedDict())
-        current = self.apartment.seed
-        if current not in cache and self.apartment_cache_size > 0:
-            cache[current] = (self.apartment, self.sim, self.arm)
-        if seed in cache:
-            cache.move_to_end(seed)
-            self.apartment, self.sim, self.arm = cache[seed]
-            self.model, self.data = self.sim.model, self.sim.data
-        else:
-            self.apartment = generate_apartment(seed)
-            self.sim = MujocoScene(self.apartment.scene)
-            self.model, self.data = self.sim.model, self.sim.data
-            self.arm = PandaArm(
-                self.model, self.data, self.sim.robot_names, self.apartment.scene.robot.home_qpos
+        cache = self._apartment_cache
+        cache.setdefault(self.apartment.seed, (self.apartment, self.sim, self.arm))  # the one being left
+        if seed not in cache:
+            apartment = generate_apartment(seed)
+            sim = MujocoScene(apartment.scene)
+            cache[seed] = (
+                apartment,
+                sim,
+                PandaArm(sim.model, sim.data, sim.robot_names, apartment.scene.robot.home_qpos),
             )
-            if self.apartment_cache_size > 0:
-                cache[seed] = (self.apartment, self.sim, self.arm)
-        while len(cache) > self.apartment_cache_size:
+        cache.move_to_end(seed)
+        self.apartment, self.sim, self.arm = cache[seed]
+        self.model, self.data = self.sim.model, self.sim.data
+        while len(cache) > self.apartment_cache_size:  # least recently used first
             cache.popitem(last=False)
         for renderer in (self._obs_renderer, self._frame_renderer):
             if renderer is not None:

@@ -150,13 +150,23 @@ class SymbolicState:
                 return entity
         return None
 
+    def _part_states(self):
+        """(entity, 'open' | 'closed' | 'ajar') of every door and drawer."""
+        qpos = self.sim.data.qpos
+        for name, adr, open_at, closed_below in self.parts:
+            q = float(qpos[adr])
+            yield name, "open" if q >= open_at else "closed" if q < closed_below else "ajar"
+
     def part_state(self, entity: str) -> str:
         """'open', 'closed' or 'ajar'."""
-        for name, adr, open_at, closed_below in self.parts:
+        for name, state in self._part_states():
             if name == entity:
-                q = float(self.sim.data.qpos[adr])
-                return "open" if q >= open_at else "closed" if q < closed_below else "ajar"
+                return state
         raise ValueError(f"unknown door or drawer {entity!r}; valid: {', '.join(p[0] for p in self.parts)}")
+
+    def _part_atoms(self) -> set[Atom]:
+        """("open", part) / ("closed", part) atoms; an ajar part has neither."""
+        return {(state, name) for name, state in self._part_states() if state != "ajar"}
 
     def robot_place(self) -> str | None:
         x, y, yaw = self.base.pose
@@ -221,12 +231,7 @@ class SymbolicState:
                 atoms.add(("on", name, self.surfaces[tops[i]][0]))
             if inside[i] >= 0:
                 atoms.add(("in", name, self.containers[inside[i]][0]))
-        for name, adr, open_at, closed_below in self.parts:
-            q = float(d.qpos[adr])
-            if q >= open_at:
-                atoms.add(("open", name))
-            elif q < closed_below:
-                atoms.add(("closed", name))
+        atoms |= self._part_atoms()
         x, y, yaw = self.base.pose
         if len(self._places):
             dyaw = np.arctan2(np.sin(yaw - self._places[:, 2]), np.cos(yaw - self._places[:, 2]))
@@ -261,12 +266,7 @@ class SymbolicState:
             container = self.container_of(name)
             if container is not None:
                 atoms.add(("in", name, container))
-        for name, adr, open_at, closed_below in self.parts:
-            q = float(d.qpos[adr])
-            if q >= open_at:
-                atoms.add(("open", name))
-            elif q < closed_below:
-                atoms.add(("closed", name))
+        atoms |= self._part_atoms()
         place = self.robot_place()
         if place is not None:
             atoms.add(("at", ROBOT, place))
