@@ -34,3 +34,25 @@ def test_success_is_the_cube_within_four_centimetres_of_the_goal(env, offset, re
     mujoco.mj_forward(u.model, u.data)
     _, _, _, _, info = env.step(np.zeros(env.action_space.shape))
     assert info["is_success"] is reached
+
+
+def test_hand_starts_low_over_the_table_pointing_down_and_holds_still(env):
+    reacher = gym.make("embodylab/LabReach-v0").unwrapped
+    reacher.reset(seed=0)
+    u = env.unwrapped
+    for seed in range(3):
+        env.reset(seed=seed)
+        tcp = u.arm.tcp_pos.copy()
+        # straight below the home posture's tcp, hand orientation unchanged
+        np.testing.assert_allclose(tcp, [*reacher.arm.tcp_pos[:2], u.start_tcp_height], atol=1e-4)
+        np.testing.assert_allclose(np.abs(u.arm.target_quat @ reacher.arm.target_quat), 1.0, atol=1e-6)
+        for _ in range(10):
+            env.step(np.zeros(env.action_space.shape))
+        assert np.linalg.norm(u.arm.tcp_pos - tcp) < 0.005
+
+
+def test_posture_for_an_unreachable_tcp_position_raises(env):
+    with pytest.raises(ValueError, match="out of the arm's reach"):
+        env.unwrapped.arm.posture_for_tcp([2.0, 0.0, 0.1])
+    with pytest.raises(ValueError, match="finite joint angles"):
+        env.unwrapped.arm.set_home([0.0] * 6)

@@ -262,6 +262,19 @@ def test_demo_buffer_samples_half_online_half_demonstrations(demo_dataset, tmp_p
     assert all(rows_in(batch[32:], demo_actions)) and not any(rows_in(batch[32:], online_actions))
 
 
+@pytest.mark.parametrize("n_demos", [1, 3])
+def test_every_demonstration_episode_is_sampled(tmp_path, n_demos):
+    """Filled exactly, SB3's HER buffer measured a single demonstration as empty: nothing to sample."""
+    config = TrainConfig(env="embodylab/LabReach-v0", her=True)
+    with make_env(config) as env:
+        dataset = record_demos(env, n_demos, tmp_path / "demos")
+    model = make_model(tiny_config(tmp_path / "run", demo_dataset=str(dataset)), make_env(config))
+    demos = model.replay_buffer.demos
+    rows = demos.ep_start[: demos.size(), 0][demos.ep_length[: demos.size(), 0] > 0]
+    assert sorted(set(rows.tolist())) == [50 * k for k in range(n_demos)]
+    assert demos.sample(16).actions.shape == (16, 4)
+
+
 def test_training_with_demos_records_them_into_the_run(tmp_path):
     run_dir = train(tiny_config(tmp_path / "demos", demos=2, steps=300))
     config = TrainConfig.load(run_dir)

@@ -117,6 +117,47 @@ class PandaArm:
         # The tcp site carries no rotation of its own: its orientation is the hand body's.
         self.target_quat[:] = d.xquat[self.hand_body_id]
 
+    def set_home(self, qpos) -> None:
+        """Make `qpos` the posture `reset` places the arm in and the IK's null space pulls towards."""
+        qpos = np.asarray(qpos, dtype=float)
+        if qpos.shape != self.home_qpos.shape or not np.isfinite(qpos).all():
+            raise ValueError(f"home qpos must be {self.home_qpos.shape[0]} finite joint angles; got {qpos}")
+        self.home_qpos = qpos.copy()
+        self._scaled_home = self._scaled_home_gain * self.home_qpos
+
+    def posture_for_tcp(self, tcp_position, iterations: int = 200, tolerance: float = 1e-5) -> np.ndarray:
+        """Joint angles, within the joint limits, that put the tool centre point at `tcp_position` (world,
+        metres) with the hand in its home orientation; solved by damped least squares from the home
+        posture on a scratch `MjData`, so the simulation is untouched.
+
+        Raises:
+            ValueError: the position is out of reach (the residual stays above 1 mm)."""
+        target = np.asarray(tcp_position, dtype=float)
+        scratch = mujoco.MjData(self.model)
+        scratch.qpos[self.qpos_slice] = self.home_qpos
+        mujoco.mj_kinematics(self.model, scratch)
+        home_quat = scratch.xquat[self.hand_body_id].copy()
+        jacp, jacr = np.zeros((3, self.model.nv)), np.zeros((3, self.model.nv))
+        error, rotation = np.zeros(6), np.zeros(3)
+        damping = self.config.ik_damping**2 * np.eye(6)
+        for _ in range(iterations):
+            error[:3] = target - scratch.site_xpos[self.tcp_site_id]
+            mujoco.mju_subQuat(rotation, home_quat, scratch.xquat[self.hand_body_id])
+            mujoco.mju_rotVecQuat(error[3:], rotation, scratch.xquat[self.hand_body_id])
+            if np.linalg.norm(error) < tolerance:
+                break
+            mujoco.mj_comPos(self.model, scratch)
+            mujoco.mj_jacSite(self.model, scratch, jacp, jacr, self.tcp_site_id)
+            jac = np.vstack([jacp, jacr])[:, self.dof_slice]
+            step = jac.T @ np.linalg.solve(jac @ jac.T + damping, error)
+            q = scratch.qpos[self.qpos_slice] + step
+            scratch.qpos[self.qpos_slice] = np.clip(q, self.joint_lower, self.joint_upper)
+            mujoco.mj_kinematics(self.model, scratch)
+        residual = float(np.linalg.norm(target - scratch.site_xpos[self.tcp_site_id]))
+        if residual > 1e-3:
+            raise ValueError(f"tcp position {target.tolist()} is out of the arm's reach ({residual:.4f} m short)")
+        return scratch.qpos[self.qpos_slice].copy()
+
     # ---- state ------------------------------------------------------------------------------------
     @property
     def qpos(self) -> np.ndarray:

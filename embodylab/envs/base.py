@@ -106,6 +106,9 @@ class EmbodiedEnv(gym.Env):
         self._min_step_advance = self._step_duration - 0.5 * self.model.opt.timestep
         mount = self.sim.spec_description.robot
         self.arm = PandaArm(self.model, self.data, self.sim.robot_names, mount.home_qpos)
+        start_posture = self._start_posture()
+        if start_posture is not None:
+            self.arm.set_home(start_posture)
         self.goal = np.zeros(0)
         self.np_random  # noqa: B018 - seeds the generator so that tasks can draw goals before reset
         self._episode_options: dict[str, Any] = {}
@@ -141,6 +144,10 @@ class EmbodiedEnv(gym.Env):
 
     def _shaping_reward(self) -> float:
         return 0.0
+
+    def _start_posture(self) -> np.ndarray | None:
+        """The arm's joint angles at the start of every episode; None: the robot mount's home posture."""
+        return None
 
     @staticmethod
     def _distance(a: np.ndarray, b: np.ndarray) -> float:

@@ -263,8 +263,11 @@ class DemoHerReplayBuffer(_SymmetricSampling, HerReplayBuffer):
     def __init__(self, buffer_size, observation_space, action_space, env, *, demo_dataset: str, **kwargs):
         super().__init__(buffer_size, observation_space, action_space, env, **kwargs)
         kwargs.pop("n_envs", None)
+        # One row more than the demonstrations hold: filled exactly, SB3's HER buffer wraps its position to
+        # 0 as the last episode ends, and an episode that also started at 0 (a single demonstration) is
+        # measured as empty, so nothing could be sampled.
         demo_buffer = HerReplayBuffer(
-            _demo_transitions(demo_dataset), observation_space, action_space, env, n_envs=1, **kwargs
+            _demo_transitions(demo_dataset) + 1, observation_space, action_space, env, n_envs=1, **kwargs
         )
         self._load_demos(demo_dataset, demo_buffer)
 

@@ -51,6 +51,18 @@ def lab_scene(objects: list[ObjectSpec] = (), fixtures: list[FixtureSpec] = (), 
 class LabEnv(EmbodiedEnv):
     """Base of the lab tabletop tasks; adds sampling helpers over the shared workspace."""
 
+    start_tcp_height: float | None = None
+    """metres above the table top at which the tool centre point starts each episode, straight below its
+    place in the mount's home posture, hand orientation unchanged; None: the home posture itself (tcp
+    0.36 m up)."""
+
+    def _start_posture(self) -> np.ndarray | None:
+        if self.start_tcp_height is None:
+            return None
+        self.arm.reset()
+        x, y, _ = self.arm.tcp_pos
+        return self.arm.posture_for_tcp([x, y, TABLE_TOP_Z + self.start_tcp_height])
+
     def _sample_xy(self, low=WORKSPACE_LOW, high=WORKSPACE_HIGH) -> np.ndarray:
         return self.np_random.uniform(low, high)
 
