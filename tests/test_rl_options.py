@@ -2,6 +2,7 @@
 the |Q|-scaled actor term (`AlgoConfig.bc_q_alpha`)."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,3 +86,55 @@ def test_q_scaled_bc_still_clones_the_demonstrations(tmp_path):
 def test_non_positive_bc_q_alpha_is_rejected():
     with pytest.raises(ConfigError, match="bc_q_alpha must be positive"):
         TrainConfig(demos=2, her=True, algo_config=AlgoConfig(bc_q_alpha=0.0)).validate()
+
+
+# ---- uniformly random exploration ---------------------------------------------------------------------
+TINY = AlgoConfig(net_arch=(16, 16), batch_size=32, learning_starts=100, gradient_steps=5)
+
+
+def tiny_config(out: Path, **overrides) -> TrainConfig:
+    defaults = dict(env="LabReach", her=True, steps=300, eval_every=0, video=False, progress=False)
+    return TrainConfig(**{**defaults, "out": str(out), "algo_config": TINY, **overrides})
+
+
+def _buffer_actions(run_dir: Path) -> np.ndarray:
+    with np.load(latest_checkpoint(run_dir) / "buffer.npz") as data:
+        return data["actions"][:, 0]
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_random_actions_are_executed_and_stored_and_repeat_with_the_seed(tmp_path, algo):
+    config = lambda name, p: tiny_config(  # noqa: E731
+        tmp_path / name,
+        algo=algo,
+        steps=400,
+        algo_config=replace(TINY, learning_starts=0, random_action_prob=p),
+    )
+    # p = 1: every stored action is uniform on [-1, 1] (the policy's own are tanh-squashed or noised)
+    uniform = _buffer_actions(train(config("all", 1.0)))[:400]
+    assert abs(uniform.mean()) < 0.06 and abs(uniform.var() - 1 / 3) < 0.04
+    assert (np.abs(uniform) > 0.9).mean() == pytest.approx(0.1, abs=0.03)
+    # p = 0.5: the run repeats with its seed and differs from the run without random actions
+    first, again = (_buffer_actions(train(config(name, 0.5)))[:400] for name in ("half", "half_again"))
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, _buffer_actions(train(config("none", 0.0)))[:400])
+
+
+def test_stored_actions_are_the_executed_ones(tmp_path):
+    config = tiny_config(
+        tmp_path / "run", algo_config=replace(TINY, learning_starts=0, random_action_prob=0.5)
+    )
+    executed = []
+    env = make_env(config)
+    step = env.step
+    env.step = lambda action: (executed.append(np.array(action, dtype=np.float32)), step(action))[1]
+    model = make_model(config, env)
+    model.learn(200)
+    np.testing.assert_allclose(model.replay_buffer.actions[:200, 0], np.array(executed), atol=1e-6)
+
+
+@pytest.mark.parametrize(("algo", "p"), [("ppo", 0.3), ("sac", 1.5), ("sac", -0.1)])
+def test_bad_random_action_settings_are_rejected(algo, p):
+    config = TrainConfig(algo=algo, algo_config=AlgoConfig(random_action_prob=p))
+    with pytest.raises(ConfigError, match="random_action_prob"):
+        config.validate()

@@ -70,6 +70,9 @@ class AlgoConfig:
     instead of the task's own start (Nair et al. 2018; `embodylab.policies.demo_resets`); evaluation
     always starts normally. None: `DEFAULT_DEMO_RESET_PROB` (0) with demonstrations, 0 without (the value
     used is written to config.json). Needs an embodylab env and demos recorded with their seeds."""
+    random_action_prob: float = 0.0
+    """off-policy: chance that a training step's action is drawn uniformly from the action space instead
+    of the policy's (DDPG+HER's 0.3; `embodylab.policies.exploration`); evaluation never does."""
     n_steps: int = 1024
     """PPO: env steps per rollout (its minibatches are `batch_size`)."""
     torch_threads: int = 1
@@ -166,6 +169,14 @@ class TrainConfig:
         if self.algo_config.critic_layer_norm and self.algo != "sac":
             raise ConfigError(
                 f"algo_config.critic_layer_norm is implemented for sac only; got algo {self.algo!r}"
+            )
+        random_prob = self.algo_config.random_action_prob
+        if not 0.0 <= random_prob <= 1.0:
+            raise ConfigError(f"algo_config.random_action_prob must lie in [0, 1]; got {random_prob}")
+        if random_prob and self.algo not in OFF_POLICY_ALGOS:
+            raise ConfigError(
+                f"algo_config.random_action_prob is for off-policy algorithms ({', '.join(OFF_POLICY_ALGOS)}); "
+                f"got {self.algo!r}"
             )
         reset_prob = self.algo_config.demo_reset_prob
         if reset_prob is not None and not 0.0 <= reset_prob <= 1.0:

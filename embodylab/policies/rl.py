@@ -45,6 +45,7 @@ from embodylab.policies.critic_norm import layer_norm_policy
 from embodylab.policies.demo_resets import DemoStateResets, demonstration_states
 from embodylab.policies.demos import DemoHerReplayBuffer, DemoReplayBuffer, record_demos
 from embodylab.policies.evaluation import append_evaluation, plot_learning_curve, run_episodes
+from embodylab.policies.exploration import with_random_actions
 from embodylab.policies.normalization import RunningNormExtractor
 
 __all__ = ["AlgoConfig", "TrainConfig", "make_env", "make_model", "train"]
@@ -125,20 +126,27 @@ def make_model(config: TrainConfig, env: gym.Env, with_demos: bool = True) -> Ba
         "replay_buffer_kwargs": buffer_kwargs,
         **common,
     }
+
+    def exploring(algorithm):
+        if not a.random_action_prob:
+            return algorithm
+        off_policy["random_action_prob"] = a.random_action_prob
+        return with_random_actions(algorithm)
+
     if config.algo == "sac":
         if a.critic_layer_norm:
             policy = layer_norm_policy(policy)
         bc_weight = a.bc_weight if a.bc_weight is not None else DEFAULT_BC_WEIGHT
         if with_demos and config.demo_dataset and bc_weight > 0:
-            return DemoSAC(policy, env, bc_weight=bc_weight, bc_q_alpha=a.bc_q_alpha, **off_policy)
-        return SAC(policy, env, **off_policy)
+            return exploring(DemoSAC)(policy, env, bc_weight=bc_weight, bc_q_alpha=a.bc_q_alpha, **off_policy)
+        return exploring(SAC)(policy, env, **off_policy)
     if config.algo == "td3":
         n_actions = env.action_space.shape[0]
         noise = NormalActionNoise(np.zeros(n_actions), np.full(n_actions, TD3_ACTION_NOISE))
-        return TD3(policy, env, action_noise=noise, **off_policy)
+        return exploring(TD3)(policy, env, action_noise=noise, **off_policy)
     from sb3_contrib import TQC
 
-    return TQC(policy, env, **off_policy)
+    return exploring(TQC)(policy, env, **off_policy)
 
 
 # ---- callbacks ----------------------------------------------------------------------------------------
