@@ -45,10 +45,20 @@ class Group:
 GROUPS = {
     "reach": Group("embodylab/LabReach-v0", 20_000, 0.95, (0, 1, 2), eval_every=1000),
     "push": Group(
-        "embodylab/LabPush-v0", 200_000, 0.80, (0,), eval_every=5000, algo_overrides=(("random_action_prob", 0.3),)
+        "embodylab/LabPush-v0",
+        200_000,
+        0.80,
+        (0,),
+        eval_every=5000,
+        algo_overrides=(("random_action_prob", 0.3),),
     ),
     "push_demos": Group(
-        "embodylab/LabPush-v0", 50_000, 0.80, (0, 1, 2), demos=20, algo_overrides=(("random_action_prob", 0.3),)
+        "embodylab/LabPush-v0",
+        50_000,
+        0.80,
+        (0, 1, 2),
+        demos=20,
+        algo_overrides=(("random_action_prob", 0.3),),
     ),
     "pickplace_demos": Group("embodylab/LabPickPlace-v0", 200_000, 0.70, (0,), demos=20, eval_every=5000),
     "push_curriculum_ucb": Group(

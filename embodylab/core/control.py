@@ -155,7 +155,9 @@ class PandaArm:
             mujoco.mj_kinematics(self.model, scratch)
         residual = float(np.linalg.norm(target - scratch.site_xpos[self.tcp_site_id]))
         if residual > 1e-3:
-            raise ValueError(f"tcp position {target.tolist()} is out of the arm's reach ({residual:.4f} m short)")
+            raise ValueError(
+                f"tcp position {target.tolist()} is out of the arm's reach ({residual:.4f} m short)"
+            )
         return scratch.qpos[self.qpos_slice].copy()
 
     # ---- state ------------------------------------------------------------------------------------
