@@ -50,7 +50,7 @@ GROUPS = {
         0.80,
         (0,),
         eval_every=5000,
-        algo_overrides=(("random_action_prob", 0.3),),
+        algo_overrides=(("random_action_prob", 0.3), ("action_l2", 1.0)),
     ),
     "push_demos": Group(
         "embodylab/LabPush-v0",
@@ -58,7 +58,7 @@ GROUPS = {
         0.80,
         (0, 1, 2),
         demos=20,
-        algo_overrides=(("random_action_prob", 0.3),),
+        algo_overrides=(("random_action_prob", 0.3), ("action_l2", 1.0)),
     ),
     "pickplace_demos": Group("embodylab/LabPickPlace-v0", 200_000, 0.70, (0,), demos=20, eval_every=5000),
     "push_curriculum_ucb": Group(

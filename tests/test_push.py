@@ -56,3 +56,15 @@ def test_posture_for_an_unreachable_tcp_position_raises(env):
         env.unwrapped.arm.posture_for_tcp([2.0, 0.0, 0.1])
     with pytest.raises(ValueError, match="finite joint angles"):
         env.unwrapped.arm.set_home([0.0] * 6)
+
+
+def test_the_hand_stays_inside_the_lab_box(env):
+    u = env.unwrapped
+    low, high = (np.array(b) for b in u.tcp_bounds)
+    env.reset(seed=0)
+    for direction in ([1, 1, 1, 0], [-1, -1, -1, 0], [-1, 1, 1, 0]):
+        for _ in range(60):
+            env.step(np.array(direction, dtype=np.float32))
+            assert (u.arm.tcp_pos >= low - 0.01).all() and (u.arm.tcp_pos <= high + 0.01).all()
+    with pytest.raises(ValueError, match="low < high"):
+        u.arm.set_tcp_bounds([0, 0, 0], [1, -1, 1])

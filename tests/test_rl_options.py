@@ -138,3 +138,32 @@ def test_bad_random_action_settings_are_rejected(algo, p):
     config = TrainConfig(algo=algo, algo_config=AlgoConfig(random_action_prob=p))
     with pytest.raises(ConfigError, match="random_action_prob"):
         config.validate()
+
+
+# ---- action penalty -----------------------------------------------------------------------------------
+def test_the_action_penalty_shrinks_the_policy_actions(tmp_path):
+    sizes = {}
+    for weight in (0.0, 20.0):
+        config = tiny_config(
+            tmp_path / f"l2_{weight}",
+            steps=600,
+            algo_config=replace(TINY, gradient_steps=50, action_l2=weight),
+        )
+        run_dir = train(config)
+        env = make_env(config)
+        model = make_model(TrainConfig.load(run_dir), env)
+        load_checkpoint(model, latest_checkpoint(run_dir), restore_buffer=False)
+        obs, _ = env.reset(seed=0)
+        actions = []
+        for _ in range(50):
+            action, _ = model.predict(obs, deterministic=True)
+            actions.append(action)
+            obs, *_ = env.step(action)
+        sizes[weight] = float(np.abs(np.array(actions)).mean())
+    assert sizes[20.0] < 0.6 * sizes[0.0], sizes
+
+
+@pytest.mark.parametrize(("algo", "weight"), [("td3", 1.0), ("sac", -1.0)])
+def test_bad_action_penalties_are_rejected(algo, weight):
+    with pytest.raises(ConfigError, match="action_l2"):
+        TrainConfig(algo=algo, algo_config=AlgoConfig(action_l2=weight)).validate()

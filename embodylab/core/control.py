@@ -100,6 +100,16 @@ class PandaArm:
         self._site_linear_velocity = self._site_velocity[3:6]
         self._hand_quat = data.xquat[self.hand_body_id]
         self._arm_ctrl = data.ctrl[self.actuator_slice]
+        self._tcp_low = self._tcp_high = None
+        self._tcp_goal = np.zeros(3)
+
+    def set_tcp_bounds(self, low, high) -> None:
+        """Keep ee_delta_pos targets inside the box [low, high] (world frame, metres): a step that would
+        leave it moves the tool centre point to the box's face instead, as Meta-World bounds its hand."""
+        low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+        if low.shape != (3,) or high.shape != (3,) or not (low < high).all():
+            raise ValueError(f"tcp bounds must be two 3-vectors with low < high; got {low}, {high}")
+        self._tcp_low, self._tcp_high = low, high
 
     # ---- reset ------------------------------------------------------------------------------------
     def reset(self, qpos=None, gripper_open: bool = True) -> None:
@@ -211,6 +221,11 @@ class PandaArm:
         jac, err, posture, q = self._jac, self._error, self._posture_step, self._q
         np.copyto(jac, self._arm_jac)
         mujoco.mju_scl(self._error_pos, delta_normalised, cfg.max_ee_delta)
+        if self._tcp_low is not None:
+            goal = self._tcp_goal
+            np.add(self._tcp_pos, self._error_pos, out=goal)
+            np.minimum(np.maximum(goal, self._tcp_low, out=goal), self._tcp_high, out=goal)
+            np.subtract(goal, self._tcp_pos, out=self._error_pos)
         # Rotation from the hand's current orientation to the target, in the hand frame, then world.
         mujoco.mju_subQuat(self._rotation_error, self.target_quat, self._hand_quat)
         mujoco.mju_rotVecQuat(self._error_rot, self._rotation_error, self._hand_quat)

@@ -64,6 +64,9 @@ class EmbodiedEnv(gym.Env):
     proprio_dim: int = PandaArm.PROPRIO_DIM
     """length of the proprioceptive part of the state (see `_proprio`)"""
     reset_option_keys: tuple[str, ...] = ()
+    tcp_bounds: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    """(low, high) world-frame box (metres) that ee_delta_pos steps keep the tool centre point in; None:
+    unbounded (see `PandaArm.set_tcp_bounds`)."""
     """keys of `reset(options=...)` the task's `_initialize_episode` understands (task variants)."""
 
     def __init__(
@@ -106,6 +109,8 @@ class EmbodiedEnv(gym.Env):
         self._min_step_advance = self._step_duration - 0.5 * self.model.opt.timestep
         mount = self.sim.spec_description.robot
         self.arm = PandaArm(self.model, self.data, self.sim.robot_names, mount.home_qpos)
+        if self.tcp_bounds is not None:
+            self.arm.set_tcp_bounds(*self.tcp_bounds)
         start_posture = self._start_posture()
         if start_posture is not None:
             self.arm.set_home(start_posture)

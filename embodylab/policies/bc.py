@@ -30,10 +30,20 @@ class DemoSAC(SAC):
             policy's mean action and the demonstrated one, relative to the SAC actor loss.
         bc_q_alpha: None: the SAC actor loss as it is; a value α: the SAC actor loss times
             α / mean |Q(s, π(s))| over the batch (TD3+BC, Fujimoto & Gu 2021, who use α = 2.5).
+        action_l2: weight of the mean squared sampled action (in [-1, 1] units) added to the actor loss, as
+            DDPG+HER's `action_l2` (1.0 there); 0 leaves it out. Applies with or without demonstrations.
     """
 
-    def __init__(self, *args, bc_weight: float = 1.0, bc_q_alpha: float | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        bc_weight: float = 1.0,
+        bc_q_alpha: float | None = None,
+        action_l2: float = 0.0,
+        **kwargs,
+    ):
         self.bc_weight = float(bc_weight)
+        self.action_l2 = float(action_l2)
         self.bc_q_alpha = None if bc_q_alpha is None else float(bc_q_alpha)
         super().__init__(*args, **kwargs)
 
@@ -91,6 +101,8 @@ class DemoSAC(SAC):
             q_values_pi = th.cat(self.critic(replay_data.observations, actions_pi), dim=1)
             min_qf_pi, _ = th.min(q_values_pi, dim=1, keepdim=True)
             actor_loss = (ent_coef * log_prob - min_qf_pi).mean()
+            if self.action_l2:  # DDPG+HER's penalty: where Q is flat, small actions keep the hand near
+                actor_loss = actor_loss + self.action_l2 * (actions_pi**2).mean()
             if n_demo and self.bc_q_alpha is not None:
                 # TD3+BC's scale: the RL term in units of the batch's mean |Q|, so that the BC term's
                 # relative weight stays put while |Q| grows or shrinks over training.

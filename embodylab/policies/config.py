@@ -70,6 +70,9 @@ class AlgoConfig:
     instead of the task's own start (Nair et al. 2018; `embodylab.policies.demo_resets`); evaluation
     always starts normally. None: `DEFAULT_DEMO_RESET_PROB` (0) with demonstrations, 0 without (the value
     used is written to config.json). Needs an embodylab env and demos recorded with their seeds."""
+    action_l2: float = 0.0
+    """SAC: weight of the squared-action penalty in the actor loss (DDPG+HER's `action_l2`, 1.0 there;
+    `embodylab.policies.bc.DemoSAC`): where the critic has nothing to say, the policy's actions stay small."""
     random_action_prob: float = 0.0
     """off-policy: chance that a training step's action is drawn uniformly from the action space instead
     of the policy's (DDPG+HER's 0.3; `embodylab.policies.exploration`); evaluation never does."""
@@ -170,6 +173,10 @@ class TrainConfig:
             raise ConfigError(
                 f"algo_config.critic_layer_norm is implemented for sac only; got algo {self.algo!r}"
             )
+        if self.algo_config.action_l2 and self.algo != "sac":
+            raise ConfigError(f"algo_config.action_l2 is implemented for sac only; got algo {self.algo!r}")
+        if self.algo_config.action_l2 < 0:
+            raise ConfigError(f"algo_config.action_l2 must not be negative; got {self.algo_config.action_l2}")
         random_prob = self.algo_config.random_action_prob
         if not 0.0 <= random_prob <= 1.0:
             raise ConfigError(f"algo_config.random_action_prob must lie in [0, 1]; got {random_prob}")

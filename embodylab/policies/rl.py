@@ -137,8 +137,11 @@ def make_model(config: TrainConfig, env: gym.Env, with_demos: bool = True) -> Ba
         if a.critic_layer_norm:
             policy = layer_norm_policy(policy)
         bc_weight = a.bc_weight if a.bc_weight is not None else DEFAULT_BC_WEIGHT
-        if with_demos and config.demo_dataset and bc_weight > 0:
-            return exploring(DemoSAC)(policy, env, bc_weight=bc_weight, bc_q_alpha=a.bc_q_alpha, **off_policy)
+        if not (with_demos and config.demo_dataset):
+            bc_weight = 0.0
+        if bc_weight > 0 or a.action_l2:
+            extra = {"bc_weight": bc_weight, "bc_q_alpha": a.bc_q_alpha, "action_l2": a.action_l2}
+            return exploring(DemoSAC)(policy, env, **extra, **off_policy)
         return exploring(SAC)(policy, env, **off_policy)
     if config.algo == "td3":
         n_actions = env.action_space.shape[0]

@@ -51,6 +51,9 @@ def lab_scene(objects: list[ObjectSpec] = (), fixtures: list[FixtureSpec] = (), 
 class LabEnv(EmbodiedEnv):
     """Base of the lab tabletop tasks; adds sampling helpers over the shared workspace."""
 
+    tcp_bounds = ((-0.45, -0.45, -0.02), (0.35, 0.45, 0.45))
+    """The hand stays over the table, within 0.25 m of the object workspace and below 0.45 m: without the
+    box, an RL policy's saturated actions took it 0.7 m sideways or 0.6 m up, where no task happens."""
     start_tcp_height: float | None = None
     """metres above the table top at which the tool centre point starts each episode, straight below its
     place in the mount's home posture, hand orientation unchanged; None: the home posture itself (tcp
