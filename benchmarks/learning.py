@@ -42,6 +42,10 @@ class Group:
     """AlgoConfig fields that differ from the library defaults, e.g. (("net_arch", (256, 256, 256)),)"""
 
 
+PUSH_EXPLORATION = (("random_action_prob", 0.3), ("action_l2", 1.0))
+"""DDPG+HER's exploration on LabPush: 30% uniformly random actions and the squared-action penalty (README,
+"Training"); the library defaults leave both off."""
+
 GROUPS = {
     "reach": Group("embodylab/LabReach-v0", 20_000, 0.95, (0, 1, 2), eval_every=1000),
     "push": Group(
@@ -50,7 +54,7 @@ GROUPS = {
         0.80,
         (0,),
         eval_every=5000,
-        algo_overrides=(("random_action_prob", 0.3), ("action_l2", 1.0)),
+        algo_overrides=PUSH_EXPLORATION,
     ),
     "push_demos": Group(
         "embodylab/LabPush-v0",
@@ -58,14 +62,26 @@ GROUPS = {
         0.80,
         (0, 1, 2),
         demos=20,
-        algo_overrides=(("random_action_prob", 0.3), ("action_l2", 1.0)),
+        algo_overrides=PUSH_EXPLORATION,
     ),
     "pickplace_demos": Group("embodylab/LabPickPlace-v0", 200_000, 0.70, (0,), demos=20, eval_every=5000),
     "push_curriculum_ucb": Group(
-        "embodylab/LabPush-v0", 200_000, 0.80, (0,), curriculum="ucb", eval_every=5000
+        "embodylab/LabPush-v0",
+        200_000,
+        0.80,
+        (0,),
+        curriculum="ucb",
+        eval_every=5000,
+        algo_overrides=PUSH_EXPLORATION,
     ),
     "push_uniform_bins": Group(
-        "embodylab/LabPush-v0", 200_000, 0.80, (0,), curriculum="uniform", eval_every=5000
+        "embodylab/LabPush-v0",
+        200_000,
+        0.80,
+        (0,),
+        curriculum="uniform",
+        eval_every=5000,
+        algo_overrides=PUSH_EXPLORATION,
     ),
 }
 
