@@ -73,6 +73,9 @@ class AlgoConfig:
     action_l2: float = 0.0
     """SAC: weight of the squared-action penalty in the actor loss (DDPG+HER's `action_l2`, 1.0 there;
     `embodylab.policies.bc.DemoSAC`): where the critic has nothing to say, the policy's actions stay small."""
+    energy_priority: bool = False
+    """HER: replay episodes in proportion to how much the achieved goal (an object) gained energy in them
+    (Zhao & Tresp 2018; `embodylab.policies.energy_priority`), instead of uniformly."""
     random_action_prob: float = 0.0
     """off-policy: chance that a training step's action is drawn uniformly from the action space instead
     of the policy's (DDPG+HER's 0.3; `embodylab.policies.exploration`); evaluation never does."""
@@ -177,6 +180,8 @@ class TrainConfig:
             raise ConfigError(f"algo_config.action_l2 is implemented for sac only; got algo {self.algo!r}")
         if self.algo_config.action_l2 < 0:
             raise ConfigError(f"algo_config.action_l2 must not be negative; got {self.algo_config.action_l2}")
+        if self.algo_config.energy_priority and not (self.her and self.algo in OFF_POLICY_ALGOS):
+            raise ConfigError("algo_config.energy_priority prioritises hindsight replay and needs --her")
         random_prob = self.algo_config.random_action_prob
         if not 0.0 <= random_prob <= 1.0:
             raise ConfigError(f"algo_config.random_action_prob must lie in [0, 1]; got {random_prob}")

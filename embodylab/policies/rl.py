@@ -44,6 +44,7 @@ from embodylab.policies.config import AlgoConfig, TrainConfig
 from embodylab.policies.critic_norm import layer_norm_policy
 from embodylab.policies.demo_resets import DemoStateResets, demonstration_states
 from embodylab.policies.demos import DemoHerReplayBuffer, DemoReplayBuffer, record_demos
+from embodylab.policies.energy_priority import DemoEnergyHerReplayBuffer, EnergyHerReplayBuffer
 from embodylab.policies.evaluation import append_evaluation, plot_learning_curve, run_episodes
 from embodylab.policies.exploration import with_random_actions
 from embodylab.policies.normalization import RunningNormExtractor
@@ -115,6 +116,10 @@ def make_model(config: TrainConfig, env: gym.Env, with_demos: bool = True) -> Ba
     if with_demos and config.demo_dataset:
         buffer_class = DemoHerReplayBuffer if config.her else DemoReplayBuffer
         buffer_kwargs["demo_dataset"] = config.demo_dataset
+    if config.her and a.energy_priority:
+        buffer_class = (
+            DemoEnergyHerReplayBuffer if buffer_class is DemoHerReplayBuffer else EnergyHerReplayBuffer
+        )
     off_policy = {
         "batch_size": a.batch_size,
         "buffer_size": a.buffer_size or config.steps,

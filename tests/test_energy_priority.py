@@ -1,0 +1,101 @@
+"""Energy-based prioritisation of hindsight replay (`embodylab.policies.energy_priority`)."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("stable_baselines3")
+
+from embodylab.policies.config import AlgoConfig, ConfigError, TrainConfig  # noqa: E402
+from embodylab.policies.energy_priority import (  # noqa: E402
+    CONTROL_PERIOD,
+    ENERGY_CLIP,
+    EnergyHerReplayBuffer,
+    trajectory_energy,
+)
+from embodylab.policies.rl import make_env, make_model  # noqa: E402
+
+
+def test_energy_of_resting_pushed_and_lifted_objects():
+    rest = np.tile([0.1, 0.0, 0.025], (11, 1))
+    assert trajectory_energy(rest[:-1], rest[1:]) == 0.0
+    pushed = rest.copy()
+    pushed[5:, 0] += 0.004 * np.arange(6)  # 0.1 m/s from step 5 on
+    assert trajectory_energy(pushed[:-1], pushed[1:]) == pytest.approx(0.5 * (0.004 / CONTROL_PERIOD) ** 2)
+    lifted = rest.copy()
+    lifted[3:, 2] += 0.2  # one jump of 20 cm: clipped at one step's ENERGY_CLIP
+    assert trajectory_energy(lifted[:-1], lifted[1:]) == pytest.approx(ENERGY_CLIP, rel=1e-6)
+
+
+@pytest.fixture
+def buffer():
+    env = make_env(TrainConfig(env="LabPush", her=True))
+    buffer = EnergyHerReplayBuffer(400, env.observation_space, env.action_space, env=_VecLike(env))
+    return env, buffer
+
+
+class _VecLike:
+    """The VecEnv face SB3's HER buffer uses: env_method("compute_reward", ...)."""
+
+    def __init__(self, env):
+        self.env = env
+
+    def env_method(self, name, *args, indices=None, **kwargs):
+        return [getattr(self.env.unwrapped, name)(*args, **kwargs)]
+
+
+def _add_episode(buffer, env, cube_path: np.ndarray) -> None:
+    obs, _ = env.reset(seed=0)
+    for t in range(len(cube_path) - 1):
+        this = {k: v[None].copy() for k, v in obs.items()}
+        following = {k: v[None].copy() for k, v in obs.items()}
+        this["achieved_goal"][0], following["achieved_goal"][0] = cube_path[t], cube_path[t + 1]
+        last = t == len(cube_path) - 2
+        buffer.add(
+            this,
+            following,
+            np.zeros((1, 4)),
+            np.array([-1.0]),
+            np.array([last]),
+            [{"TimeLimit.truncated": last}],
+        )
+
+
+def test_replay_draws_the_episodes_in_which_the_object_moved(buffer):
+    env, buffer = buffer
+    rest = np.tile([0.0, 0.0, 0.025], (51, 1))
+    _add_episode(buffer, env, rest)
+    np.random.seed(0)
+    assert set(buffer._draw(200).tolist()) == set(range(50))  # nothing moved: uniform over the episode
+    pushed = rest.copy()
+    pushed[20:, 0] += 0.003 * np.arange(31)
+    _add_episode(buffer, env, pushed)
+    _add_episode(buffer, env, rest)
+    drawn = buffer._draw(500)
+    assert ((drawn >= 50) & (drawn < 100)).all()  # only the pushing episode's transitions
+    assert len(set(drawn.tolist())) > 40
+    samples = buffer.sample(64)  # HER relabels the drawn transitions as usual
+    assert samples.observations["desired_goal"].shape == (64, 3)
+
+
+def test_energy_priority_needs_her():
+    with pytest.raises(ConfigError, match="energy_priority"):
+        TrainConfig(algo="sac", her=False, algo_config=AlgoConfig(energy_priority=True)).validate()
+
+
+def test_a_run_with_demonstrations_draws_its_online_half_by_energy(tmp_path):
+    from embodylab.policies.demos import record_demos
+    from embodylab.policies.energy_priority import DemoEnergyHerReplayBuffer
+
+    base = TrainConfig(env="LabReach", her=True)
+    with make_env(base) as env:
+        dataset = record_demos(env, 1, tmp_path / "demos")
+    config = TrainConfig(
+        env="LabReach",
+        her=True,
+        demo_dataset=str(dataset),
+        algo_config=AlgoConfig(net_arch=(16, 16), batch_size=32, learning_starts=100, energy_priority=True),
+    )
+    model = make_model(config, make_env(config))
+    assert isinstance(model.replay_buffer, DemoEnergyHerReplayBuffer)
+    model.learn(150)
+    assert model.replay_buffer.sample(32).actions.shape == (32, 4)
