@@ -9,6 +9,7 @@ from embodylab.policies.config import AlgoConfig, ConfigError, TrainConfig  # no
 from embodylab.policies.energy_priority import (  # noqa: E402
     CONTROL_PERIOD,
     ENERGY_CLIP,
+    ENERGY_SHARE,
     EnergyHerReplayBuffer,
     trajectory_energy,
 )
@@ -70,9 +71,12 @@ def test_replay_draws_the_episodes_in_which_the_object_moved(buffer):
     pushed[20:, 0] += 0.003 * np.arange(31)
     _add_episode(buffer, env, pushed)
     _add_episode(buffer, env, rest)
-    drawn = buffer._draw(500)
-    assert ((drawn >= 50) & (drawn < 100)).all()  # only the pushing episode's transitions
-    assert len(set(drawn.tolist())) > 40
+    drawn = buffer._draw(600)
+    pushing = (drawn >= 50) & (drawn < 100)
+    # half by energy (the pushing episode only), half uniformly over the three episodes
+    assert pushing.mean() == pytest.approx(ENERGY_SHARE + (1 - ENERGY_SHARE) / 3, abs=0.06)
+    assert pushing[:300].mean() == pytest.approx(pushing[300:].mean(), abs=0.12)  # shuffled
+    assert len(set(drawn[pushing].tolist())) > 40
     samples = buffer.sample(64)  # HER relabels the drawn transitions as usual
     assert samples.observations["desired_goal"].shape == (64, 3)
 

@@ -10,7 +10,10 @@ energy per unit mass, `g z + |v|² / 2` (v by finite differences at the control 
 increase clipped to [0, `ENERGY_CLIP`]. The achieved goal must be a 3-D position (the object's).
 
 `EnergyHerReplayBuffer` is SB3's `HerReplayBuffer` with that sampling: which transitions are drawn changes,
-HER's relabelling of them does not. While no finished episode has energy, it samples uniformly.
+HER's relabelling of them does not. Only `ENERGY_SHARE` of each batch is drawn by energy, the rest
+uniformly as in HER, and an episode whose energy is below `ENERGY_FLOOR` (a resting object's numerical
+jitter) counts as 0: drawn by energy alone, a LabPush run replayed little but the first few pushes it
+had seen, its policy's entropy collapsed and SAC's entropy coefficient rose to 9e5 within 36k steps.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ from embodylab.policies.demos import DemoHerReplayBuffer, _concatenate_samples
 GRAVITY = 9.81
 ENERGY_CLIP = 0.5
 """J/kg: the most one step's energy increase counts (EBP's clip_energy); no task here comes near it."""
+ENERGY_FLOOR = 1e-4
+"""J/kg: trajectory energies below this count as 0 (a cube pushed at 1.5 cm/s for one step has 1.1e-4)."""
+ENERGY_SHARE = 0.5
+"""of each batch drawn by energy; the rest is drawn uniformly over the finished episodes' transitions."""
 CONTROL_PERIOD = 0.04
 """seconds between two observations of the lab tasks (25 Hz): the step of the velocity differences."""
 
@@ -67,14 +74,24 @@ class EnergyHerReplayBuffer(HerReplayBuffer):
         )
 
     def _draw(self, batch_size: int) -> np.ndarray:
-        """Flat indices of `batch_size` transitions, drawn by their episodes' energy."""
+        """Flat indices of `batch_size` transitions: `ENERGY_SHARE` of them drawn by their episodes'
+        energy (uniformly while no episode has any), the rest uniformly, in random order."""
+        finished = self.ep_length > 0
         if self._cumulative is None:
-            weights = np.where(self.ep_length > 0, self.episode_energy, 0.0).ravel()
-            self._cumulative = np.cumsum(weights)
+            energy = np.where(finished & (self.episode_energy >= ENERGY_FLOOR), self.episode_energy, 0.0)
+            self._cumulative = np.cumsum(energy.ravel())
         total = self._cumulative[-1] if len(self._cumulative) else 0.0
-        if total <= 0.0:  # nothing has moved yet: uniform over the finished episodes, as HER
-            return np.random.choice(np.flatnonzero(self.ep_length > 0), size=batch_size, replace=True)
-        return np.searchsorted(self._cumulative, np.random.uniform(0.0, total, size=batch_size), side="right")
+        by_energy = int(round(ENERGY_SHARE * batch_size)) if total > 0.0 else 0
+        drawn = np.concatenate(
+            [
+                np.searchsorted(
+                    self._cumulative, np.random.uniform(0.0, total, size=by_energy), side="right"
+                ),
+                np.random.choice(np.flatnonzero(finished), size=batch_size - by_energy, replace=True),
+            ]
+        )
+        # HER relabels the first her_ratio of a batch: shuffled, both kinds are relabelled alike.
+        return np.random.permutation(drawn)
 
     def sample(self, batch_size: int, env=None):
         # SB3 2.9's HerReplayBuffer.sample with the transition draw replaced by `_draw`.
