@@ -64,10 +64,10 @@ class EmbodiedEnv(gym.Env):
     proprio_dim: int = PandaArm.PROPRIO_DIM
     """length of the proprioceptive part of the state (see `_proprio`)"""
     reset_option_keys: tuple[str, ...] = ()
+    """keys of `reset(options=...)` the task's `_initialize_episode` understands (task variants)."""
     tcp_bounds: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     """(low, high) world-frame box (metres) that ee_delta_pos steps keep the tool centre point in; None:
     unbounded (see `PandaArm.set_tcp_bounds`)."""
-    """keys of `reset(options=...)` the task's `_initialize_episode` understands (task variants)."""
 
     def __init__(
         self,

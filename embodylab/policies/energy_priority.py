@@ -56,11 +56,13 @@ class EnergyHerReplayBuffer(HerReplayBuffer):
             )
         self.episode_energy = np.zeros((self.buffer_size, self.n_envs))
         """per transition: the trajectory energy of its episode (0 until the episode has ended)"""
+        # Both change only when a transition is added: computed once per round of updates, not per batch.
         self._cumulative: np.ndarray | None = None
+        self._finished: np.ndarray | None = None
 
     def add(self, *args, **kwargs) -> None:
         super().add(*args, **kwargs)
-        self._cumulative = None
+        self._cumulative = self._finished = None
 
     def _compute_episode_length(self, env_idx: int) -> None:
         start, end = self._current_ep_start[env_idx], self.pos
@@ -76,10 +78,11 @@ class EnergyHerReplayBuffer(HerReplayBuffer):
     def _draw(self, batch_size: int) -> np.ndarray:
         """Flat indices of `batch_size` transitions: `ENERGY_SHARE` of them drawn by their episodes'
         energy (uniformly while no episode has any), the rest uniformly, in random order."""
-        finished = self.ep_length > 0
         if self._cumulative is None:
+            finished = self.ep_length > 0
             energy = np.where(finished & (self.episode_energy >= ENERGY_FLOOR), self.episode_energy, 0.0)
             self._cumulative = np.cumsum(energy.ravel())
+            self._finished = np.flatnonzero(finished)
         total = self._cumulative[-1] if len(self._cumulative) else 0.0
         by_energy = int(round(ENERGY_SHARE * batch_size)) if total > 0.0 else 0
         drawn = np.concatenate(
@@ -87,7 +90,7 @@ class EnergyHerReplayBuffer(HerReplayBuffer):
                 np.searchsorted(
                     self._cumulative, np.random.uniform(0.0, total, size=by_energy), side="right"
                 ),
-                np.random.choice(np.flatnonzero(finished), size=batch_size - by_energy, replace=True),
+                np.random.choice(self._finished, size=batch_size - by_energy, replace=True),
             ]
         )
         # HER relabels the first her_ratio of a batch: shuffled, both kinds are relabelled alike.

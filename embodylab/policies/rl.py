@@ -131,12 +131,10 @@ def make_model(config: TrainConfig, env: gym.Env, with_demos: bool = True) -> Ba
         "replay_buffer_kwargs": buffer_kwargs,
         **common,
     }
-
-    def exploring(algorithm):
-        if not a.random_action_prob:
-            return algorithm
+    exploring = lambda algorithm: algorithm  # noqa: E731 - without random actions, SB3's own classes
+    if a.random_action_prob:
         off_policy["random_action_prob"] = a.random_action_prob
-        return with_random_actions(algorithm)
+        exploring = with_random_actions
 
     if config.algo == "sac":
         if a.critic_layer_norm:
