@@ -38,6 +38,7 @@ class Group:
     demos: int = 0
     curriculum: str = "none"
     eval_every: int = 2000
+    algo: str = "sac"
     algo_overrides: tuple[tuple[str, object], ...] = ()
     """AlgoConfig fields that differ from the library defaults, e.g. (("net_arch", (256, 256, 256)),)"""
 
@@ -45,6 +46,10 @@ class Group:
 PUSH_EXPLORATION = (("random_action_prob", 0.3), ("action_l2", 1.0))
 """DDPG+HER's exploration on LabPush: 30% uniformly random actions and the squared-action penalty (README,
 "Training"); the library defaults leave both off."""
+
+HER_PAPER_NETWORKS = (("net_arch", (256, 256, 256)), ("gradient_steps", 25))
+"""DDPG+HER's 3x256 networks, with one update per two env steps (DDPG+HER: 40 per 100) so that a step costs
+about what the 64x64 defaults at one update per step cost."""
 
 GROUPS = {
     "reach": Group("embodylab/LabReach-v0", 20_000, 0.95, (0, 1, 2), eval_every=1000),
@@ -63,6 +68,23 @@ GROUPS = {
         (0, 1, 2),
         demos=20,
         algo_overrides=PUSH_EXPLORATION,
+    ),
+    "push_large": Group(
+        "embodylab/LabPush-v0",
+        200_000,
+        0.80,
+        (0,),
+        eval_every=5000,
+        algo_overrides=(*PUSH_EXPLORATION, *HER_PAPER_NETWORKS),
+    ),
+    "push_large_td3": Group(
+        "embodylab/LabPush-v0",
+        200_000,
+        0.80,
+        (0,),
+        eval_every=5000,
+        algo="td3",
+        algo_overrides=(("random_action_prob", 0.3), *HER_PAPER_NETWORKS),
     ),
     "pickplace_demos": Group("embodylab/LabPickPlace-v0", 200_000, 0.70, (0,), demos=20, eval_every=5000),
     "push_curriculum_ucb": Group(
@@ -111,7 +133,7 @@ def run_one(name: str, seed: int, runs: str, patience: int) -> dict:
     run_dir = Path(runs) / f"{name}_s{seed}"
     config = TrainConfig(
         env=group.env,
-        algo="sac",
+        algo=group.algo,
         her=True,
         demos=group.demos,
         curriculum=group.curriculum,
@@ -189,7 +211,7 @@ def plot(name: str, results: list[dict]) -> Path:
     ax.set_xlabel("env steps")
     ax.set_ylabel("eval success rate")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"{name}: SAC+HER on {group.env.split('/')[-1]}")
+    ax.set_title(f"{name}: {group.algo.upper()}+HER on {group.env.split('/')[-1]}")
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = RESULTS / f"learning_{name}.png"

@@ -21,7 +21,13 @@ from embodylab.policies.checkpoint import (  # noqa: E402
     list_checkpoints,
     load_checkpoint,
 )
-from embodylab.policies.config import AlgoConfig, ConfigError, TrainConfig  # noqa: E402
+from embodylab.policies.config import (  # noqa: E402
+    DEFAULT_PRESET,
+    TASK_PRESETS,
+    AlgoConfig,
+    ConfigError,
+    TrainConfig,
+)
 from embodylab.policies.demos import DemoDatasetError, load_demo_episodes, record_demos  # noqa: E402
 from embodylab.policies.evaluation import evaluate  # noqa: E402
 from embodylab.policies.rl import make_env, make_model, train  # noqa: E402
@@ -90,6 +96,15 @@ def test_task_presets_fill_only_the_fields_left_unset():
     assert AlgoConfig().resolved("embodylab/LabPush-v0").gamma == 0.98
     assert AlgoConfig().resolved("embodylab/LabReach-v0").gamma == 0.95
     assert AlgoConfig(gamma=0.9).resolved("embodylab/LabPush-v0").gamma == 0.9
+
+
+def test_an_env_of_another_library_trains_with_the_default_preset():
+    # make_model takes any goal env (benchmarks/learning_fetch.py hands it Fetch's); an id embodylab does
+    # not know takes the default preset instead of failing the id lookup.
+    env = make_env(TrainConfig(env="LabReach", her=True))
+    foreign = make_model(TrainConfig(env="OtherLib/Reach-v1", her=True, steps=1000), env)
+    assert foreign.gamma == DEFAULT_PRESET["gamma"] != TASK_PRESETS["embodylab/LabReach-v0"]["gamma"]
+    assert make_model(TrainConfig(env="LabReach", her=True, steps=1000), env).gamma == 0.95
 
 
 def test_behaviour_cloning_with_td3_is_rejected():

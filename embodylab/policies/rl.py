@@ -31,7 +31,7 @@ from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.her import HerReplayBuffer
 from tqdm import tqdm
 
-from embodylab.cli import resolve_env_id
+from embodylab.cli import UsageError, resolve_env_id
 from embodylab.envs.registry import make
 from embodylab.policies.bc import DemoSAC
 from embodylab.policies.checkpoint import (
@@ -83,6 +83,15 @@ def _wrap_for_curriculum(env: gym.Env, config: TrainConfig) -> tuple[gym.Env, Ba
     return env, CurriculumCallback(env.get_wrapper_attr("teacher"))
 
 
+def _preset_id(env_id: str) -> str:
+    """The full embodylab id of `env_id` for the task presets; another library's id (e.g. Fetch's, handed
+    to `make_model` with its env for a cross-check) as it is, taking the default preset."""
+    try:
+        return resolve_env_id(env_id)
+    except UsageError:
+        return env_id
+
+
 def _policy_kwargs(a: AlgoConfig) -> dict:
     kwargs: dict = {"net_arch": list(a.net_arch)}
     if a.normalize_obs:
@@ -94,7 +103,7 @@ def _policy_kwargs(a: AlgoConfig) -> dict:
 def make_model(config: TrainConfig, env: gym.Env, with_demos: bool = True) -> BaseAlgorithm:
     """The SB3 algorithm of `config` on `env`, untrained. `with_demos=False` leaves the demonstrations out
     of the replay buffer (evaluation needs only the networks)."""
-    a = config.algo_config.resolved(resolve_env_id(config.env))
+    a = config.algo_config.resolved(_preset_id(config.env))
     policy = "MultiInputPolicy" if isinstance(env.observation_space, gym.spaces.Dict) else "MlpPolicy"
     common = {
         "learning_rate": a.learning_rate,

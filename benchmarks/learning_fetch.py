@@ -1,0 +1,129 @@
+"""Cross-check of the learner on the anchor task: `embodylab train`'s SAC+HER on Gymnasium-Robotics
+FetchPush-v4, with the settings of a `benchmarks/learning.py` group (slow; not part of `make test`).
+
+LabPush's bars are set against the HER paper's Fetch Push curves. Training the same model (`make_model`,
+the same AlgoConfig, the same observation normalisation and relative goal features) on FetchPush itself
+separates what the learner cannot do from what makes LabPush harder. FetchPush needs MuJoCo 3.3, so this
+runs in its own venv (Fetch's pins plus torch and SB3; embodylab installed without its dependencies):
+
+    python3 -m venv .bench-venvs/fetch-rl
+    .bench-venvs/fetch-rl/bin/pip install -r benchmarks/peers/requirements-fetch.txt torch==2.13.0 \\
+        stable-baselines3==2.9.2 sb3-contrib tensorboard tqdm tyro matplotlib
+    .bench-venvs/fetch-rl/bin/pip install -e . --no-deps
+    cd benchmarks && ../.bench-venvs/fetch-rl/bin/python learning_fetch.py --group push_large
+
+Evaluates 20 deterministic episodes every `eval_every` env steps; writes
+benchmarks/results/learning_fetch.json (the curve, the group's settings, wall time) and a curve PNG.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import tyro
+from common import machine_info, write_json
+from learning import GROUPS, RESULTS
+
+
+@dataclass
+class FetchCrossCheckConfig:
+    group: str = "push_large"
+    """the benchmarks/learning.py group whose algorithm and AlgoConfig are trained"""
+    env: str = "FetchPush-v4"
+    steps: int = 200_000
+    eval_every: int = 5000
+    eval_episodes: int = 20
+    seed: int = 0
+    out: Path = RESULTS / "learning_fetch.json"
+
+
+def main(config: FetchCrossCheckConfig) -> None:
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    import gymnasium as gym
+    import gymnasium_robotics
+    import torch
+    from tqdm import tqdm
+
+    import embodylab.policies.rl as rl
+    from embodylab.policies.config import AlgoConfig, TrainConfig
+    from embodylab.policies.evaluation import run_episodes
+
+    gym.register_envs(gymnasium_robotics)
+    group = GROUPS[config.group]
+    algo_config = replace(AlgoConfig(), **dict(group.algo_overrides))
+    torch.set_num_threads(algo_config.torch_threads)
+    train_config = TrainConfig(
+        env=config.env,
+        algo=group.algo,
+        her=True,
+        steps=config.steps,
+        seed=config.seed,
+        algo_config=algo_config,
+    )
+    # Fetch's observation starts with the gripper position (embodylab's proprio has it at 14:17): the
+    # relative goal features must read it from there.
+    lab_kwargs = rl._policy_kwargs
+    rl._policy_kwargs = lambda a: {
+        **lab_kwargs(a),
+        "features_extractor_kwargs": {"relative_goals": a.relative_goals, "tcp_slice": (0, 3)},
+    }
+    env, eval_env = gym.make(config.env), gym.make(config.env)
+    env.reset(seed=config.seed)
+    model = rl.make_model(train_config, env)
+
+    curve, start = [], time.perf_counter()
+    bar = tqdm(total=config.steps, desc=f"{group.algo.upper()}+HER {config.env}", unit="step")
+    while model.num_timesteps < config.steps:
+        model.learn(config.eval_every, reset_num_timesteps=False, progress_bar=False)
+        result = run_episodes(model, eval_env, config.eval_episodes)
+        curve.append(
+            {
+                "step": model.num_timesteps,
+                "wall_time_s": round(time.perf_counter() - start, 1),
+                "success_rate": result["success_rate"],
+                "mean_return": result["mean_return"],
+            }
+        )
+        bar.update(model.num_timesteps - bar.n)
+        bar.set_postfix(eval_success=f"{result['success_rate']:.2f}")
+        write_json(
+            config.out,
+            {
+                "machine": machine_info(),
+                "env": config.env,
+                "group": config.group,
+                "algo": group.algo,
+                "algo_config": vars(algo_config.resolved(config.env)),
+                "seed": config.seed,
+                "steps": config.steps,
+                "best_success": max(p["success_rate"] for p in curve),
+                "curve": curve,
+            },
+        )
+        _plot(config, curve)
+    bar.close()
+
+
+def _plot(config: FetchCrossCheckConfig, curve: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([p["step"] for p in curve], [p["success_rate"] for p in curve], label=f"seed {config.seed}")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("eval success rate")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"{config.group} settings on {config.env}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(config.out.with_suffix(".png"), dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main(tyro.cli(FetchCrossCheckConfig))
