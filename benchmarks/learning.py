@@ -226,12 +226,6 @@ def main(config: LearningBenchConfig) -> None:
         raise SystemExit(f"unknown groups {unknown}; valid groups: {', '.join(GROUPS)}")
     jobs = [(name, seed) for name in config.groups for seed in GROUPS[name].seeds[: config.max_seeds]]
     done: dict[str, list[dict]] = {name: [] for name in config.groups}
-    previous, document = {}, {}
-    if config.out.exists():  # keep groups measured by earlier invocations, and any other top-level keys
-        import json
-
-        document = json.loads(config.out.read_text())
-        previous = document.get("groups", {})
     if config.collect_only:
         for name, seed in jobs:
             if (config.runs / f"{name}_s{seed}" / "evaluations.csv").exists():
@@ -240,7 +234,7 @@ def main(config: LearningBenchConfig) -> None:
         for name, results in done.items():
             if results:
                 plot(name, results)
-        write_json(config.out, {**document, "machine": machine_info(), "groups": {**previous, **finished}})
+        _merge_into(config.out, finished)
         return
     with ProcessPoolExecutor(max_workers=config.workers) as pool:
         futures = {pool.submit(run_one, n, s, str(config.runs), config.patience): (n, s) for n, s in jobs}
@@ -257,9 +251,18 @@ def main(config: LearningBenchConfig) -> None:
             for n, r in done.items():
                 if r:
                     plot(n, r)
-            write_json(
-                config.out, {**document, "machine": machine_info(), "groups": {**previous, **finished}}
-            )
+            _merge_into(config.out, finished)
+
+
+def _merge_into(out: Path, finished: dict[str, dict]) -> None:
+    """Writes the `finished` groups into `out`, keeping the groups and other top-level keys already there.
+    The file is read at every write, not once at the start: another invocation running other groups side
+    by side writes into it too."""
+    import json
+
+    document = json.loads(out.read_text()) if out.exists() else {}
+    groups = {**document.get("groups", {}), **finished}
+    write_json(out, {**document, "machine": machine_info(), "groups": groups})
 
 
 if __name__ == "__main__":
