@@ -77,6 +77,14 @@ GROUPS = {
         eval_every=5000,
         algo_overrides=(*PUSH_EXPLORATION, *HER_PAPER_NETWORKS),
     ),
+    "push_large_tau05": Group(
+        "embodylab/LabPush-v0",
+        200_000,
+        0.80,
+        (0,),
+        eval_every=5000,
+        algo_overrides=(*PUSH_EXPLORATION, *HER_PAPER_NETWORKS, ("tau", 0.05)),
+    ),
     "push_large_td3": Group(
         "embodylab/LabPush-v0",
         200_000,
@@ -147,11 +155,14 @@ def run_one(name: str, seed: int, runs: str, patience: int) -> dict:
         stop_patience=patience,
         algo_config=replace(AlgoConfig(), **dict(group.algo_overrides)),
     )
-    if (run_dir / "config.json").exists():  # an interrupted earlier invocation: continue it
+    resumed = (run_dir / "config.json").exists()
+    if resumed:  # an earlier invocation's run, interrupted or finished: continue it
         config = TrainConfig(resume=str(run_dir), progress=False)
     start = time.perf_counter()
     train(config)
-    return read_run(name, seed, runs, wall=time.perf_counter() - start)
+    # A resumed run's time is the evaluation log's (since its last start), not this call's: continuing a
+    # finished run takes seconds.
+    return read_run(name, seed, runs, wall=None if resumed else time.perf_counter() - start)
 
 
 def read_run(name: str, seed: int, runs: str, wall: float | None = None) -> dict:
