@@ -94,6 +94,16 @@ GROUPS = {
         algo="td3",
         algo_overrides=(("random_action_prob", 0.3), *HER_PAPER_NETWORKS),
     ),
+    # push_demos' settings for 200k steps: how far the demonstrations carry past their 50k bar.
+    "push_demos_long": Group(
+        "embodylab/LabPush-v0",
+        200_000,
+        0.80,
+        (0, 1),
+        demos=20,
+        eval_every=5000,
+        algo_overrides=PUSH_EXPLORATION,
+    ),
     "pickplace_demos": Group("embodylab/LabPickPlace-v0", 200_000, 0.70, (0,), demos=20, eval_every=5000),
     "push_curriculum_ucb": Group(
         "embodylab/LabPush-v0",

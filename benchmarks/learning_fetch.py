@@ -18,11 +18,13 @@ benchmarks/results/learning_fetch.json (the curve, the group's settings, wall ti
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import tyro
 from common import machine_info, write_json
 from learning import GROUPS, RESULTS
@@ -38,6 +40,8 @@ class FetchCrossCheckConfig:
     eval_episodes: int = 20
     seed: int = 0
     out: Path = RESULTS / "learning_fetch.json"
+    plot_only: bool = False
+    """train nothing: add the zero-action baseline to an existing `out` if it lacks one, and redraw its plot"""
 
 
 def main(config: FetchCrossCheckConfig) -> None:
@@ -52,6 +56,15 @@ def main(config: FetchCrossCheckConfig) -> None:
     from embodylab.policies.evaluation import run_episodes
 
     gym.register_envs(gymnasium_robotics)
+    if config.plot_only:
+        document = json.loads(config.out.read_text())
+        if "zero_action_success" not in document:
+            document["zero_action_success"] = zero_action_success(
+                gym.make(document["env"]), config.eval_episodes
+            )
+            write_json(config.out, document)
+        _plot(config, document["curve"], document["zero_action_success"])
+        return
     group = GROUPS[config.group]
     algo_config = replace(AlgoConfig(), **dict(group.algo_overrides))
     torch.set_num_threads(algo_config.torch_threads)
@@ -71,6 +84,7 @@ def main(config: FetchCrossCheckConfig) -> None:
         "features_extractor_kwargs": {"relative_goals": a.relative_goals, "tcp_slice": (0, 3)},
     }
     env, eval_env = gym.make(config.env), gym.make(config.env)
+    baseline = zero_action_success(eval_env, config.eval_episodes)
     env.reset(seed=config.seed)
     model = rl.make_model(train_config, env)
 
@@ -100,14 +114,31 @@ def main(config: FetchCrossCheckConfig) -> None:
                 "seed": config.seed,
                 "steps": config.steps,
                 "best_success": max(p["success_rate"] for p in curve),
+                "zero_action_success": baseline,
                 "curve": curve,
             },
         )
-        _plot(config, curve)
+        _plot(config, curve, baseline)
     bar.close()
 
 
-def _plot(config: FetchCrossCheckConfig, curve: list[dict]) -> None:
+def zero_action_success(env, episodes: int) -> float:
+    """Success rate of standing still on the evaluation seeds: FetchPush draws goals within its 5 cm
+    threshold of the object in ~9% of episodes (LabPush's goals start at least 10 cm away: 0%)."""
+    from embodylab.policies.evaluation import EVAL_SEED
+
+    successes = 0
+    for episode in range(episodes):
+        env.reset(seed=EVAL_SEED + episode)
+        while True:
+            _, _, terminated, truncated, info = env.step(np.zeros(env.action_space.shape))
+            if terminated or truncated:
+                break
+        successes += bool(info.get("is_success", False))
+    return successes / episodes
+
+
+def _plot(config: FetchCrossCheckConfig, curve: list[dict], baseline: float) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -115,6 +146,7 @@ def _plot(config: FetchCrossCheckConfig, curve: list[dict]) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot([p["step"] for p in curve], [p["success_rate"] for p in curve], label=f"seed {config.seed}")
+    ax.axhline(baseline, color="grey", linestyle=":", label=f"zero actions ({baseline:.0%})")
     ax.set_xlabel("env steps")
     ax.set_ylabel("eval success rate")
     ax.set_ylim(-0.02, 1.02)
