@@ -51,9 +51,9 @@ def main(config: FetchCrossCheckConfig) -> None:
     import torch
     from tqdm import tqdm
 
-    import embodylab.policies.rl as rl
     from embodylab.policies.config import AlgoConfig, TrainConfig
     from embodylab.policies.evaluation import run_episodes
+    from embodylab.policies.rl import make_model
 
     gym.register_envs(gymnasium_robotics)
     if config.plot_only:
@@ -76,17 +76,12 @@ def main(config: FetchCrossCheckConfig) -> None:
         seed=config.seed,
         algo_config=algo_config,
     )
-    # Fetch's observation starts with the gripper position (embodylab's proprio has it at 14:17): the
-    # relative goal features must read it from there.
-    lab_kwargs = rl._policy_kwargs
-    rl._policy_kwargs = lambda a: {
-        **lab_kwargs(a),
-        "features_extractor_kwargs": {"relative_goals": a.relative_goals, "tcp_slice": (0, 3)},
-    }
     env, eval_env = gym.make(config.env), gym.make(config.env)
     baseline = zero_action_success(eval_env, config.eval_episodes)
     env.reset(seed=config.seed)
-    model = rl.make_model(train_config, env)
+    # Fetch's observation starts with the gripper position (embodylab's proprio has it at 14:17): the
+    # relative goal features read it from there.
+    model = make_model(train_config, env, tcp_slice=(0, 3))
 
     curve, start = [], time.perf_counter()
     bar = tqdm(total=config.steps, desc=f"{group.algo.upper()}+HER {config.env}", unit="step")

@@ -105,6 +105,10 @@ def test_an_env_of_another_library_trains_with_the_default_preset():
     foreign = make_model(TrainConfig(env="OtherLib/Reach-v1", her=True, steps=1000), env)
     assert foreign.gamma == DEFAULT_PRESET["gamma"] != TASK_PRESETS["embodylab/LabReach-v0"]["gamma"]
     assert make_model(TrainConfig(env="LabReach", her=True, steps=1000), env).gamma == 0.95
+    # the relative goal features read the gripper where that library's observation holds it
+    moved = make_model(TrainConfig(env="OtherLib/Reach-v1", her=True, steps=1000), env, tcp_slice=(0, 3))
+    assert moved.actor.features_extractor.tcp_slice == slice(0, 3)
+    assert foreign.actor.features_extractor.tcp_slice == slice(14, 17)
 
 
 def test_behaviour_cloning_with_td3_is_rejected():

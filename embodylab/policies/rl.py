@@ -92,23 +92,32 @@ def _preset_id(env_id: str) -> str:
         return env_id
 
 
-def _policy_kwargs(a: AlgoConfig) -> dict:
+def _policy_kwargs(a: AlgoConfig, tcp_slice: tuple[int, int] | None = None) -> dict:
     kwargs: dict = {"net_arch": list(a.net_arch)}
     if a.normalize_obs:
         kwargs["features_extractor_class"] = RunningNormExtractor
         kwargs["features_extractor_kwargs"] = {"relative_goals": a.relative_goals}
+        if tcp_slice is not None:
+            kwargs["features_extractor_kwargs"]["tcp_slice"] = tcp_slice
     return kwargs
 
 
-def make_model(config: TrainConfig, env: gym.Env, with_demos: bool = True) -> BaseAlgorithm:
+def make_model(
+    config: TrainConfig,
+    env: gym.Env,
+    with_demos: bool = True,
+    tcp_slice: tuple[int, int] | None = None,
+) -> BaseAlgorithm:
     """The SB3 algorithm of `config` on `env`, untrained. `with_demos=False` leaves the demonstrations out
-    of the replay buffer (evaluation needs only the networks)."""
+    of the replay buffer (evaluation needs only the networks). `tcp_slice`: where the gripper position
+    lies in another library's observation vector, for the relative goal features (embodylab's envs:
+    leave None; Fetch's: (0, 3))."""
     a = config.algo_config.resolved(_preset_id(config.env))
     policy = "MultiInputPolicy" if isinstance(env.observation_space, gym.spaces.Dict) else "MlpPolicy"
     common = {
         "learning_rate": a.learning_rate,
         "gamma": a.gamma,
-        "policy_kwargs": _policy_kwargs(a),
+        "policy_kwargs": _policy_kwargs(a, tcp_slice),
         "seed": config.seed,
         "verbose": 0,
     }
