@@ -77,14 +77,6 @@ GROUPS = {
         eval_every=5000,
         algo_overrides=(*PUSH_EXPLORATION, *HER_PAPER_NETWORKS),
     ),
-    "push_large_tau05": Group(
-        "embodylab/LabPush-v0",
-        200_000,
-        0.80,
-        (0,),
-        eval_every=5000,
-        algo_overrides=(*PUSH_EXPLORATION, *HER_PAPER_NETWORKS, ("tau", 0.05)),
-    ),
     "push_large_td3": Group(
         "embodylab/LabPush-v0",
         200_000,
