@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # ffmpeg is not listed: imageio-ffmpeg ships its own binary.
 SYSDEPS := libegl1 libgl1 libgl1-mesa-dri libosmesa6 libusb-1.0-0 libgomp1
 
-.PHONY: venv sysdeps test demo lint bench bench-peers
+.PHONY: venv sysdeps test demo lint bench bench-peers bench-learning-fetch
 
 venv: $(VENV)/.installed
 
@@ -61,3 +61,8 @@ $(PEER_VENVS)/%/.installed: benchmarks/peers/requirements-%.txt
 	test -x $(PEER_VENVS)/$*/bin/python || python3 -m venv $(PEER_VENVS)/$*
 	$(PEER_VENVS)/$*/bin/python -m pip install -r $<
 	touch $@
+
+# The learner on the anchor task (slow, ~80 min): benchmarks/learning_fetch.py in Fetch's MuJoCo 3.3 venv.
+bench-learning-fetch: $(PEER_VENVS)/fetch-rl/.installed
+	$(PEER_VENVS)/fetch-rl/bin/python -m pip install --no-deps -e .
+	cd benchmarks && ../$(PEER_VENVS)/fetch-rl/bin/python learning_fetch.py

@@ -4,12 +4,10 @@ FetchPush-v4, with the settings of a `benchmarks/learning.py` group (slow; not p
 LabPush's bars are set against the HER paper's Fetch Push curves. Training the same model (`make_model`,
 the same AlgoConfig, the same observation normalisation and relative goal features) on FetchPush itself
 separates what the learner cannot do from what makes LabPush harder. FetchPush needs MuJoCo 3.3, so this
-runs in its own venv (Fetch's pins plus torch and SB3; embodylab installed without its dependencies):
+runs in its own venv (Fetch's pins plus the learning stack, `benchmarks/peers/requirements-fetch-rl.txt`;
+embodylab installed without its dependencies):
 
-    python3 -m venv .bench-venvs/fetch-rl
-    .bench-venvs/fetch-rl/bin/pip install -r benchmarks/peers/requirements-fetch.txt torch==2.13.0 \\
-        stable-baselines3==2.9.2 sb3-contrib tensorboard tqdm tyro matplotlib
-    .bench-venvs/fetch-rl/bin/pip install -e . --no-deps
+    make bench-learning-fetch                                   # builds the venv, then the line below
     cd benchmarks && ../.bench-venvs/fetch-rl/bin/python learning_fetch.py --group push_large
 
 Evaluates 20 deterministic episodes every `eval_every` env steps; writes
