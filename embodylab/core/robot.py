@@ -269,7 +269,8 @@ def add_panda_actuators(spec: mujoco.MjSpec, names: PandaNames) -> None:
         name1=names.fingers[1],
         name2=names.fingers[0],
         objtype=mujoco.mjtObj.mjOBJ_JOINT,
-        data=np.array([0, 1, 0, 0, 0] + [0] * 7, dtype=float),
+        # q1 = q0 (polynomial coefficients 0, 1); the array's length is MuJoCo's (11 before 3.17, 12 since).
+        data=np.array([0, 1, 0, 0, 0] + [0] * (mujoco.mjNEQDATA - 5), dtype=float),
         solref=[0.005, 1.0],
     )
 

@@ -506,7 +506,7 @@ def _add_agent(spec: mujoco.MjSpec, world, i: int, x: float, y: float, yaw: floa
             name2=PAYLOAD,
             objtype=mujoco.mjtObj.mjOBJ_BODY,
             active=False,
-            data=[*anchor, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            data=[*anchor] + [0] * (mujoco.mjNEQDATA - 3),  # MuJoCo's length: 11 before 3.17, 12 since
         )
 
 
