@@ -42,6 +42,12 @@ class Group:
     algo_overrides: tuple[tuple[str, object], ...] = ()
     """AlgoConfig fields that differ from the library defaults, e.g. (("net_arch", (256, 256, 256)),)"""
 
+    def algo_config(self):
+        """The library's `AlgoConfig` with this group's overrides."""
+        from embodylab.policies.config import AlgoConfig
+
+        return replace(AlgoConfig(), **dict(self.algo_overrides))
+
 
 PUSH_EXPLORATION = (("random_action_prob", 0.3), ("action_l2", 1.0))
 """DDPG+HER's exploration on LabPush: 30% uniformly random actions and the squared-action penalty (README,
@@ -136,7 +142,7 @@ def run_one(name: str, seed: int, runs: str, patience: int) -> dict:
     """Trains one seed of group `name` in this (worker) process; returns its curve and summary."""
     os.environ.setdefault("MUJOCO_GL", "egl")
     import embodylab  # noqa: F401
-    from embodylab.policies.config import AlgoConfig, TrainConfig
+    from embodylab.policies.config import TrainConfig
     from embodylab.policies.rl import train
 
     group = GROUPS[name]
@@ -155,7 +161,7 @@ def run_one(name: str, seed: int, runs: str, patience: int) -> dict:
         progress=False,
         stop_success=group.bar,
         stop_patience=patience,
-        algo_config=replace(AlgoConfig(), **dict(group.algo_overrides)),
+        algo_config=group.algo_config(),
     )
     resumed = (run_dir / "config.json").exists()
     if resumed:  # an earlier invocation's run, interrupted or finished: continue it

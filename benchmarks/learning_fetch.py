@@ -19,13 +19,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tyro
 from common import machine_info, write_json
 from learning import GROUPS, RESULTS
+from push_start_stats import FETCH_GRIPPER_SLICE
 
 
 @dataclass
@@ -49,7 +50,7 @@ def main(config: FetchCrossCheckConfig) -> None:
     import torch
     from tqdm import tqdm
 
-    from embodylab.policies.config import AlgoConfig, TrainConfig
+    from embodylab.policies.config import TrainConfig
     from embodylab.policies.evaluation import run_episodes
     from embodylab.policies.rl import make_model
 
@@ -64,7 +65,7 @@ def main(config: FetchCrossCheckConfig) -> None:
         _plot(config, document["curve"], document["zero_action_success"])
         return
     group = GROUPS[config.group]
-    algo_config = replace(AlgoConfig(), **dict(group.algo_overrides))
+    algo_config = group.algo_config()
     torch.set_num_threads(algo_config.torch_threads)
     train_config = TrainConfig(
         env=config.env,
@@ -77,9 +78,8 @@ def main(config: FetchCrossCheckConfig) -> None:
     env, eval_env = gym.make(config.env), gym.make(config.env)
     baseline = zero_action_success(eval_env, config.eval_episodes)
     env.reset(seed=config.seed)
-    # Fetch's observation starts with the gripper position (embodylab's proprio has it at 14:17): the
-    # relative goal features read it from there.
-    model = make_model(train_config, env, tcp_slice=(0, 3))
+    # The relative goal features read the gripper where Fetch's observation holds it.
+    model = make_model(train_config, env, tcp_slice=FETCH_GRIPPER_SLICE)
 
     curve, start = [], time.perf_counter()
     bar = tqdm(total=config.steps, desc=f"{group.algo.upper()}+HER {config.env}", unit="step")
@@ -115,20 +115,22 @@ def main(config: FetchCrossCheckConfig) -> None:
     bar.close()
 
 
-def zero_action_success(env, episodes: int) -> float:
-    """Success rate of standing still on the evaluation seeds: FetchPush draws goals within its 5 cm
-    threshold of the object in ~9% of episodes (LabPush's goals start at least 10 cm away: 0%)."""
-    from embodylab.policies.evaluation import EVAL_SEED
+class StandStill:
+    """A policy that always commands zero: the baseline of doing nothing, played by `run_episodes`."""
 
-    successes = 0
-    for episode in range(episodes):
-        env.reset(seed=EVAL_SEED + episode)
-        while True:
-            _, _, terminated, truncated, info = env.step(np.zeros(env.action_space.shape))
-            if terminated or truncated:
-                break
-        successes += bool(info.get("is_success", False))
-    return successes / episodes
+    def __init__(self, action_space):
+        self.action = np.zeros(action_space.shape, dtype=action_space.dtype)
+
+    def predict(self, obs, deterministic: bool = True):
+        return self.action, None
+
+
+def zero_action_success(env, episodes: int) -> float:
+    """Success rate of standing still on the evaluation seeds: FetchPush draws some goals within its 5 cm
+    threshold of the object (LabPush's goals start at least 10 cm away: 0%)."""
+    from embodylab.policies.evaluation import run_episodes
+
+    return run_episodes(StandStill(env.action_space), env, episodes)["success_rate"]
 
 
 def _plot(config: FetchCrossCheckConfig, curve: list[dict], baseline: float) -> None:

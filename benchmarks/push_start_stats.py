@@ -22,10 +22,13 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import tyro
+from common import write_json
+
+from embodylab.policies.normalization import TCP_SLICE
 
 RESULTS = Path(__file__).parent / "results"
-GRIPPER_SLICES = {"embodylab": slice(14, 17), "Fetch": slice(0, 3)}
-"""where the gripper position lies in each family's `observation` vector."""
+FETCH_GRIPPER_SLICE = (0, 3)
+"""where the gripper position lies in Fetch's `observation` vector (embodylab's: `TCP_SLICE`)."""
 
 
 @dataclass
@@ -41,11 +44,11 @@ def measure(config: PushStartConfig) -> dict:
         import gymnasium_robotics
 
         gym.register_envs(gymnasium_robotics)
-        gripper, kwargs = GRIPPER_SLICES["Fetch"], {}
+        gripper, kwargs = slice(*FETCH_GRIPPER_SLICE), {}
     else:
         import embodylab  # noqa: F401 - registers the envs
 
-        gripper, kwargs = GRIPPER_SLICES["embodylab"], {"goal_conditioned": True}
+        gripper, kwargs = slice(*TCP_SLICE), {"goal_conditioned": True}
     env = gym.make(config.env, **kwargs)
     rng = np.random.default_rng(config.seed)
     distance, height, goal_distance, moved = [], [], [], []
@@ -76,7 +79,7 @@ def main(config: PushStartConfig) -> None:
     result = measure(config)
     document = json.loads(config.out.read_text()) if config.out.exists() else {}
     document[config.env] = result
-    config.out.write_text(json.dumps(document, indent=2) + "\n")
+    write_json(config.out, document)
     print(config.env, json.dumps(result, indent=2))
 
 
