@@ -102,6 +102,15 @@ GROUPS = {
         eval_every=5000,
         algo_overrides=PUSH_EXPLORATION,
     ),
+    # push_demos with the RL Zoo's FetchPush target settings (faster target networks, shorter horizon).
+    "push_demos_zoo_targets": Group(
+        "embodylab/LabPush-v0",
+        50_000,
+        0.80,
+        (0,),
+        demos=20,
+        algo_overrides=(*PUSH_EXPLORATION, ("tau", 0.05), ("gamma", 0.95)),
+    ),
     "pickplace_demos": Group("embodylab/LabPickPlace-v0", 200_000, 0.70, (0,), demos=20, eval_every=5000),
     "push_curriculum_ucb": Group(
         "embodylab/LabPush-v0",

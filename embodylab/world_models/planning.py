@@ -24,6 +24,7 @@ Two scores (`MPPIConfig.cost`):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -102,21 +103,10 @@ class MPPIPlanner:
         scene = _tensors(obs)
         self.state = self._filter(scene)
         c = self.config
-        mean, std = self.mean.clone(), torch.full_like(self.mean, c.init_std)
         expand = lambda x: x.expand(c.samples, *x.shape[1:])  # noqa: E731 - one scene -> every sample
         start = {k: expand(v) for k, v in scene.items()}
         state = expand(self.state)
-        for _ in range(c.iterations):
-            noise = torch.randn(c.samples, c.horizon, self.action_dim, generator=self.generator)
-            actions = (mean + std * noise).clamp(-1.0, 1.0)
-            actions[0] = mean  # the current mean always competes
-            scores = self._returns(state, start, actions)
-            elite_scores, elite_index = scores.topk(c.elites)
-            elites = actions[elite_index]
-            spread = elite_scores.std().clamp_min(1e-6)
-            weights = torch.softmax((elite_scores - elite_scores.max()) / (c.temperature * spread), 0)
-            mean = (weights[:, None, None] * elites).sum(0)
-            std = (weights[:, None, None] * (elites - mean) ** 2).sum(0).sqrt().clamp_min(c.min_std)
+        mean = refine(self.mean, c, self.generator, lambda actions: self._returns(state, start, actions))
         action = mean[0].clone()
         self.mean = torch.cat([mean[1:], torch.zeros(1, self.action_dim)])
         self.history = [*self.history, (scene, action)][-self.context :]
@@ -184,6 +174,33 @@ class MPPIPlanner:
             objects, agent = _apply(self.model, objects, agent, out)
             state = out.state
         return total
+
+
+def refine(
+    mean: torch.Tensor,
+    config: MPPIConfig,
+    generator: torch.Generator,
+    returns: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """MPPI's `iterations` refits of the plan `mean` [H, A]: sample `samples` sequences around it, score
+    them with `returns` ([S, H, A] -> [S]), refit mean and std to the `elites` best weighted by
+    exp(score / temperature). Returns the refined mean; whatever predicts the returns (the learned model,
+    or the simulator in `benchmarks/mppi_simulator.py`) plans with the same optimiser."""
+    c = config
+    std = torch.full_like(mean, c.init_std)
+    mean = mean.clone()
+    for _ in range(c.iterations):
+        noise = torch.randn(c.samples, *mean.shape, generator=generator)
+        actions = (mean + std * noise).clamp(-1.0, 1.0)
+        actions[0] = mean  # the current mean always competes
+        scores = returns(actions)
+        elite_scores, elite_index = scores.topk(c.elites)
+        elites = actions[elite_index]
+        spread = elite_scores.std().clamp_min(1e-6)
+        weights = torch.softmax((elite_scores - elite_scores.max()) / (c.temperature * spread), 0)
+        mean = (weights[:, None, None] * elites).sum(0)
+        std = (weights[:, None, None] * (elites - mean) ** 2).sum(0).sqrt().clamp_min(c.min_std)
+    return mean
 
 
 def shaped_reward(

@@ -1,0 +1,133 @@
+"""MPPI on LabPush with the simulator itself as its model: the planner's ceiling (slow; not in `make test`).
+
+`benchmarks/world_model.py` plans over the learned world model (issue 7: >= 70% success on LabPush). This
+script runs the same optimiser (`embodylab.world_models.planning.refine`) and the same shaped cost
+(`shaped_reward`) over exact predictions: every sampled action sequence is played from the env's current
+state (`get_state`/`set_state`) in a second copy of the task. What it reaches is what the planner and its
+cost can do with a perfect model, so the gap to the learned model's success is the model's share of the
+miss. No learning and no data: the simulator is an oracle no deployed planner has.
+
+    python benchmarks/mppi_simulator.py                      # 10 episodes, 64 samples (~40 min, one core)
+    python benchmarks/mppi_simulator.py --episodes 2 --mppi.samples 16
+
+Prints and writes benchmarks/results/mppi_simulator.json.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import tyro
+from common import machine_info, write_json
+from tqdm import tqdm
+
+from embodylab.envs.registry import make
+from embodylab.world_models.data import object_centric_observation
+from embodylab.world_models.object_centric import AGENT_SLICE
+from embodylab.world_models.planning import MPPIConfig, refine, shaped_reward
+
+RESULTS = Path(__file__).parent / "results"
+
+
+@dataclass
+class SimulatorMPPIConfig:
+    env: str = "embodylab/LabPush-v0"
+    episodes: int = 10
+    seed: int = 10_000
+    """episode seeds `seed`, `seed + 1`, ...: those of `benchmarks/world_model.py`'s first training seed"""
+    mppi: MPPIConfig = field(
+        default_factory=lambda: MPPIConfig(horizon=12, samples=64, iterations=3, elites=16, cost="shaped")
+    )
+    """`world_model.py`'s planner settings, but half its 128 samples: each costs real physics here"""
+    out: Path = RESULTS / "mppi_simulator.json"
+
+
+class SimulatorReturns:
+    """Returns of action sequences played in a copy of the task from a saved state, scored like the
+    learned planner scores its predictions: `shaped_reward` of every state reached, the last weighted by
+    `terminal_weight`."""
+
+    def __init__(self, env_id: str, config: MPPIConfig):
+        self.env = make(env_id)
+        self.task = self.env.unwrapped
+        self.config = config
+
+    def __call__(self, state: np.ndarray, actions: torch.Tensor) -> torch.Tensor:
+        samples, horizon, _ = actions.shape
+        plans = actions.numpy()
+        features, agents, categories, goals = [], [], [], []
+        for s in range(samples):
+            self.task.set_state(state)
+            for t in range(horizon):
+                self.task.step(plans[s, t])
+                obs = object_centric_observation(self.env)
+                n = int(obs["object_mask"].sum())
+                features.append(obs["object_features"][:n])
+                categories.append(obs["object_categories"][:n])
+                agents.append(obs["proprio"][AGENT_SLICE])
+                goals.append(obs["goal"])
+        rewards = shaped_reward(
+            torch.from_numpy(np.stack(features)),
+            torch.from_numpy(np.stack(categories)),
+            torch.from_numpy(np.stack(agents)),
+            torch.from_numpy(np.stack(goals)),
+            self.config,
+        ).reshape(samples, horizon)
+        weights = torch.ones(horizon, dtype=rewards.dtype)
+        weights[-1] = self.config.terminal_weight
+        return (rewards * weights).sum(1).double()
+
+
+def run(config: SimulatorMPPIConfig) -> dict:
+    env = make(config.env)
+    task = env.unwrapped
+    returns = SimulatorReturns(config.env, config.mppi)
+    generator = torch.Generator().manual_seed(config.seed)
+    action_dim = env.action_space.shape[0]
+    episodes = []
+    bar = tqdm(range(config.seed, config.seed + config.episodes), desc="mppi-simulator", unit="episode")
+    for episode_seed in bar:
+        env.reset(seed=episode_seed)
+        plan = torch.zeros(config.mppi.horizon, action_dim)
+        start, steps, info = time.perf_counter(), 0, {}
+        while True:
+            state = task.get_state()
+            plan = refine(plan, config.mppi, generator, lambda actions, state=state: returns(state, actions))
+            _, _, terminated, truncated, info = env.step(plan[0].numpy())
+            plan = torch.cat([plan[1:], torch.zeros(1, action_dim)])
+            steps += 1
+            if terminated or truncated:
+                break
+        episodes.append(
+            {
+                "seed": episode_seed,
+                "success": bool(info.get("is_success", False)),
+                "final_goal_distance": float(info.get("goal_distance", np.nan)),
+                "steps": steps,
+                "seconds_per_control_step": (time.perf_counter() - start) / steps,
+            }
+        )
+        bar.set_postfix(success=f"{np.mean([e['success'] for e in episodes]):.2f}")
+    env.close()
+    success = float(np.mean([e["success"] for e in episodes]))
+    result = {
+        "machine": machine_info(),
+        "config": {**asdict(config), "out": str(config.out)},
+        "success_rate": success,
+        "mean_final_goal_distance": float(np.mean([e["final_goal_distance"] for e in episodes])),
+        "episodes": episodes,
+    }
+    print(
+        f"MPPI over the simulator on {config.env}: {success:.0%} success over {len(episodes)} episodes "
+        f"(mean final goal distance {result['mean_final_goal_distance']:.3f} m)"
+    )
+    return result
+
+
+if __name__ == "__main__":
+    cfg = tyro.cli(SimulatorMPPIConfig)
+    write_json(cfg.out, run(cfg))
