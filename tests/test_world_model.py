@@ -9,7 +9,6 @@ from embodylab.world_models.config import TrainWMConfig
 from embodylab.world_models.data import MAX_OBJECTS, collect, load_dataset
 from embodylab.world_models.object_centric import (
     AGENT_DIM,
-    POST_MOVE_DIM,
     ObjectCentricConfig,
     ObjectCentricWorldModel,
     batch_windows,
@@ -236,29 +235,6 @@ def test_checkpoint_keeps_the_absolute_positions_switch(dataset, tmp_path):
     assert meta["model"]["absolute_positions"] is True
     assert model.object_inputs.start == 0  # x and y reach the object encoder
     read_checkpoint(tmp_path / "run")  # weights_only=True load
-
-
-def test_post_move_contact_reads_objects_relative_to_the_predicted_next_tcp(dataset, tmp_path):
-    from dataclasses import replace
-
-    model = ObjectCentricWorldModel(replace(TINY, post_move_contact=True)).eval()
-    plain = ObjectCentricWorldModel(TINY)
-    assert model.object_decoder[0].in_features == plain.object_decoder[0].in_features + POST_MOVE_DIM
-    with torch.no_grad():  # padding slots still leave the real objects' predictions alone
-        bare = _step(model, _scene(2, 2), sample=False)
-        padded = _step(model, _scene(2, MAX_OBJECTS), sample=False)
-    torch.testing.assert_close(bare.objects_mean, padded.objects_mean[:, :2], atol=1e-5, rtol=1e-4)
-    # The objects' loss does not train the agent decoder through the predicted tcp (it is detached).
-    out = _step(model.train(), _scene(2, 2))
-    out.objects_mean.sum().backward()
-    assert model.agent_decoder[-1].weight.grad is None
-    config = TrainWMConfig(
-        dataset=dataset, out=tmp_path / "run", steps=2, batch_size=4, d_model=16, window=6, context=2,
-        post_move_contact=True, progress=False,
-    )  # fmt: skip
-    train_world_model(config)
-    loaded, meta = load_world_model(tmp_path / "run")
-    assert meta["model"]["post_move_contact"] is True and loaded.config.post_move_contact
 
 
 def test_shaped_cost_prefers_the_tcp_behind_the_target_and_the_target_at_the_goal():

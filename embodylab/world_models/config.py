@@ -33,9 +33,6 @@ class TrainWMConfig:
     """teacher-forced steps at the start of each window"""
     absolute_positions: bool = False
     """object-centric models: object tokens also see absolute x, y (the ablation of translation equivariance)"""
-    post_move_contact: bool = False
-    """object-centric models: the object decoder also sees each object relative to the predicted next tool
-    centre point (see `ObjectCentricConfig.post_move_contact`)"""
     max_objects: int = 0
     """object slots of the monolithic RSSM (0: the most objects in a scene of the dataset)"""
     val_every: int = 10

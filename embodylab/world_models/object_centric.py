@@ -48,8 +48,6 @@ open-loop error at 25 steps grew from 3.7 to 5.0 cm after 1000 training steps on
 AGENT_DIM = 7
 RELATIVE_DIM = 8
 RELATIVE_SCALE = 0.1
-POST_MOVE_DIM = 4
-"""`ObjectCentricConfig.post_move_contact`: an object's position relative to the predicted next tcp, and its norm."""
 """metres: relative positions are divided by this (a tenth of the workspace) before entering a network."""
 MIN_STD = 1e-3
 """floor (in data units) of the normalisers' stds: a feature that never changes in the data (a cube's
@@ -91,11 +89,6 @@ class ObjectCentricConfig:
     tcp-relative positions), not of where it lies. Without x, y the object encoder is translation-
     equivariant and what it learns at one place holds at every other; with them it must learn each place
     from the data there. True is the ablation (the model before this change)."""
-    post_move_contact: bool = False
-    """the object decoder also reads each object's position relative to where the tool centre point is
-    predicted to be after this step (the agent decoder's mean, not differentiated through) and its
-    distance: whether the fingers end the step inside a cube, and how deep, decides a push, and from the
-    tcp's position before the step and the action alone a network has to learn that sum itself."""
 
 
 def _mlp(n_in: int, n_hidden: int, n_out: int) -> nn.Sequential:
@@ -225,11 +218,8 @@ class ObjectCentricWorldModel(WorldModel):
         # Each decoder also reads its token as mixed this step (skipping the GRU): a push is an interaction of
         # this step (the fingers against the face of a cube now), and through the recurrent state alone the
         # model predicted a pushed cube no better than standing still, even one step ahead.
-        post_move = POST_MOVE_DIM if config.post_move_contact else 0
         self.object_decoder = _mlp(
-            2 * d + z + self.object_encoder[0].in_features + AGENT_DIM + config.action_dim + post_move,
-            d,
-            2 * DYNAMIC_DIM,
+            2 * d + z + self.object_encoder[0].in_features + AGENT_DIM + config.action_dim, d, 2 * DYNAMIC_DIM
         )
         # The agent's state and action also go straight to its decoder: the arm's response to its command is local,
         # and through the mixer and the recurrent state alone the model under-predicts saturated commands.
@@ -294,14 +284,7 @@ class ObjectCentricWorldModel(WorldModel):
         agent_input = torch.cat([features[:, 0], self.normalise_agent(agent), action], -1)
         agent_mean, agent_std = _gaussian(self.agent_decoder(agent_input))
         local = torch.cat([self.normalise_agent(agent), action], -1)[:, None].expand(-1, n, -1)
-        object_input = [features[:, 1:], self.object_inputs_of(objects, agent, goal), local]
-        if self.config.post_move_contact:
-            next_tcp = agent[:, :3] + agent_mean[:, :3].detach() * self.agent_delta_std[:3]
-            to_next_tcp = objects[..., :3] - next_tcp[:, None]
-            object_input.append(
-                torch.cat([to_next_tcp, to_next_tcp.norm(dim=-1, keepdim=True)], -1) / RELATIVE_SCALE
-            )
-        object_input = torch.cat(object_input, -1)
+        object_input = torch.cat([features[:, 1:], self.object_inputs_of(objects, agent, goal), local], -1)
         objects_mean, objects_std = _gaussian(self.object_decoder(object_input))
         pooled, _ = self.readout(
             self.readout_query.expand(batch, -1, -1), mixed, mixed, key_padding_mask=~real, need_weights=False

@@ -54,7 +54,6 @@ def object_centric_config(
         window=config.window,
         context=config.context,
         absolute_positions=config.absolute_positions,
-        post_move_contact=config.post_move_contact,
         goal_dim=goal_dim,
         action_dim=action_dim,
     )
