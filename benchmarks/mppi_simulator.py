@@ -19,16 +19,16 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 import tyro
 from common import machine_info, write_json
-from tqdm import tqdm
 
 from embodylab.envs.registry import make
 from embodylab.world_models.data import object_centric_observation
 from embodylab.world_models.object_centric import AGENT_SLICE
-from embodylab.world_models.planning import MPPIConfig, refine, shaped_reward
+from embodylab.world_models.planning import MPPIConfig, play_episodes, refine, shaped_reward
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -82,48 +82,46 @@ class SimulatorReturns:
         return (rewards * weights).sum(1).double()
 
 
+class SimulatorPlanner:
+    """MPPI (`refine`) over `SimulatorReturns` for the task `env` plays: `reset(obs)`, then `act(obs)` every
+    step, as `MPPIPlanner`; the state planned from is the env's own (`get_state`), not the observation."""
+
+    def __init__(self, env: gym.Env, env_id: str, config: MPPIConfig, seed: int):
+        self.task, self.config = env.unwrapped, config
+        self.returns = SimulatorReturns(env_id, config)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.action_dim = env.action_space.shape[0]
+
+    def reset(self, obs: dict) -> None:
+        self.plan = torch.zeros(self.config.horizon, self.action_dim)
+
+    def act(self, obs: dict) -> np.ndarray:
+        state = self.task.get_state()
+        plan = refine(self.plan, self.config, self.generator, lambda actions: self.returns(state, actions))
+        self.plan = torch.cat([plan[1:], torch.zeros(1, self.action_dim)])
+        return plan[0].numpy()
+
+
 def run(config: SimulatorMPPIConfig) -> dict:
     env = make(config.env)
-    task = env.unwrapped
-    returns = SimulatorReturns(config.env, config.mppi)
-    generator = torch.Generator().manual_seed(config.seed)
-    action_dim = env.action_space.shape[0]
-    episodes = []
-    bar = tqdm(range(config.seed, config.seed + config.episodes), desc="mppi-simulator", unit="episode")
-    for episode_seed in bar:
-        env.reset(seed=episode_seed)
-        plan = torch.zeros(config.mppi.horizon, action_dim)
-        start, steps, info = time.perf_counter(), 0, {}
-        while True:
-            state = task.get_state()
-            plan = refine(plan, config.mppi, generator, lambda actions, state=state: returns(state, actions))
-            _, _, terminated, truncated, info = env.step(plan[0].numpy())
-            plan = torch.cat([plan[1:], torch.zeros(1, action_dim)])
-            steps += 1
-            if terminated or truncated:
-                break
-        episodes.append(
-            {
-                "seed": episode_seed,
-                "success": bool(info.get("is_success", False)),
-                "final_goal_distance": float(info.get("goal_distance", np.nan)),
-                "steps": steps,
-                "seconds_per_control_step": (time.perf_counter() - start) / steps,
-            }
-        )
-        bar.set_postfix(success=f"{np.mean([e['success'] for e in episodes]):.2f}")
-    env.close()
-    success = float(np.mean([e["success"] for e in episodes]))
+    planner = SimulatorPlanner(env, config.env, config.mppi, config.seed)
+    seeds = range(config.seed, config.seed + config.episodes)
+    start = time.perf_counter()
+    try:
+        played = play_episodes(env, planner, seeds, "mppi-simulator")
+    finally:
+        env.close()
+    wall = time.perf_counter() - start
     result = {
         "machine": machine_info(),
         "config": {**asdict(config), "out": str(config.out)},
-        "success_rate": success,
-        "mean_final_goal_distance": float(np.mean([e["final_goal_distance"] for e in episodes])),
-        "episodes": episodes,
+        **played,
+        "wall_time_s": wall,
+        "seconds_per_control_step": wall / sum(e["steps"] for e in played["episodes"]),
     }
     print(
-        f"MPPI over the simulator on {config.env}: {success:.0%} success over {len(episodes)} episodes "
-        f"(mean final goal distance {result['mean_final_goal_distance']:.3f} m)"
+        f"MPPI over the simulator on {config.env}: {played['success_rate']:.0%} success over "
+        f"{config.episodes} episodes (mean final goal distance {played['mean_final_goal_distance']:.3f} m)"
     )
     return result
 

@@ -248,9 +248,21 @@ def run_planner(
 
     env: gym.Env = make(env_id, **(env_kwargs or {}))
     planner = MPPIPlanner(model, config, seed=seed)
+    try:
+        result = play_episodes(env, planner, range(seed, seed + episodes), f"plan-wm {env_id}", progress)
+    finally:
+        env.close()
+    return {"env_id": env_id, **result}
+
+
+def play_episodes(env: gym.Env, planner, seeds, desc: str, progress: bool = True) -> dict:
+    """One episode of `env` per seed with `planner` (anything with `reset(obs)` and `act(obs)` over
+    `object_centric_observation`s); success is the final step's `info["is_success"]`. Returns the
+    episodes, the success rate and the mean final goal distance."""
     results = []
-    bar = tqdm(total=episodes, desc=f"plan-wm {env_id}", unit="episode", disable=not progress)
-    for episode_seed in range(seed, seed + episodes):
+    seeds = list(seeds)
+    bar = tqdm(total=len(seeds), desc=desc, unit="episode", disable=not progress)
+    for episode_seed in seeds:
         env.reset(seed=episode_seed)
         obs = object_centric_observation(env)
         planner.reset(obs)
@@ -273,9 +285,7 @@ def run_planner(
         bar.update()
         bar.set_postfix(success=f"{np.mean([r['success'] for r in results]):.2f}")
     bar.close()
-    env.close()
     return {
-        "env_id": env_id,
         "episodes": results,
         "success_rate": float(np.mean([r["success"] for r in results])),
         "mean_final_goal_distance": float(np.mean([r["final_goal_distance"] for r in results])),
