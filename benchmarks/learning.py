@@ -111,6 +111,15 @@ GROUPS = {
         demos=20,
         algo_overrides=(*PUSH_EXPLORATION, ("tau", 0.05), ("gamma", 0.95)),
     ),
+    # push_demos with SAC's entropy coefficient held at 0.05 instead of learned (it falls to ~0.004).
+    "push_demos_fixed_entropy": Group(
+        "embodylab/LabPush-v0",
+        50_000,
+        0.80,
+        (0,),
+        demos=20,
+        algo_overrides=(*PUSH_EXPLORATION, ("ent_coef", 0.05)),
+    ),
     "pickplace_demos": Group("embodylab/LabPickPlace-v0", 200_000, 0.70, (0,), demos=20, eval_every=5000),
     "push_curriculum_ucb": Group(
         "embodylab/LabPush-v0",

@@ -167,3 +167,22 @@ def test_the_action_penalty_shrinks_the_policy_actions(tmp_path):
 def test_bad_action_penalties_are_rejected(algo, weight):
     with pytest.raises(ConfigError, match="action_l2"):
         TrainConfig(algo=algo, algo_config=AlgoConfig(action_l2=weight)).validate()
+
+
+# ---- entropy coefficient ------------------------------------------------------------------------------
+@pytest.mark.parametrize("algo", ["sac", "tqc"])
+def test_a_fixed_entropy_coefficient_reaches_the_algorithm_and_stays(tmp_path, algo):
+    config = tiny_config(
+        tmp_path / algo, algo=algo, algo_config=replace(TINY, learning_starts=0, ent_coef=0.05)
+    )
+    model = make_model(config, make_env(config))
+    model.learn(100)
+    assert model.ent_coef_optimizer is None
+    assert float(model.ent_coef_tensor) == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize(("algo", "value"), [("td3", 0.05), ("sac", 0.0), ("sac", -1.0)])
+def test_bad_entropy_coefficients_are_rejected(algo, value):
+    config = TrainConfig(algo=algo, algo_config=AlgoConfig(ent_coef=value))
+    with pytest.raises(ConfigError, match="ent_coef"):
+        config.validate()

@@ -76,6 +76,10 @@ class AlgoConfig:
     energy_priority: bool = False
     """HER: replay episodes in proportion to how much the achieved goal (an object) gained energy in them
     (Zhao & Tresp 2018; `embodylab.policies.energy_priority`), instead of uniformly."""
+    ent_coef: float | None = None
+    """SAC and TQC: a fixed entropy coefficient α; None learns α towards SB3's target entropy (minus the
+    action dimensions), which on LabPush falls to ~0.004 within 10k steps and leaves exploration to
+    `random_action_prob`."""
     random_action_prob: float = 0.0
     """off-policy: chance that a training step's action is drawn uniformly from the action space instead
     of the policy's (DDPG+HER's 0.3; `embodylab.policies.exploration`); evaluation never does."""
@@ -180,6 +184,12 @@ class TrainConfig:
             raise ConfigError(f"algo_config.action_l2 is implemented for sac only; got algo {self.algo!r}")
         if self.algo_config.action_l2 < 0:
             raise ConfigError(f"algo_config.action_l2 must not be negative; got {self.algo_config.action_l2}")
+        ent_coef = self.algo_config.ent_coef
+        if ent_coef is not None and (self.algo not in ("sac", "tqc") or not ent_coef > 0):
+            raise ConfigError(
+                f"algo_config.ent_coef fixes SAC's and TQC's entropy coefficient and must be positive; "
+                f"got {ent_coef} with algo {self.algo!r}"
+            )
         if self.algo_config.energy_priority and not (self.her and self.algo in OFF_POLICY_ALGOS):
             raise ConfigError("algo_config.energy_priority prioritises hindsight replay and needs --her")
         random_prob = self.algo_config.random_action_prob

@@ -154,6 +154,8 @@ def make_model(
         off_policy["random_action_prob"] = a.random_action_prob
         exploring = with_random_actions
 
+    if a.ent_coef is not None and config.algo in ("sac", "tqc"):
+        off_policy["ent_coef"] = a.ent_coef
     if config.algo == "sac":
         if a.critic_layer_norm:
             policy = layer_norm_policy(policy)
