@@ -57,6 +57,9 @@ HER_PAPER_NETWORKS = (("net_arch", (256, 256, 256)), ("gradient_steps", 25))
 """DDPG+HER's 3x256 networks, with one update per two env steps (DDPG+HER: 40 per 100) so that a step costs
 about what the 64x64 defaults at one update per step cost."""
 
+PUSH_FIXED_ENTROPY = (*PUSH_EXPLORATION, ("ent_coef", 0.05))
+"""PUSH_EXPLORATION with SAC's entropy coefficient held at 0.05: learned, it falls to ~0.004 on LabPush."""
+
 GROUPS = {
     "reach": Group("embodylab/LabReach-v0", 20_000, 0.95, (0, 1, 2), eval_every=1000),
     "push": Group(
@@ -111,16 +114,16 @@ GROUPS = {
         demos=20,
         algo_overrides=(*PUSH_EXPLORATION, ("tau", 0.05), ("gamma", 0.95)),
     ),
-    # push_demos with SAC's entropy coefficient held at 0.05 instead of learned (it falls to ~0.004).
+    # push_demos with SAC's entropy coefficient held fixed instead of learned.
     "push_demos_fixed_entropy": Group(
         "embodylab/LabPush-v0",
         50_000,
         0.80,
         (0, 1, 2),
         demos=20,
-        algo_overrides=(*PUSH_EXPLORATION, ("ent_coef", 0.05)),
+        algo_overrides=PUSH_FIXED_ENTROPY,
     ),
-    # push_demos_fixed_entropy and push with the entropy coefficient held at 0.05, over the 200k budget.
+    # push_demos_fixed_entropy and push with the entropy coefficient held fixed, over the 200k budget.
     "push_demos_fixed_entropy_long": Group(
         "embodylab/LabPush-v0",
         200_000,
@@ -128,7 +131,7 @@ GROUPS = {
         (0,),
         demos=20,
         eval_every=5000,
-        algo_overrides=(*PUSH_EXPLORATION, ("ent_coef", 0.05)),
+        algo_overrides=PUSH_FIXED_ENTROPY,
     ),
     "push_fixed_entropy": Group(
         "embodylab/LabPush-v0",
@@ -136,7 +139,7 @@ GROUPS = {
         0.80,
         (0,),
         eval_every=5000,
-        algo_overrides=(*PUSH_EXPLORATION, ("ent_coef", 0.05)),
+        algo_overrides=PUSH_FIXED_ENTROPY,
     ),
     "pickplace_demos": Group("embodylab/LabPickPlace-v0", 200_000, 0.70, (0,), demos=20, eval_every=5000),
     "push_curriculum_ucb": Group(

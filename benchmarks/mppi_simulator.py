@@ -7,7 +7,7 @@ state (`get_state`/`set_state`) in a second copy of the task. What it reaches is
 cost can do with a perfect model, so the gap to the learned model's success is the model's share of the
 miss. No learning and no data: the simulator is an oracle no deployed planner has.
 
-    python benchmarks/mppi_simulator.py                      # 10 episodes, 64 samples (~40 min, one core)
+    python benchmarks/mppi_simulator.py                      # 10 episodes, 64 samples (~35 min, one core)
     python benchmarks/mppi_simulator.py --episodes 2 --mppi.samples 16
 
 Prints and writes benchmarks/results/mppi_simulator.json.
