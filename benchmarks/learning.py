@@ -141,7 +141,27 @@ GROUPS = {
         eval_every=5000,
         algo_overrides=PUSH_FIXED_ENTROPY,
     ),
+    # push_demos_fixed_entropy with four critic and actor updates per env step instead of one and LayerNorm
+    # in the critics: RLPD's recipe for sample efficiency from demonstrations (it uses 20 updates per step).
+    "push_demos_fixed_entropy_utd4": Group(
+        "embodylab/LabPush-v0",
+        50_000,
+        0.80,
+        (0,),
+        demos=20,
+        algo_overrides=(*PUSH_FIXED_ENTROPY, ("gradient_steps", 200), ("critic_layer_norm", True)),
+    ),
     "pickplace_demos": Group("embodylab/LabPickPlace-v0", 200_000, 0.70, (0,), demos=20, eval_every=5000),
+    # pickplace_demos with LabPush's best settings so far (push_demos_fixed_entropy_long).
+    "pickplace_demos_fixed_entropy": Group(
+        "embodylab/LabPickPlace-v0",
+        200_000,
+        0.70,
+        (0,),
+        demos=20,
+        eval_every=5000,
+        algo_overrides=PUSH_FIXED_ENTROPY,
+    ),
     "push_curriculum_ucb": Group(
         "embodylab/LabPush-v0",
         200_000,

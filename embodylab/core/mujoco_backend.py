@@ -37,6 +37,11 @@ _GEOM_TYPES = {
 WORLD_COLLISION_BITS = (1, 3)  # (contype, conaffinity) of objects and furniture: they touch everything
 GOAL_MARKER_BODY = "goal_marker"
 MAX_OFFSCREEN = 1024
+FLOOR_GRID_SPACING = 0.5
+"""metres between the rendered grid lines of a floor plane (its size[2]; collision ignores it). The renderer
+draws one lit quad per grid cell: at 0.05 m a 6 m floor is 14,400 quads, which cost a software rasteriser
+~40% of a 64x64 frame, for an image identical to within one intensity level under the scenes' directional
+lights (benchmarks/render.py)."""
 
 
 def mujoco_geom_size(shape: Shape, half_extents) -> list[float]:
@@ -134,7 +139,7 @@ def build_mjspec(scene: SceneSpec) -> tuple[mujoco.MjSpec, PandaNames | None]:
     world.add_geom(
         name="floor",
         type=mujoco.mjtGeom.mjGEOM_PLANE,
-        size=[scene.floor_half_size, scene.floor_half_size, 0.05],
+        size=[scene.floor_half_size, scene.floor_half_size, FLOOR_GRID_SPACING],
         pos=[0, 0, scene.floor_height],
         material="floor_mat",
         contype=1,

@@ -27,7 +27,7 @@ from functools import cmp_to_key
 import mujoco
 import numpy as np
 
-from embodylab.core.mujoco_backend import MAX_OFFSCREEN
+from embodylab.core.mujoco_backend import FLOOR_GRID_SPACING, MAX_OFFSCREEN
 from embodylab.core.scene import look_at_xyaxes
 from embodylab.envs.team.layout import (
     HAND_HALF_SPACING,
@@ -388,7 +388,7 @@ def build_team_spec(layout: TeamLayout, timestep: float) -> mujoco.MjSpec:
     world.add_geom(
         name="floor",
         type=mujoco.mjtGeom.mjGEOM_PLANE,
-        size=[room + 20.0, room + 20.0, 0.05],
+        size=[room + 20.0, room + 20.0, FLOOR_GRID_SPACING],
         material="floor_mat",
         contype=FLOOR_BITS[0],
         conaffinity=FLOOR_BITS[1],
