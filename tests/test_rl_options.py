@@ -186,3 +186,10 @@ def test_bad_entropy_coefficients_are_rejected(algo, value):
     config = TrainConfig(algo=algo, algo_config=AlgoConfig(ent_coef=value))
     with pytest.raises(ConfigError, match="ent_coef"):
         config.validate()
+
+
+def test_make_model_refuses_an_option_its_algorithm_does_not_have(tmp_path):
+    """An entropy coefficient given to TD3 raises instead of being dropped, also without train()."""
+    config = tiny_config(tmp_path, algo="td3", algo_config=replace(TINY, ent_coef=0.05))
+    with pytest.raises(ConfigError, match="ent_coef"):
+        make_model(config, make_env(config))

@@ -111,7 +111,12 @@ def make_model(
     """The SB3 algorithm of `config` on `env`, untrained. `with_demos=False` leaves the demonstrations out
     of the replay buffer (evaluation needs only the networks). `tcp_slice`: where the gripper position
     lies in another library's observation vector, for the relative goal features (embodylab's envs:
-    leave None; Fetch's: (0, 3))."""
+    leave None; Fetch's: (0, 3)).
+
+    Raises:
+        ConfigError: `config` cannot run (`TrainConfig.validate`), e.g. an option of one algorithm given to
+            another, which would otherwise be dropped without a word."""
+    config.validate()
     a = config.algo_config.resolved(_preset_id(config.env))
     policy = "MultiInputPolicy" if isinstance(env.observation_space, gym.spaces.Dict) else "MlpPolicy"
     common = {
