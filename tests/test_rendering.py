@@ -183,3 +183,26 @@ def test_voxel_downsample_with_open3d_gives_plane_normals():
     assert 300 < len(points) < len(plane)
     np.testing.assert_allclose(points[:, 2], 0.05, atol=1e-6)
     assert np.all(np.abs(normals[:, 2]) > 0.99)
+
+
+def test_the_coarse_floor_grid_renders_what_a_fine_one_does():
+    """FLOOR_GRID_SPACING (one lit quad per grid cell) is a speed setting, not a look: under the lab's
+    lights the image matches the 5 cm grid's to within one intensity level."""
+    import gymnasium as gym
+
+    import embodylab  # noqa: F401  (registers the envs)
+    from embodylab.core.mujoco_backend import FLOOR_GRID_SPACING
+
+    env = gym.make("embodylab/LabPickPlace-v0")
+    env.reset(seed=0)
+    task = env.unwrapped
+    floor = task.model.geom("floor").id
+    assert task.model.geom_size[floor, 2] == FLOOR_GRID_SPACING
+    images = []
+    for spacing in (FLOOR_GRID_SPACING, 0.05):
+        task.model.geom_size[floor, 2] = spacing
+        with OffscreenRenderer(task.model, 128, 128) as renderer:
+            images.append([renderer.rgb(task.data, camera).astype(int) for camera in ("front", "side")])
+    for coarse, fine in zip(*images, strict=True):
+        assert np.abs(coarse - fine).max() <= 1
+    env.close()
