@@ -58,6 +58,8 @@ class WorldModelBenchConfig:
     window: int = 12
     """steps per training window (4 of context, 8 open-loop)"""
     d_model: int = 64
+    nll_beta: float = 0.0
+    """β of the β-NLL every model is trained with (`TrainWMConfig.nll_beta`; 0: the plain Gaussian NLL)"""
     samples: int = 8
     """K of best-of-K"""
     mppi_episodes: int = 10
@@ -116,6 +118,7 @@ def train(config: WorldModelBenchConfig, dataset: Path, model: str, steps: int, 
         dataset=dataset, out=run, model=model, steps=steps, batch_size=config.batch_size, d_model=config.d_model,
         window=config.window,
         seed=seed, checkpoint_every=steps, val_every=1_000_000, progress=True, max_objects=3,
+        nll_beta=config.nll_beta,
     )  # fmt: skip
     return train_world_model(train_config)
 

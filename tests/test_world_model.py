@@ -273,3 +273,30 @@ def test_mppi_with_the_shaped_cost_returns_valid_actions():
     planner.reset(obs)
     action = planner.act(obs)
     assert action.shape == (4,) and np.all(np.abs(action) <= 1.0) and np.isfinite(action).all()
+
+
+def test_beta_nll_gives_the_mean_a_squared_error_gradient_whatever_the_std():
+    """β = 1: the mean's gradient is that of half the squared error, however wide the predicted std (the
+    plain NLL scales it by 1/std², so a wide std mutes a badly predicted change); β = 0 is the plain NLL."""
+    from embodylab.world_models.object_centric import _gaussian_nll
+
+    target = torch.tensor([[1.0, -2.0]])
+    for std_value in (0.1, 1.0, 5.0):
+        mean = torch.zeros(1, 2, requires_grad=True)
+        std = torch.full((1, 2), std_value, requires_grad=True)
+        _gaussian_nll(target, mean, std, beta=1.0).sum().backward()
+        torch.testing.assert_close(mean.grad, -target)
+        plain_mean = torch.zeros(1, 2, requires_grad=True)
+        _gaussian_nll(target, plain_mean, std.detach()).sum().backward()
+        torch.testing.assert_close(plain_mean.grad, -target / std_value**2)
+
+
+def test_nll_beta_reaches_the_model_and_bad_values_are_refused(dataset, tmp_path):
+    _train(dataset, tmp_path / "run", 1, nll_beta=0.5)
+    model, _ = load_world_model(tmp_path / "run")
+    assert model.config.nll_beta == 0.5
+    with pytest.raises(ValueError, match="nll_beta"):
+        _train(dataset, tmp_path / "bad", 1, nll_beta=1.5)
+    _train(dataset, tmp_path / "mono", 1, nll_beta=0.5, model="monolithic")
+    monolithic, _ = load_world_model(tmp_path / "mono")
+    assert monolithic.config.nll_beta == 0.5

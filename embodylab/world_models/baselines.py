@@ -47,6 +47,7 @@ class MonolithicConfig:
     kl_rep: float = 1.0
     reward_weight: float = 1.0
     success_weight: float = 0.1
+    nll_beta: float = 0.0
     context: int = 4
     window: int = 20
 
@@ -164,6 +165,7 @@ def matched_monolithic_config(config: ObjectCentricConfig, max_objects: int) -> 
             kl_rep=config.kl_rep,
             reward_weight=config.reward_weight,
             success_weight=config.success_weight,
+            nll_beta=config.nll_beta,
             context=config.context,
             window=config.window,
         )

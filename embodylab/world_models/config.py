@@ -33,6 +33,9 @@ class TrainWMConfig:
     """teacher-forced steps at the start of each window"""
     absolute_positions: bool = False
     """object-centric models: object tokens also see absolute x, y (the ablation of translation equivariance)"""
+    nll_beta: float = 0.0
+    """β of the β-NLL of the predicted changes, every model (0: the plain Gaussian NLL; see
+    `ObjectCentricConfig.nll_beta`)"""
     max_objects: int = 0
     """object slots of the monolithic RSSM (0: the most objects in a scene of the dataset)"""
     val_every: int = 10

@@ -82,6 +82,11 @@ class ObjectCentricConfig:
     """teacher-forced steps at the start of each training window"""
     window: int = 20
     """steps per training window (context plus open-loop)"""
+    nll_beta: float = 0.0
+    """β of the β-NLL (Seitzer et al. 2022) of the decoded changes: each dimension's negative log-likelihood
+    is weighted by its predicted variance to the power β (no gradient through the weight). 0 is the plain
+    Gaussian NLL, under which a hard-to-predict change (a push) can be explained by a wider std instead of a
+    better mean; 1 gives the mean the gradient of a squared error."""
     absolute_positions: bool = False
     """object tokens also see their absolute table-plane position (x, y). Off by default: pushing and
     collisions look the same anywhere on the table, so an object's change is a function of where it lies
@@ -357,9 +362,13 @@ def _change_target(model: WorldModel, objects, agent, next_objects, next_agent) 
     }
 
 
-def _gaussian_nll(target, mean, std) -> torch.Tensor:
-    """Per-dimension Gaussian negative log-likelihood (nats), summed over the last axis."""
-    return (0.5 * ((target - mean) / std) ** 2 + torch.log(std) + 0.9189385332046727).sum(-1)
+def _gaussian_nll(target, mean, std, beta: float = 0.0) -> torch.Tensor:
+    """Per-dimension Gaussian negative log-likelihood (nats), summed over the last axis; with `beta`, each
+    dimension's weighted by std^(2 beta) (the β-NLL, see `ObjectCentricConfig.nll_beta`)."""
+    nll = 0.5 * ((target - mean) / std) ** 2 + torch.log(std) + 0.9189385332046727
+    if beta:
+        nll = nll * std.detach() ** (2.0 * beta)
+    return nll.sum(-1)
 
 
 def world_model_loss(model: WorldModel, batch: dict[str, torch.Tensor], context: int | None = None):
@@ -371,6 +380,7 @@ def world_model_loss(model: WorldModel, batch: dict[str, torch.Tensor], context:
     model stands."""
     config = model.config
     context = config.context if context is None else context
+    beta = config.nll_beta
     features, agent_states, mask = batch["features"], batch["agent"], batch["mask"]
     batch_size, n = mask.shape
     steps = batch["actions"].shape[1]
@@ -383,10 +393,11 @@ def world_model_loss(model: WorldModel, batch: dict[str, torch.Tensor], context:
         out = model.step(
             state, objects, batch["categories"], mask, agent, batch["actions"][:, t], batch["goal"], target
         )
-        objects_nll = (_gaussian_nll(target["objects"], out.objects_mean, out.objects_std) * real).sum(1)
+        objects_nll = _gaussian_nll(target["objects"], out.objects_mean, out.objects_std, beta)
+        objects_nll = (objects_nll * real).sum(1)
         totals["objects_nll"] = totals["objects_nll"] + (objects_nll / real.sum(1).clamp_min(1)).mean()
         totals["agent_nll"] = (
-            totals["agent_nll"] + _gaussian_nll(target["agent"], out.agent_mean, out.agent_std).mean()
+            totals["agent_nll"] + _gaussian_nll(target["agent"], out.agent_mean, out.agent_std, beta).mean()
         )
         if out.kl is not None:
             kl_real = out.kl_mask.float()

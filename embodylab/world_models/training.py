@@ -54,6 +54,7 @@ def object_centric_config(
         window=config.window,
         context=config.context,
         absolute_positions=config.absolute_positions,
+        nll_beta=config.nll_beta,
         goal_dim=goal_dim,
         action_dim=action_dim,
     )
@@ -73,6 +74,8 @@ def model_config_for(config: TrainWMConfig, data: WorldModelData) -> dict:
     base = object_centric_config(config, data.goal.shape[-1], data.actions.shape[-1])
     if config.model not in MODELS:
         raise ValueError(f"unknown world model {config.model!r}; valid models: {', '.join(MODELS)}")
+    if not 0.0 <= config.nll_beta <= 1.0:
+        raise ValueError(f"nll_beta must lie in [0, 1]; got {config.nll_beta}")
     if config.model == "deterministic":
         return asdict(deterministic_config(base))
     if config.model == "monolithic":
