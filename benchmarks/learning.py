@@ -128,7 +128,7 @@ GROUPS = {
         "embodylab/LabPush-v0",
         200_000,
         0.80,
-        (0,),
+        (0, 1),
         demos=20,
         eval_every=5000,
         algo_overrides=PUSH_FIXED_ENTROPY,
