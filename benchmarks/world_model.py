@@ -22,6 +22,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -60,6 +61,10 @@ class WorldModelBenchConfig:
     d_model: int = 64
     nll_beta: float = 0.0
     """β of the β-NLL every model is trained with (`TrainWMConfig.nll_beta`; 0: the plain Gaussian NLL)"""
+    push_model: Literal["object-centric", "deterministic"] = "object-centric"
+    """the model MPPI plans with on LabPush"""
+    push_nll_beta: float | None = None
+    """β of the planner's model (None: `nll_beta`)"""
     samples: int = 8
     """K of best-of-K"""
     mppi_episodes: int = 10
@@ -111,14 +116,22 @@ def collect_data(config: WorldModelBenchConfig) -> dict[str, Path]:
     return paths
 
 
-def train(config: WorldModelBenchConfig, dataset: Path, model: str, steps: int, seed: int, name: str) -> dict:
+def train(
+    config: WorldModelBenchConfig,
+    dataset: Path,
+    model: str,
+    steps: int,
+    seed: int,
+    name: str,
+    nll_beta: float | None = None,
+) -> dict:
     run = config.work / f"seed{seed}" / name
     shutil.rmtree(run, ignore_errors=True)
     train_config = TrainWMConfig(
         dataset=dataset, out=run, model=model, steps=steps, batch_size=config.batch_size, d_model=config.d_model,
         window=config.window,
         seed=seed, checkpoint_every=steps, val_every=1_000_000, progress=True, max_objects=3,
-        nll_beta=config.nll_beta,
+        nll_beta=config.nll_beta if nll_beta is None else nll_beta,
     )  # fmt: skip
     return train_world_model(train_config)
 
@@ -143,7 +156,9 @@ def run_seed(config: WorldModelBenchConfig, data: dict[str, Path], seed: int) ->
                     title=f"{kind} world model (trained on 1-3 objects), held-out {name.replace('_', ' ')}",
                 )  # fmt: skip
         result["clutter"][kind] = entry
-    summary = train(config, data["push"], "object-centric", config.push_steps, seed, "push")
+    summary = train(
+        config, data["push"], config.push_model, config.push_steps, seed, "push", config.push_nll_beta
+    )
     model, _ = load_world_model(summary["run_dir"])
     planning = run_planner(
         model, "embodylab/LabPush-v0", config.mppi_episodes, seed=10_000 + 100 * seed, config=config.mppi
@@ -250,6 +265,7 @@ def main(config: WorldModelBenchConfig) -> None:
             "bar": ">= 70% success on LabPush with <= 50k env steps of data",
             "data_env_steps": push_steps,
             "data": f"LabPush noisy-expert noise 0.3 / noise 1.0 / random episodes {list(config.push_episodes)}, 100 steps each",
+            "model": f"{config.push_model}, nll_beta {config.nll_beta if config.push_nll_beta is None else config.push_nll_beta}",
             "planner": f"MPPI, {config.mppi.cost} cost, horizon {config.mppi.horizon}, {config.mppi.samples} samples x {config.mppi.iterations} iterations, warm-started mean", "success_rate": push_success, "mean": float(np.mean(push_success)),
             "met": float(np.mean(push_success)) >= 0.7 and push_steps <= 50_000,
             "sac_her_reference": sac_her_reference(),
