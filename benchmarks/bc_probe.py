@@ -3,7 +3,8 @@
 The reference point for `--demos N` in `embodylab train`: what the demonstrations are worth on their own.
 An MLP (ReLU, tanh output) maps the goal-conditioned observation (`observation`, `desired_goal` and
 `desired_goal - achieved_goal`, standardised with the demonstrations' statistics) to the expert's action,
-trained by mean squared error on minibatches of 256; then 20 deterministic episodes on held-out seeds.
+trained by mean squared error on minibatches of 256; then evaluated as `embodylab train` evaluates its
+runs (`run_episodes`: 20 episodes on the same held-out seeds).
 The scripted experts keep a phase (approach, descend, push) that the observation does not show, so their
 actions are not a function of the observation alone.
 
@@ -27,6 +28,7 @@ from common import machine_info, write_json
 from tqdm import tqdm
 
 import embodylab  # noqa: F401  (registers the embodylab/* env ids)
+from embodylab.policies.evaluation import run_episodes
 from embodylab.skills.experts import make_expert
 
 RESULTS = Path(__file__).parent / "results"
@@ -41,7 +43,7 @@ class BCProbeConfig:
     """width of the two hidden layers, one probe per width (64: `embodylab train`'s default networks)"""
     updates: int = 3000
     eval_episodes: int = 20
-    """evaluation seeds 10000, 10001, ..."""
+    """on the seeds `embodylab train` evaluates on (`embodylab.policies.evaluation.EVAL_SEED` on)"""
     seed: int = 0
     out: Path = RESULTS / "bc_probe.json"
 
@@ -70,7 +72,7 @@ def record(env: gym.Env, episodes: int) -> tuple[np.ndarray, np.ndarray, int]:
     return np.array(features, np.float32), np.array(actions, np.float32), successes
 
 
-def clone(features: np.ndarray, actions: np.ndarray, hidden: int, config: BCProbeConfig) -> torch.nn.Module:
+def clone(features: np.ndarray, actions: np.ndarray, hidden: int, config: BCProbeConfig) -> ClonedPolicy:
     torch.manual_seed(config.seed)
     x, y = torch.from_numpy(features), torch.from_numpy(actions)
     mean, std = x.mean(0), x.std(0) + 1e-3
@@ -87,19 +89,18 @@ def clone(features: np.ndarray, actions: np.ndarray, hidden: int, config: BCProb
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-    return lambda obs: net((torch.from_numpy(_features(obs)) - mean) / std).detach().numpy()
+    return ClonedPolicy(net, mean, std)
 
 
-def evaluate(env: gym.Env, policy, episodes: int) -> int:
-    successes = 0
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=10_000 + episode)
-        while True:
-            obs, _, terminated, truncated, info = env.step(policy(obs))
-            if terminated or truncated:
-                successes += bool(info["is_success"])
-                break
-    return successes
+class ClonedPolicy:
+    """The cloned network behind SB3's `predict`, so that `run_episodes` evaluates it as it does a run."""
+
+    def __init__(self, net: torch.nn.Module, mean: torch.Tensor, std: torch.Tensor):
+        self.net, self.mean, self.std = net, mean, std
+
+    @torch.no_grad()
+    def predict(self, obs: dict, deterministic: bool = True) -> tuple[np.ndarray, None]:
+        return self.net((torch.from_numpy(_features(obs)) - self.mean) / self.std).numpy(), None
 
 
 def main(config: BCProbeConfig) -> None:
@@ -111,7 +112,7 @@ def main(config: BCProbeConfig) -> None:
         for hidden in config.hidden:
             start = time.perf_counter()
             policy = clone(features, actions, hidden, config)
-            successes = evaluate(env, policy, config.eval_episodes)
+            successes = sum(run_episodes(policy, env, config.eval_episodes)["successes"])
             probes.append({
                 "demos": count, "transitions": len(features), "expert_successes": expert_successes,
                 "hidden": hidden, "successes": successes, "episodes": config.eval_episodes,

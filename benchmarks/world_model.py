@@ -65,6 +65,11 @@ class WorldModelBenchConfig:
     """the model MPPI plans with on LabPush"""
     push_nll_beta: float | None = None
     """β of the planner's model (None: `nll_beta`)"""
+
+    @property
+    def planner_nll_beta(self) -> float:
+        return self.nll_beta if self.push_nll_beta is None else self.push_nll_beta
+
     samples: int = 8
     """K of best-of-K"""
     mppi_episodes: int = 10
@@ -123,7 +128,7 @@ def train(
     steps: int,
     seed: int,
     name: str,
-    nll_beta: float | None = None,
+    nll_beta: float,
 ) -> dict:
     run = config.work / f"seed{seed}" / name
     shutil.rmtree(run, ignore_errors=True)
@@ -131,7 +136,7 @@ def train(
         dataset=dataset, out=run, model=model, steps=steps, batch_size=config.batch_size, d_model=config.d_model,
         window=config.window,
         seed=seed, checkpoint_every=steps, val_every=1_000_000, progress=True, max_objects=3,
-        nll_beta=config.nll_beta if nll_beta is None else nll_beta,
+        nll_beta=nll_beta,
     )  # fmt: skip
     return train_world_model(train_config)
 
@@ -141,7 +146,15 @@ def run_seed(config: WorldModelBenchConfig, data: dict[str, Path], seed: int) ->
     test, test6 = load_dataset(data["clutter_test"]), load_dataset(data["clutter_6"])
     result = {"seed": seed, "clutter": {}}
     for kind in MODELS:
-        summary = train(config, data["clutter_train"], kind, config.clutter_steps, seed, f"clutter_{kind}")
+        summary = train(
+            config,
+            data["clutter_train"],
+            kind,
+            config.clutter_steps,
+            seed,
+            f"clutter_{kind}",
+            config.nll_beta,
+        )
         model, _ = load_world_model(summary["run_dir"])
         entry = {k: summary[k] for k in ("parameters", "train_time_s", "samples_per_s", "steps")}
         entry["in_distribution"] = evaluate_open_loop(model, test, samples=config.samples, seed=seed)
@@ -157,7 +170,7 @@ def run_seed(config: WorldModelBenchConfig, data: dict[str, Path], seed: int) ->
                 )  # fmt: skip
         result["clutter"][kind] = entry
     summary = train(
-        config, data["push"], config.push_model, config.push_steps, seed, "push", config.push_nll_beta
+        config, data["push"], config.push_model, config.push_steps, seed, "push", config.planner_nll_beta
     )
     model, _ = load_world_model(summary["run_dir"])
     planning = run_planner(
@@ -265,7 +278,7 @@ def main(config: WorldModelBenchConfig) -> None:
             "bar": ">= 70% success on LabPush with <= 50k env steps of data",
             "data_env_steps": push_steps,
             "data": f"LabPush noisy-expert noise 0.3 / noise 1.0 / random episodes {list(config.push_episodes)}, 100 steps each",
-            "model": f"{config.push_model}, nll_beta {config.nll_beta if config.push_nll_beta is None else config.push_nll_beta}",
+            "model": f"{config.push_model}, nll_beta {config.planner_nll_beta}",
             "planner": f"MPPI, {config.mppi.cost} cost, horizon {config.mppi.horizon}, {config.mppi.samples} samples x {config.mppi.iterations} iterations, warm-started mean", "success_rate": push_success, "mean": float(np.mean(push_success)),
             "met": float(np.mean(push_success)) >= 0.7 and push_steps <= 50_000,
             "sac_her_reference": sac_her_reference(),
