@@ -300,3 +300,39 @@ def test_nll_beta_reaches_the_model_and_bad_values_are_refused(dataset, tmp_path
     _train(dataset, tmp_path / "mono", 1, nll_beta=0.5, model="monolithic")
     monolithic, _ = load_world_model(tmp_path / "mono")
     assert monolithic.config.nll_beta == 0.5
+
+
+def test_the_data_prior_starts_plans_from_the_training_data_mean_action(tiny_batch):
+    import gymnasium as gym
+
+    from embodylab.world_models.data import object_centric_observation
+
+    model = ObjectCentricWorldModel(TINY)
+    model.set_normalizer(tiny_batch)
+    data_mean = tiny_batch["actions"].reshape(-1, 4).mean(0)
+    torch.testing.assert_close(model.action_mean, data_mean)
+    assert data_mean[3] < -0.5  # the expert pushes with closed fingers: far from a zero nominal action
+    env = gym.make("embodylab/LabPush-v0")
+    obs, _ = env.reset(seed=0)
+    obs = object_centric_observation(env)
+    for prior, nominal in (("data", data_mean), ("zero", torch.zeros(4))):
+        planner = MPPIPlanner(model, MPPIConfig(horizon=3, samples=8, iterations=1, elites=2, prior=prior))
+        planner.reset(obs)
+        torch.testing.assert_close(planner.mean, nominal.expand(3, -1))
+        planner.act(obs)
+        torch.testing.assert_close(planner.mean[-1], nominal)  # the new last step of the warm start
+    with pytest.raises(ValueError, match="prior"):
+        MPPIPlanner(model, MPPIConfig(prior="policy"))
+
+
+def test_a_checkpoint_from_before_the_action_statistics_loads_with_a_zero_action_mean(dataset, tmp_path):
+    _train(dataset, tmp_path / "run", 1)
+    weights_path = tmp_path / "run" / "checkpoint" / "weights.pt"
+    weights = torch.load(weights_path, weights_only=True)
+    assert weights["model"]["action_mean"].abs().sum() > 0
+    for name in ("action_mean", "action_std"):
+        del weights["model"][name]
+    torch.save(weights, weights_path)
+    model, _ = load_world_model(tmp_path / "run")
+    assert torch.equal(model.action_mean, torch.zeros(4)) and torch.equal(model.action_std, torch.ones(4))
+    assert _train(dataset, tmp_path / "run", 2, resume=True)["steps"] == 2

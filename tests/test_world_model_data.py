@@ -1,3 +1,5 @@
+import json
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -126,9 +128,12 @@ def test_train_eval_and_plan_cli_run_end_to_end(capsys, tmp_path):
         "4",
         "--horizon",
         "2",
+        "--prior",
+        "data",
     )
     assert code == 0, err
     assert "success rate" in out and (run / "plan_wm.json").exists()
+    assert json.loads((run / "plan_wm.json").read_text())["mppi"]["prior"] == "data"
 
 
 def test_eval_wm_on_a_missing_run_exits_with_a_one_line_error(capsys, tmp_path):

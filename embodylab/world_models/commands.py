@@ -174,6 +174,9 @@ class PlanWM:
     cost: Literal["learned", "shaped"] = "shaped"
     """score of predicted states: the model's learned reward, or the shaped cost of its predicted positions
     (target to goal plus tcp to the pushing point behind the target; see `embodylab.world_models.planning`)"""
+    prior: Literal["zero", "data"] = "zero"
+    """nominal action of the plans: zero, or the mean action of the model's training data
+    (`MPPIConfig.prior`)"""
 
     def run(self) -> None:
         _usage_errors(self._run)
@@ -193,6 +196,7 @@ class PlanWM:
             iterations=self.iterations,
             elites=self.elites,
             cost=self.cost,
+            prior=self.prior,
         )
         report = run_planner(model, resolve_env_id(self.env), self.episodes, seed=self.seed, config=config)
         report["mppi"] = asdict(config)

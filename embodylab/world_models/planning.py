@@ -6,9 +6,10 @@ state (prior means, no sampling), scores it by the sum of the rewards of the sta
 state's weighted by `terminal_weight`), and refits the
 mean and std to the best `elites` sequences weighted by exp(score / temperature), `iterations` times
 (the MPPI variant of TD-MPC2). It executes the first action of the mean and keeps the rest, shifted, as
-the next step's initial mean (warm start). The model's recurrent state is filtered, from zero, on the last `context`
-observed transitions (posterior latents), exactly as the model was trained: on windows that start from a
-zero state, not on whole episodes.
+the next step's initial mean (warm start), the nominal action (`MPPIConfig.prior`) appended. The
+model's recurrent state is filtered, from zero, on the last `context` observed transitions (posterior
+latents), exactly as the model was trained: on windows that start from a zero state, not on whole
+episodes.
 
 Two scores (`MPPIConfig.cost`):
 - `learned`: the model's reward read-out (trained on the env's reward);
@@ -53,6 +54,11 @@ class MPPIConfig:
     that many steps), so that a detour around an object that ends better beats staying put"""
     init_std: float = 0.6
     min_std: float = 0.05
+    prior: Literal["zero", "data"] = "zero"
+    """the nominal action a plan starts from, and each step's new last action: zero, or the mean action
+    of the model's training data (`WorldModel.action_mean`). Zero is a half-open gripper, which data
+    recorded with closed fingers (LabPush's expert pushes with them) rarely shows, so the model predicts
+    its effect worst exactly where a zero-mean plan starts."""
     cost: Literal["learned", "shaped"] = "learned"
     """score of a predicted state: the model's learned reward, or the shaped cost of the predicted
     positions (see the module docstring)"""
@@ -88,11 +94,16 @@ class MPPIPlanner:
         if config.elites > config.samples:
             raise ValueError(f"elites ({config.elites}) must not exceed samples ({config.samples})")
         self.model, self.config = model.eval(), config
+        if config.prior not in ("zero", "data"):
+            raise ValueError(f"unknown MPPI prior {config.prior!r}; valid priors: 'zero', 'data'")
         self.generator = torch.Generator().manual_seed(seed)
         self.action_dim = model.action_dim
+        self.nominal = (
+            model.action_mean.detach().clone() if config.prior == "data" else torch.zeros(self.action_dim)
+        )
 
     def reset(self, obs: dict[str, np.ndarray]) -> None:
-        self.mean = torch.zeros(self.config.horizon, self.action_dim)
+        self.mean = self.nominal.expand(self.config.horizon, -1).clone()
         self.history: list[tuple[dict, torch.Tensor]] = []  # (scene, action) of the last steps
         self.state = self._filter(_tensors(obs))
 
@@ -108,7 +119,7 @@ class MPPIPlanner:
         state = expand(self.state)
         mean = refine(self.mean, c, self.generator, lambda actions: self._returns(state, start, actions))
         action = mean[0].clone()
-        self.mean = torch.cat([mean[1:], torch.zeros(1, self.action_dim)])
+        self.mean = torch.cat([mean[1:], self.nominal[None]])
         self.history = [*self.history, (scene, action)][-self.context :]
         return action.numpy().astype(np.float32)
 

@@ -128,12 +128,25 @@ def read_checkpoint(run_dir: str | Path) -> tuple[dict, dict]:
     return meta, weights
 
 
+LATER_BUFFERS = ("action_mean", "action_std")
+"""Model buffers newer than the first checkpoints: a checkpoint without them loads with their defaults
+(a zero action mean, the nominal action of `MPPIConfig.prior="zero"`)."""
+
+
+def load_model_weights(model: WorldModel, state: dict[str, torch.Tensor]) -> None:
+    """`model.load_state_dict(state)`, filling in the `LATER_BUFFERS` an older checkpoint lacks."""
+    state = dict(state)
+    for name in LATER_BUFFERS:
+        state.setdefault(name, getattr(model, name))
+    model.load_state_dict(state)
+
+
 def load_world_model(run_dir: str | Path) -> tuple[WorldModel, dict]:
     """The trained world model of a run (in eval mode) and its config.json dict."""
     meta, weights = read_checkpoint(run_dir)
     try:
         model = build_model(meta["model_kind"], meta["model"])
-        model.load_state_dict(weights["model"])
+        load_model_weights(model, weights["model"])
     except (KeyError, TypeError, RuntimeError) as err:
         raise WorldModelCheckpointError(
             f"the checkpoint of {run_dir} does not fit its config: {err}"
@@ -166,7 +179,7 @@ def train_world_model(config: TrainWMConfig) -> dict:
     model = build_model(config.model, model_config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     if weights is not None:
-        model.load_state_dict(weights["model"])
+        load_model_weights(model, weights["model"])
         optimizer.load_state_dict(weights["optimizer"])
     else:
         model.set_normalizer(sample_windows(train_data, 1024, config.window, rng))
