@@ -146,9 +146,8 @@ class WorldModel(nn.Module):
         self.register_buffer("agent_delta_std", torch.ones(AGENT_DIM))
         self.register_buffer("reward_mean", torch.zeros(()))
         self.register_buffer("reward_std", torch.ones(()))
-        # The training data's action statistics: a planner's nominal action (`MPPIConfig.prior`).
+        # The training data's mean action: a planner's nominal action (`MPPIConfig.prior`).
         self.register_buffer("action_mean", torch.zeros(action_dim))
-        self.register_buffer("action_std", torch.ones(action_dim))
         self.action_dim, self.goal_dim = action_dim, goal_dim
 
     @torch.no_grad()
@@ -167,9 +166,7 @@ class WorldModel(nn.Module):
         self.agent_delta_std.copy_(agent_deltas.std(0).clamp_min(MIN_STD))
         self.reward_mean.copy_(batch["rewards"].mean())
         self.reward_std.copy_(batch["rewards"].std().clamp_min(MIN_STD))
-        actions = batch["actions"].reshape(-1, self.action_dim)
-        self.action_mean.copy_(actions.mean(0))
-        self.action_std.copy_(actions.std(0).clamp_min(MIN_STD))
+        self.action_mean.copy_(batch["actions"].reshape(-1, self.action_dim).mean(0))
 
     def normalise_objects(self, features: torch.Tensor) -> torch.Tensor:
         return (features - self.feature_mean) / self.feature_std

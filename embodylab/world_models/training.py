@@ -128,7 +128,7 @@ def read_checkpoint(run_dir: str | Path) -> tuple[dict, dict]:
     return meta, weights
 
 
-LATER_BUFFERS = ("action_mean", "action_std")
+LATER_BUFFERS = ("action_mean",)
 """Model buffers newer than the first checkpoints: a checkpoint without them loads with their defaults
 (a zero action mean, the nominal action of `MPPIConfig.prior="zero"`)."""
 
