@@ -313,7 +313,7 @@ def test_the_data_prior_starts_plans_from_the_training_data_mean_action(tiny_bat
     torch.testing.assert_close(model.action_mean, data_mean)
     assert data_mean[3] < -0.5  # the expert pushes with closed fingers: far from a zero nominal action
     env = gym.make("embodylab/LabPush-v0")
-    obs, _ = env.reset(seed=0)
+    env.reset(seed=0)
     obs = object_centric_observation(env)
     for prior, nominal in (("data", data_mean), ("zero", torch.zeros(4))):
         planner = MPPIPlanner(model, MPPIConfig(horizon=3, samples=8, iterations=1, elites=2, prior=prior))
