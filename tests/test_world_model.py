@@ -157,10 +157,10 @@ def test_the_stochastic_model_fits_the_elbo_of_a_tiny_dataset(tiny_batch):
 
 
 def _train(dataset, out, steps, **kwargs):
-    config = TrainWMConfig(
-        dataset=dataset, out=out, steps=steps, batch_size=4, d_model=32, window=8, context=2,
-        val_every=2, checkpoint_every=2, progress=False, **kwargs,
-    )  # fmt: skip
+    settings = dict(
+        batch_size=4, d_model=32, window=8, context=2, val_every=2, checkpoint_every=2, progress=False
+    )
+    config = TrainWMConfig(dataset=dataset, out=out, steps=steps, **(settings | kwargs))
     return train_world_model(config)
 
 
@@ -177,6 +177,23 @@ def test_checkpoint_round_trip_and_resume(dataset, tmp_path):
     resumed = _train(dataset, tmp_path / "run", 5, resume=True)
     assert resumed["steps"] == 5
     assert read_checkpoint(tmp_path / "run")[0]["step"] == 5
+
+
+def test_init_from_fine_tunes_another_runs_model_with_its_normaliser(dataset, tmp_path):
+    _train(dataset, tmp_path / "base", 3, nll_beta=0.5)
+    # Zero steps: the fine-tune's checkpoint is exactly the model it started from, normaliser included,
+    # although its own config asks for another width (the model config comes from the base run).
+    summary = _train(dataset, tmp_path / "tuned", 0, init_from=tmp_path / "base", d_model=16)
+    assert summary["steps"] == 0
+    base, _ = load_world_model(tmp_path / "base")
+    tuned, meta = load_world_model(tmp_path / "tuned")
+    assert meta["model"]["d_model"] == 32 and meta["train"]["init_from"] == str(tmp_path / "base")
+    for name, value in base.state_dict().items():
+        torch.testing.assert_close(tuned.state_dict()[name], value)
+    trained = _train(dataset, tmp_path / "tuned2", 2, init_from=tmp_path / "base")
+    assert trained["steps"] == 2
+    with pytest.raises(ValueError, match="holds a object-centric model"):
+        _train(dataset, tmp_path / "wrong", 1, init_from=tmp_path / "base", model="monolithic")
 
 
 def test_a_corrupt_checkpoint_gives_an_error_naming_its_file(dataset, tmp_path):

@@ -135,6 +135,27 @@ def test_train_eval_and_plan_cli_run_end_to_end(capsys, tmp_path):
     assert "success rate" in out and (run / "plan_wm.json").exists()
     assert json.loads((run / "plan_wm.json").read_text())["mppi"]["prior"] == "data"
 
+    # A DAgger round: the planner's own episodes join the dataset, and the model is fine-tuned on it.
+    code, out, err = run_cli(
+        capsys, "plan-wm", str(run), "--episodes", "1", "--samples", "8", "--iterations", "1", "--elites", "4",
+        "--horizon", "2", "--seed", "77", "--record", str(data),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "planner-v0" in out
+    grown = load_dataset(data)
+    assert len(grown) == 3
+    planned = load_dataset(data / "embodylab" / "LabPush" / "planner-v0")
+    report = json.loads((run / "plan_wm.json").read_text())
+    assert planned.lengths.tolist() == [report["episodes"][0]["steps"]]
+    assert np.isclose(planned.rewards.sum(), report["episodes"][0]["return"], atol=1e-3)
+    tuned = tmp_path / "tuned"
+    code, out, err = run_cli(
+        capsys, "train-wm", "--dataset", str(data), "--init-from", str(run), "--out", str(tuned), "--steps", "2",
+        "--batch-size", "4", "--val-every", "2",
+    )  # fmt: skip
+    assert code == 0, err
+    assert (tuned / "checkpoint" / "weights.pt").exists()
+
 
 def test_eval_wm_on_a_missing_run_exits_with_a_one_line_error(capsys, tmp_path):
     code, out, err = run_cli(capsys, "eval-wm", str(tmp_path / "nothing"))

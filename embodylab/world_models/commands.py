@@ -3,7 +3,8 @@
     embodylab collect --env LabClutter-v0 --policy noisy-expert --episodes 100 --n-objects 1 2 3 --out runs/data/c
     embodylab train-wm --dataset runs/data/c --out runs/wm --steps 2000
     embodylab eval-wm runs/wm --dataset runs/data/c_test --ood-dataset runs/data/c6
-    embodylab plan-wm runs/wm --env LabPush-v0 --episodes 20
+    embodylab plan-wm runs/wm --env LabPush-v0 --episodes 20 --record runs/data/c   # + on-policy data
+    embodylab train-wm --dataset runs/data/c --init-from runs/wm --out runs/wm_dagger --steps 500
 
 torch loads only when a command runs; bad input becomes the CLI's one-line `UsageError`.
 """
@@ -177,6 +178,9 @@ class PlanWM:
     prior: Literal["zero", "data"] = "zero"
     """nominal action of the plans: zero, or the mean action of the model's training data
     (`MPPIConfig.prior`)"""
+    record: Path | None = None
+    """also write the episodes as a world-model dataset under this root (`embodylab/<Task>/planner-v0`):
+    on-policy data to fine-tune the model on (`train-wm --init-from RUN`, a DAgger round)"""
 
     def run(self) -> None:
         _usage_errors(self._run)
@@ -198,7 +202,9 @@ class PlanWM:
             cost=self.cost,
             prior=self.prior,
         )
-        report = run_planner(model, resolve_env_id(self.env), self.episodes, seed=self.seed, config=config)
+        report = run_planner(
+            model, resolve_env_id(self.env), self.episodes, seed=self.seed, config=config, record=self.record
+        )
         report["mppi"] = asdict(config)
         print(
             f"MPPI over the learned model on {report['env_id']}: success rate {report['success_rate']:.2f} over "
@@ -206,6 +212,8 @@ class PlanWM:
         )
         (self.run_dir / "plan_wm.json").write_text(json.dumps(report, indent=2) + "\n")
         print(f"wrote {self.run_dir / 'plan_wm.json'}")
+        if "dataset" in report:
+            print(f"wrote the planner's episodes as the Minari dataset {report['dataset']}")
 
 
 COMMANDS = {"collect": Collect, "train-wm": TrainWM, "eval-wm": EvalWM, "plan-wm": PlanWM}

@@ -46,4 +46,7 @@ class TrainWMConfig:
     """torch CPU threads"""
     resume: bool = False
     """continue the run in `out` from its checkpoint"""
+    init_from: Path | None = None
+    """fine-tune: start from the weights and normaliser of this run's checkpoint (its model config; a fresh
+    optimiser and step count), e.g. on a dataset grown by the planner's own episodes (`plan-wm --record`)"""
     progress: bool = True

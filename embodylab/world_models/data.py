@@ -128,10 +128,7 @@ def collect(
 
     `n_objects` (for tasks with an object-count knob, e.g. LabClutter) cycles the scene's object count over
     the episodes; `noise` is the action-noise std of `noisy-expert` (actions lie in [-1, 1])."""
-    from minari.data_collector import EpisodeBuffer
-
     from embodylab.envs.registry import entry, make
-    from embodylab.policies.demos import write_local_dataset
 
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1; got {episodes}")
@@ -147,60 +144,116 @@ def collect(
         ) from err
     rng = np.random.default_rng(seed)
     policies = {n: _Policy(policy, env, noise, rng) for n, env in envs.items()}
-    goal_dim = next(iter(envs.values())).unwrapped.goal.size
-    buffers = []
     max_steps = next(iter(envs.values())).spec.max_episode_steps
+    recorder = EpisodeRecorder()
     bar = tqdm(total=episodes * max_steps, desc=f"collect {full_id}", unit="step", disable=not progress)
     for episode in range(episodes):
         count = counts[episode % len(counts)]
         env, actor = envs[count], policies[count]
         env.reset(seed=seed + episode)
         actor.reset()
-        observations = [object_centric_observation(env)]
-        actions, rewards, terminations, truncations, successes = [], [], [], [], [False]
+        recorder.start(env, seed + episode)
         while True:
             action = actor.act()
             _, reward, terminated, truncated, info = env.step(action)
-            observations.append(object_centric_observation(env))
-            actions.append(action)
-            rewards.append(float(reward))
-            terminations.append(bool(terminated))
-            truncations.append(bool(truncated))
-            successes.append(bool(info["is_success"]))
+            recorder.add(env, action, reward, terminated, truncated, info)
             bar.update()
             if terminated or truncated:
                 break
-        bar.update(max_steps - len(actions))
-        buffers.append(
-            EpisodeBuffer(
-                id=episode,
-                seed=seed + episode,
-                observations={k: np.stack([o[k] for o in observations]) for k in OBSERVATION_KEYS},
-                actions=np.stack(actions),
-                rewards=rewards,
-                terminations=terminations,
-                truncations=truncations,
-                infos={"success": np.array(successes)},
-            )
-        )
+        bar.update(max_steps - recorder.steps)
+        recorder.finish()
     bar.close()
-    action_space = next(iter(envs.values())).action_space
-    for env in envs.values():
-        env.close()
+    env = next(iter(envs.values()))
     task = full_id.split("/")[-1].rsplit("-v", 1)[0]
-    dataset_id = f"embodylab/{task}/{name or policy}-v0"
-    return write_local_dataset(
+    path = recorder.write(
         out,
-        dataset_id,
-        buffers,
-        action_space=action_space,
-        observation_space=observation_space(goal_dim),
+        f"embodylab/{task}/{name or policy}-v0",
+        env,
         algorithm_name=f"embodylab {policy}",
         description=(
             f"{episodes} {policy} episodes of {full_id} (object counts {counts}, noise {noise}): "
             "object-centric world-model data (embodylab.world_models.data)"
         ),
     )
+    for each in envs.values():
+        each.close()
+    return path
+
+
+class EpisodeRecorder:
+    """Records episodes of any actor as world-model data: `start(env, seed)` after `env.reset`, `add(...)`
+    after every `env.step`, `finish()` at the episode's end, and `write(...)` once for a Minari dataset.
+
+    `collect` records its scripted policies with it, and `run_planner(record=...)` the planner's own
+    episodes (on-policy data for a DAgger round: the states the planner visits are the ones the model
+    must predict)."""
+
+    def __init__(self) -> None:
+        self.buffers: list = []
+        self._episode: dict | None = None
+
+    @property
+    def steps(self) -> int:
+        """Steps of the episode being recorded."""
+        return len(self._episode["actions"]) if self._episode is not None else 0
+
+    def start(self, env: gym.Env, seed: int | None) -> None:
+        self._episode = {
+            "seed": seed,
+            "observations": [object_centric_observation(env)],
+            "actions": [],
+            "rewards": [],
+            "terminations": [],
+            "truncations": [],
+            "successes": [False],
+        }
+
+    def add(self, env: gym.Env, action, reward: float, terminated: bool, truncated: bool, info: dict) -> None:
+        if self._episode is None:
+            raise RuntimeError("EpisodeRecorder.add before start: call start(env, seed) after env.reset")
+        episode = self._episode
+        episode["observations"].append(object_centric_observation(env))
+        episode["actions"].append(np.asarray(action, np.float32))
+        episode["rewards"].append(float(reward))
+        episode["terminations"].append(bool(terminated))
+        episode["truncations"].append(bool(truncated))
+        episode["successes"].append(bool(info["is_success"]))
+
+    def finish(self) -> None:
+        from minari.data_collector import EpisodeBuffer
+
+        episode, self._episode = self._episode, None
+        if episode is None or not episode["actions"]:
+            return
+        observations = episode["observations"]
+        self.buffers.append(
+            EpisodeBuffer(
+                id=len(self.buffers),
+                seed=episode["seed"],
+                observations={k: np.stack([o[k] for o in observations]) for k in OBSERVATION_KEYS},
+                actions=np.stack(episode["actions"]),
+                rewards=episode["rewards"],
+                terminations=episode["terminations"],
+                truncations=episode["truncations"],
+                infos={"success": np.array(episode["successes"])},
+            )
+        )
+
+    def write(self, out: str | Path, dataset_id: str, env: gym.Env, **metadata) -> Path:
+        """Writes the finished episodes as the Minari dataset `dataset_id` under `out`; returns its data
+        directory. `metadata` (algorithm_name, description) goes to Minari."""
+        from embodylab.policies.demos import write_local_dataset
+
+        if not self.buffers:
+            raise ValueError("no finished episodes to write")
+        return write_local_dataset(
+            out,
+            dataset_id,
+            self.buffers,
+            action_space=env.action_space,
+            observation_space=observation_space(env.unwrapped.goal.size),
+            **metadata,
+        )
 
 
 @dataclass

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import gymnasium as gym
@@ -34,7 +35,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from embodylab.world_models.data import CATEGORIES, object_centric_observation
+from embodylab.world_models.data import CATEGORIES, EpisodeRecorder, object_centric_observation
 from embodylab.world_models.object_centric import AGENT_SLICE, WorldModel, _apply, _change_target
 
 
@@ -252,24 +253,49 @@ def run_planner(
     config: MPPIConfig = MPPIConfig(),
     env_kwargs: dict | None = None,
     progress: bool = True,
+    record: str | Path | None = None,
+    record_name: str = "planner",
 ) -> dict:
     """Plays `episodes` episodes of `env_id` (seeds `seed`, `seed + 1`, ...) with MPPI over `model`.
-    Success is the final step's `info["is_success"]`, as for the scripted experts."""
+    Success is the final step's `info["is_success"]`, as for the scripted experts.
+
+    `record`: also write the episodes as the world-model dataset `embodylab/<Task>/<record_name>-v0` under
+    this root (the data of a DAgger round: train the model further on the states its planner visits);
+    the result's `dataset` is its data directory."""
     from embodylab.envs.registry import make
 
     env: gym.Env = make(env_id, **(env_kwargs or {}))
     planner = MPPIPlanner(model, config, seed=seed)
+    recorder = EpisodeRecorder() if record is not None else None
     try:
-        result = play_episodes(env, planner, range(seed, seed + episodes), f"plan-wm {env_id}", progress)
+        result = play_episodes(
+            env, planner, range(seed, seed + episodes), f"plan-wm {env_id}", progress, recorder=recorder
+        )
+        if recorder is not None:
+            task = env.spec.id.split("/")[-1].rsplit("-v", 1)[0]
+            result["dataset"] = str(
+                recorder.write(
+                    record,
+                    f"embodylab/{task}/{record_name}-v0",
+                    env,
+                    algorithm_name="embodylab MPPI over a learned world model",
+                    description=(
+                        f"{episodes} MPPI episodes of {env_id} (seeds {seed}-{seed + episodes - 1}): "
+                        "object-centric world-model data (embodylab.world_models.data)"
+                    ),
+                )
+            )
     finally:
         env.close()
     return {"env_id": env_id, **result}
 
 
-def play_episodes(env: gym.Env, planner, seeds, desc: str, progress: bool = True) -> dict:
+def play_episodes(
+    env: gym.Env, planner, seeds, desc: str, progress: bool = True, recorder: EpisodeRecorder | None = None
+) -> dict:
     """One episode of `env` per seed with `planner` (anything with `reset(obs)` and `act(obs)` over
     `object_centric_observation`s); success is the final step's `info["is_success"]`. Returns the
-    episodes, the success rate and the mean final goal distance."""
+    episodes, the success rate and the mean final goal distance. A `recorder` records every episode."""
     results = []
     seeds = list(seeds)
     bar = tqdm(total=len(seeds), desc=desc, unit="episode", disable=not progress)
@@ -277,13 +303,20 @@ def play_episodes(env: gym.Env, planner, seeds, desc: str, progress: bool = True
         env.reset(seed=episode_seed)
         obs = object_centric_observation(env)
         planner.reset(obs)
+        if recorder is not None:
+            recorder.start(env, episode_seed)
         info, steps, total = {}, 0, 0.0
         while True:
-            _, reward, terminated, truncated, info = env.step(planner.act(obs))
+            action = planner.act(obs)
+            _, reward, terminated, truncated, info = env.step(action)
+            if recorder is not None:
+                recorder.add(env, action, reward, terminated, truncated, info)
             obs = object_centric_observation(env)
             steps, total = steps + 1, total + float(reward)
             if terminated or truncated:
                 break
+        if recorder is not None:
+            recorder.finish()
         results.append(
             {
                 "seed": episode_seed,

@@ -2,7 +2,8 @@
 
 A run directory holds `checkpoint/` (`config.json`: the `TrainWMConfig` and the model's config;
 `weights.pt`: model and optimiser state dicts and the step, read with `torch.load(..., weights_only=True)`)
-and `tb/` (TensorBoard). `--resume` continues from the checkpoint's step.
+and `tb/` (TensorBoard). `--resume` continues from the checkpoint's step; `--init-from RUN` fine-tunes
+another run's model (its weights and normaliser, a fresh optimiser).
 
     embodylab train-wm --dataset runs/data/clutter --out runs/wm --model object-centric --steps 2000
 """
@@ -172,6 +173,13 @@ def train_world_model(config: TrainWMConfig) -> dict:
                 f"{config.out} holds a {meta['model_kind']} model; this run asks for {config.model}"
             )
         model_config, start = meta["model"], int(weights["step"])
+    elif config.init_from is not None:
+        meta, weights = read_checkpoint(config.init_from)
+        if meta["model_kind"] != config.model:
+            raise ValueError(
+                f"{config.init_from} holds a {meta['model_kind']} model; this run asks for {config.model}"
+            )
+        model_config, start = meta["model"], 0
     else:
         model_config, start, weights = model_config_for(config, data), 0, None
     torch.manual_seed(config.seed)
@@ -179,8 +187,10 @@ def train_world_model(config: TrainWMConfig) -> dict:
     model = build_model(config.model, model_config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     if weights is not None:
+        # A fine-tune keeps the normaliser it starts from: the model's inputs keep their meaning.
         load_model_weights(model, weights["model"])
-        optimizer.load_state_dict(weights["optimizer"])
+        if config.resume:
+            optimizer.load_state_dict(weights["optimizer"])
     else:
         model.set_normalizer(sample_windows(train_data, 1024, config.window, rng))
     run_dir = Path(config.out)
