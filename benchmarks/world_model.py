@@ -71,6 +71,12 @@ class WorldModelBenchConfig:
     def planner_nll_beta(self) -> float:
         return self.nll_beta if self.push_nll_beta is None else self.push_nll_beta
 
+    dagger_episodes: int = 0
+    """a DAgger round: LabPush episodes played by MPPI over the planner's model (seeds 600000 + 1000 * seed,
+    ...), recorded, added to the push data, and the model fine-tuned on the union for `dagger_steps` before
+    the planner is evaluated. 100 env steps each, counted in the data budget"""
+    dagger_steps: int = 1000
+
     samples: int = 8
     """K of best-of-K"""
     mppi_episodes: int = 10
@@ -130,6 +136,7 @@ def train(
     seed: int,
     name: str,
     nll_beta: float,
+    init_from: Path | None = None,
 ) -> dict:
     run = config.work / f"seed{seed}" / name
     shutil.rmtree(run, ignore_errors=True)
@@ -137,7 +144,7 @@ def train(
         dataset=dataset, out=run, model=model, steps=steps, batch_size=config.batch_size, d_model=config.d_model,
         window=config.window,
         seed=seed, checkpoint_every=steps, val_every=1_000_000, progress=True, max_objects=3,
-        nll_beta=nll_beta,
+        nll_beta=nll_beta, init_from=init_from,
     )  # fmt: skip
     return train_world_model(train_config)
 
@@ -174,6 +181,26 @@ def run_seed(config: WorldModelBenchConfig, data: dict[str, Path], seed: int) ->
         config, data["push"], config.push_model, config.push_steps, seed, "push", config.planner_nll_beta
     )
     model, _ = load_world_model(summary["run_dir"])
+    dagger = None
+    if config.dagger_episodes:
+        grown = config.work / f"seed{seed}" / "push_dagger_data"
+        shutil.rmtree(grown, ignore_errors=True)
+        shutil.copytree(data["push"], grown)
+        round_ = run_planner(
+            model, "embodylab/LabPush-v0", config.dagger_episodes, seed=600_000 + 1000 * seed, config=config.mppi,
+            record=grown,
+        )  # fmt: skip
+        tuned = train(
+            config, grown, config.push_model, config.dagger_steps, seed, "push_dagger", config.planner_nll_beta,
+            init_from=Path(summary["run_dir"]),
+        )  # fmt: skip
+        model, _ = load_world_model(tuned["run_dir"])
+        dagger = {
+            "episodes": config.dagger_episodes,
+            "success_rate_while_collecting": round_["success_rate"],
+            "fine_tune_steps": config.dagger_steps,
+            "fine_tune_time_s": tuned["train_time_s"],
+        }
     planning = run_planner(
         model, "embodylab/LabPush-v0", config.mppi_episodes, seed=10_000 + 100 * seed, config=config.mppi
     )
@@ -181,6 +208,7 @@ def run_seed(config: WorldModelBenchConfig, data: dict[str, Path], seed: int) ->
         "parameters": summary["parameters"],
         "train_time_s": summary["train_time_s"],
         "samples_per_s": summary["samples_per_s"],
+        "dagger": dagger,
         "success_rate": planning["success_rate"],
         "mean_final_goal_distance": planning["mean_final_goal_distance"],
         "episodes": planning["episodes"],
@@ -257,7 +285,7 @@ def main(config: WorldModelBenchConfig) -> None:
     oc25_moving = stat("object-centric", "in_distribution", "rmse_moving@25")[0]
     det_best_k = stat("deterministic", "in_distribution", "best_of_k@25")[0]
     push_success = [r["push"]["success_rate"] for r in runs]
-    push_steps = 100 * sum(config.push_episodes)
+    push_steps = 100 * (sum(config.push_episodes) + config.dagger_episodes)
     claims = {
         "rmse25_vs_monolithic": {
             "bar": "object-centric RMSE@25 <= 0.5x monolithic RSSM's",
@@ -278,7 +306,8 @@ def main(config: WorldModelBenchConfig) -> None:
         "mppi_push": {
             "bar": ">= 70% success on LabPush with <= 50k env steps of data",
             "data_env_steps": push_steps,
-            "data": f"LabPush noisy-expert noise 0.3 / noise 1.0 / random episodes {list(config.push_episodes)}, 100 steps each",
+            "data": f"LabPush noisy-expert noise 0.3 / noise 1.0 / random episodes {list(config.push_episodes)}, 100 steps each"
+            + (f"; then a DAgger round: {config.dagger_episodes} planner episodes, fine-tuned {config.dagger_steps} steps" if config.dagger_episodes else ""),
             "model": f"{config.push_model}, nll_beta {config.planner_nll_beta}",
             "planner": f"MPPI, {config.mppi.cost} cost, horizon {config.mppi.horizon}, {config.mppi.samples} samples x {config.mppi.iterations} iterations, warm-started mean", "success_rate": push_success, "mean": float(np.mean(push_success)),
             "met": float(np.mean(push_success)) >= 0.7 and push_steps <= 50_000,
