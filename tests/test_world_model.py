@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -228,8 +229,6 @@ def test_mppi_returns_valid_actions_and_filters_observed_steps():
 
 @pytest.mark.parametrize("absolute", [False, True])
 def test_object_tokens_are_translation_equivariant_unless_absolute_positions(absolute):
-    from dataclasses import replace
-
     model = ObjectCentricWorldModel(replace(TINY, absolute_positions=absolute))
     scene = _scene(3, 3)
     shift = torch.tensor([0.07, -0.05, 0.0])
@@ -290,6 +289,28 @@ def test_mppi_with_the_shaped_cost_returns_valid_actions():
     planner.reset(obs)
     action = planner.act(obs)
     assert action.shape == (4,) and np.all(np.abs(action) <= 1.0) and np.isfinite(action).all()
+
+
+def test_motion_weight_stills_a_flat_score_and_trades_speed_against_progress():
+    from embodylab.world_models.planning import refine
+
+    config = MPPIConfig(horizon=4, samples=256, iterations=6, elites=32)
+    flat = lambda actions: torch.zeros(actions.shape[0])  # noqa: E731 - nothing the plan does matters
+    drift = refine(torch.zeros(4, 4), config, torch.Generator().manual_seed(0), flat)
+    still = refine(
+        torch.zeros(4, 4), replace(config, motion_weight=1.0), torch.Generator().manual_seed(0), flat
+    )
+    assert still[:, :3].abs().max() < 0.1 < drift[:, :3].abs().max()
+    # Progress along x worth 1 per unit of action against a cost of 1 per unit squared: the best is 0.5.
+    progress = lambda actions: actions[..., 0].sum(1)  # noqa: E731
+    best = refine(
+        torch.zeros(4, 4), replace(config, motion_weight=1.0), torch.Generator().manual_seed(0), progress
+    )
+    assert best[:, 0].mean() == pytest.approx(0.5, abs=0.1)
+    full = refine(torch.zeros(4, 4), config, torch.Generator().manual_seed(0), progress)
+    assert full[:, 0].mean() > 0.8  # without the cost: as fast as the action space allows
+    with pytest.raises(ValueError, match="motion_weight"):
+        MPPIConfig(motion_weight=-0.1)
 
 
 def test_beta_nll_gives_the_mean_a_squared_error_gradient_whatever_the_std():

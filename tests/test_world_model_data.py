@@ -130,10 +130,13 @@ def test_train_eval_and_plan_cli_run_end_to_end(capsys, tmp_path):
         "2",
         "--prior",
         "data",
+        "--motion-weight",
+        "0.05",
     )
     assert code == 0, err
     assert "success rate" in out and (run / "plan_wm.json").exists()
-    assert json.loads((run / "plan_wm.json").read_text())["mppi"]["prior"] == "data"
+    mppi = json.loads((run / "plan_wm.json").read_text())["mppi"]
+    assert mppi["prior"] == "data" and mppi["motion_weight"] == 0.05
 
     # A DAgger round: the planner's own episodes join the dataset, and the model is fine-tuned on it.
     code, out, err = run_cli(

@@ -178,6 +178,9 @@ class PlanWM:
     prior: Literal["zero", "data"] = "zero"
     """nominal action of the plans: zero, or the mean action of the model's training data
     (`MPPIConfig.prior`)"""
+    motion_weight: float = 0.0
+    """MPPI's control cost: a plan's score loses this times its summed squared motion commands (the gripper
+    command excepted; `MPPIConfig.motion_weight`)"""
     record: Path | None = None
     """also write the episodes as a world-model dataset under this root (`embodylab/<Task>/planner-v0`):
     on-policy data to fine-tune the model on (`train-wm --init-from RUN`, a DAgger round)"""
@@ -201,6 +204,7 @@ class PlanWM:
             elites=self.elites,
             cost=self.cost,
             prior=self.prior,
+            motion_weight=self.motion_weight,
         )
         report = run_planner(
             model, resolve_env_id(self.env), self.episodes, seed=self.seed, config=config, record=self.record

@@ -74,6 +74,16 @@ class MPPIConfig:
     plane) of the pushing point, so that it comes down behind the target instead of through it (the
     learned model under-predicts pushes, and a planner drawn straight to the pushing point drove through
     the cube: final cube-goal distance 0.40 m with 0.0 against 0.15 m with 0.09, 6 LabPush episodes)"""
+    motion_weight: float = 0.0
+    """MPPI's control cost: every plan's score loses `motion_weight` times the sum over its steps of the
+    squared motion command (every action entry but the last, which is the gripper's in every lab control
+    mode). Without it, wherever the predicted score is flat (a cube resting at its goal, or one the model
+    predicts will not move) the best sample is noise at full speed, and the tool flails round an arrived
+    cube until it knocks it away"""
+
+    def __post_init__(self) -> None:
+        if not self.motion_weight >= 0.0:  # NaN too
+            raise ValueError(f"motion_weight must be a non-negative number; got {self.motion_weight}")
 
 
 def _tensors(obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -195,8 +205,8 @@ def refine(
     returns: Callable[[torch.Tensor], torch.Tensor],
 ) -> torch.Tensor:
     """MPPI's `iterations` refits of the plan `mean` [H, A]: sample `samples` sequences around it, score
-    them with `returns` ([S, H, A] -> [S]), refit mean and std to the `elites` best weighted by
-    exp(score / temperature). Returns the refined mean; whatever predicts the returns (the learned model,
+    them with `returns` ([S, H, A] -> [S]) less the control cost (`motion_weight`), refit mean and std to
+    the `elites` best weighted by exp(score / temperature). Returns the refined mean; whatever predicts the returns (the learned model,
     or the simulator in `benchmarks/mppi_simulator.py`) plans with the same optimiser."""
     c = config
     std = torch.full_like(mean, c.init_std)
@@ -206,6 +216,8 @@ def refine(
         actions = (mean + std * noise).clamp(-1.0, 1.0)
         actions[0] = mean  # the current mean always competes
         scores = returns(actions)
+        if c.motion_weight:
+            scores = scores - c.motion_weight * actions[..., :-1].square().sum((1, 2))
         elite_scores, elite_index = scores.topk(c.elites)
         elites = actions[elite_index]
         spread = elite_scores.std().clamp_min(1e-6)
