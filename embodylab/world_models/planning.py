@@ -206,8 +206,9 @@ def refine(
 ) -> torch.Tensor:
     """MPPI's `iterations` refits of the plan `mean` [H, A]: sample `samples` sequences around it, score
     them with `returns` ([S, H, A] -> [S]) less the control cost (`motion_weight`), refit mean and std to
-    the `elites` best weighted by exp(score / temperature). Returns the refined mean; whatever predicts the returns (the learned model,
-    or the simulator in `benchmarks/mppi_simulator.py`) plans with the same optimiser."""
+    the `elites` best weighted by exp(score / temperature). Returns the refined mean; whatever predicts
+    the returns (the learned model, or the simulator in `benchmarks/mppi_simulator.py`) plans with the
+    same optimiser."""
     c = config
     std = torch.full_like(mean, c.init_std)
     mean = mean.clone()
