@@ -82,6 +82,11 @@ class MPPIConfig:
     cube until it knocks it away"""
 
     def __post_init__(self) -> None:
+        # Here, not in a planner: `refine` takes the config from the simulator's planner too.
+        if self.elites > self.samples:
+            raise ValueError(f"elites ({self.elites}) must not exceed samples ({self.samples})")
+        if self.prior not in ("zero", "data"):
+            raise ValueError(f"unknown MPPI prior {self.prior!r}; valid priors: 'zero', 'data'")
         if not self.motion_weight >= 0.0:  # NaN too
             raise ValueError(f"motion_weight must be a non-negative number; got {self.motion_weight}")
 
@@ -102,11 +107,7 @@ class MPPIPlanner:
     """MPPI over `model`; call `reset(obs)` at the start of an episode, then `act(obs)` every step."""
 
     def __init__(self, model: WorldModel, config: MPPIConfig = MPPIConfig(), seed: int = 0):
-        if config.elites > config.samples:
-            raise ValueError(f"elites ({config.elites}) must not exceed samples ({config.samples})")
         self.model, self.config = model.eval(), config
-        if config.prior not in ("zero", "data"):
-            raise ValueError(f"unknown MPPI prior {config.prior!r}; valid priors: 'zero', 'data'")
         self.generator = torch.Generator().manual_seed(seed)
         self.action_dim = model.action_dim
         self.nominal = (
