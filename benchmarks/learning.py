@@ -151,6 +151,17 @@ GROUPS = {
         demos=20,
         algo_overrides=(*PUSH_FIXED_ENTROPY, ("gradient_steps", 200), ("critic_layer_norm", True)),
     ),
+    # push_demos_fixed_entropy with TQC (sb3-contrib), the RL Zoo's algorithm for FetchPush: distributional
+    # critics with the top quantiles dropped against overestimation. TQC has no BC term nor action penalty.
+    "push_demos_tqc": Group(
+        "embodylab/LabPush-v0",
+        50_000,
+        0.80,
+        (0, 1, 2),
+        demos=20,
+        algo="tqc",
+        algo_overrides=(("random_action_prob", 0.3), ("ent_coef", 0.05)),
+    ),
     "pickplace_demos": Group("embodylab/LabPickPlace-v0", 200_000, 0.70, (0,), demos=20, eval_every=5000),
     # pickplace_demos with LabPush's best settings so far (push_demos_fixed_entropy_long).
     "pickplace_demos_fixed_entropy": Group(
