@@ -309,7 +309,7 @@ def main(config: WorldModelBenchConfig) -> None:
             "data": f"LabPush noisy-expert noise 0.3 / noise 1.0 / random episodes {list(config.push_episodes)}, 100 steps each"
             + (f"; then a DAgger round: {config.dagger_episodes} planner episodes, fine-tuned {config.dagger_steps} steps" if config.dagger_episodes else ""),
             "model": f"{config.push_model}, nll_beta {config.planner_nll_beta}",
-            "planner": f"MPPI, {config.mppi.cost} cost, horizon {config.mppi.horizon}, {config.mppi.samples} samples x {config.mppi.iterations} iterations, warm-started mean, motion weight {config.mppi.motion_weight}", "success_rate": push_success, "mean": float(np.mean(push_success)),
+            "planner": f"MPPI, {config.mppi.cost} cost, horizon {config.mppi.horizon}, {config.mppi.samples} samples x {config.mppi.iterations} iterations, warm-started mean, motion weight {config.mppi.motion_weight}, noise beta {config.mppi.noise_beta}", "success_rate": push_success, "mean": float(np.mean(push_success)),
             "met": float(np.mean(push_success)) >= 0.7 and push_steps <= 50_000,
             "sac_her_reference": sac_her_reference(),
         },

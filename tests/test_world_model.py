@@ -276,6 +276,24 @@ def test_shaped_cost_prefers_the_tcp_behind_the_target_and_the_target_at_the_goa
     assert rewards[0] > rewards[1] and rewards[0] > rewards[2] and rewards[0] > rewards[3]
 
 
+def test_coloured_noise_has_unit_variance_and_smoother_sequences_as_beta_grows():
+    from embodylab.world_models.planning import coloured_noise
+
+    lag_one = []
+    for beta in (0.0, 1.0, 2.0):
+        for horizon in (11, 12):
+            noise = coloured_noise(4000, horizon, 3, beta, torch.Generator().manual_seed(0))
+            assert noise.shape == (4000, horizon, 3) and noise.dtype == torch.float32
+            per_step = noise.std(0)  # every step's variance, not just their mean
+            assert per_step.mean().item() == pytest.approx(1.0, abs=0.03) and per_step.min().item() > 0.93
+        lag_one.append(((noise[:, 1:] * noise[:, :-1]).mean() / noise.var()).item())
+    assert abs(lag_one[0]) < 0.05 and lag_one[0] < lag_one[1] < lag_one[2] and lag_one[2] > 0.6
+    again = coloured_noise(4000, 12, 3, 2.0, torch.Generator().manual_seed(0))
+    assert torch.equal(noise, again)
+    with pytest.raises(ValueError, match="noise_beta"):
+        MPPIConfig(noise_beta=-1.0)
+
+
 def test_mppi_with_the_shaped_cost_returns_valid_actions():
     import gymnasium as gym
 
@@ -283,12 +301,15 @@ def test_mppi_with_the_shaped_cost_returns_valid_actions():
 
     env = gym.make("embodylab/LabPush-v0")
     env.reset(seed=0)
-    config = MPPIConfig(horizon=3, samples=16, iterations=2, elites=4, cost="shaped")
-    planner = MPPIPlanner(ObjectCentricWorldModel(TINY), config, seed=0)
-    obs = object_centric_observation(env)
-    planner.reset(obs)
-    action = planner.act(obs)
-    assert action.shape == (4,) and np.all(np.abs(action) <= 1.0) and np.isfinite(action).all()
+    for noise_beta in (0.0, 2.0):
+        config = MPPIConfig(
+            horizon=3, samples=16, iterations=2, elites=4, cost="shaped", noise_beta=noise_beta
+        )
+        planner = MPPIPlanner(ObjectCentricWorldModel(TINY), config, seed=0)
+        obs = object_centric_observation(env)
+        planner.reset(obs)
+        action = planner.act(obs)
+        assert action.shape == (4,) and np.all(np.abs(action) <= 1.0) and np.isfinite(action).all()
 
 
 def test_motion_weight_stills_a_flat_score_and_trades_speed_against_progress():

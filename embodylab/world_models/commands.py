@@ -181,6 +181,9 @@ class PlanWM:
     motion_weight: float = 0.0
     """MPPI's control cost: a plan's score loses this times its summed squared motion commands (the gripper
     command excepted; `MPPIConfig.motion_weight`)"""
+    noise_beta: float = 0.0
+    """sampling noise coloured 1/f^beta along the plan (0: white, MPPI's; 2: iCEM's smooth sequences;
+    `MPPIConfig.noise_beta`)"""
     record: Path | None = None
     """also write the episodes as a world-model dataset under this root (`embodylab/<Task>/planner-v0`):
     on-policy data to fine-tune the model on (`train-wm --init-from RUN`, a DAgger round)"""
@@ -205,6 +208,7 @@ class PlanWM:
             cost=self.cost,
             prior=self.prior,
             motion_weight=self.motion_weight,
+            noise_beta=self.noise_beta,
         )
         report = run_planner(
             model, resolve_env_id(self.env), self.episodes, seed=self.seed, config=config, record=self.record

@@ -55,6 +55,10 @@ class MPPIConfig:
     that many steps), so that a detour around an object that ends better beats staying put"""
     init_std: float = 0.6
     min_std: float = 0.05
+    noise_beta: float = 0.0
+    """exponent of the sampling noise's power spectrum along the plan, 1/f^beta (iCEM's coloured noise,
+    Pinneri et al. 2020): 0 is white noise, as MPPI samples; 2 (Brownian-like) draws smooth sequences,
+    which iCEM found to need far fewer samples on manipulation tasks than white noise"""
     prior: Literal["zero", "data"] = "zero"
     """the nominal action a plan starts from, and each step's new last action: zero, or the mean action
     of the model's training data (`WorldModel.action_mean`). Zero is a half-open gripper, which data
@@ -89,6 +93,8 @@ class MPPIConfig:
             raise ValueError(f"unknown MPPI prior {self.prior!r}; valid priors: 'zero', 'data'")
         if not self.motion_weight >= 0.0:  # NaN too
             raise ValueError(f"motion_weight must be a non-negative number; got {self.motion_weight}")
+        if not self.noise_beta >= 0.0:
+            raise ValueError(f"noise_beta must be a non-negative number; got {self.noise_beta}")
 
 
 def _tensors(obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -214,7 +220,7 @@ def refine(
     std = torch.full_like(mean, c.init_std)
     mean = mean.clone()
     for _ in range(c.iterations):
-        noise = torch.randn(c.samples, *mean.shape, generator=generator)
+        noise = coloured_noise(c.samples, *mean.shape, c.noise_beta, generator)
         actions = (mean + std * noise).clamp(-1.0, 1.0)
         actions[0] = mean  # the current mean always competes
         scores = returns(actions)
@@ -227,6 +233,31 @@ def refine(
         mean = (weights[:, None, None] * elites).sum(0)
         std = (weights[:, None, None] * (elites - mean) ** 2).sum(0).sqrt().clamp_min(c.min_std)
     return mean
+
+
+def coloured_noise(
+    samples: int, horizon: int, dim: int, beta: float, generator: torch.Generator
+) -> torch.Tensor:
+    """[samples, horizon, dim] Gaussian noise of unit variance whose power spectrum along the horizon falls
+    as 1/f^beta (beta 0: white), as iCEM samples it (Timmer and König's method, as in the `colorednoise`
+    package): random Fourier coefficients scaled by f^(-beta/2) (the lowest frequency's scale for f = 0),
+    transformed back and divided by the resulting standard deviation."""
+    if beta == 0.0 or horizon < 2:
+        return torch.randn(samples, horizon, dim, generator=generator)
+    frequencies = torch.fft.rfftfreq(horizon, dtype=torch.float64)
+    scale = frequencies.clamp_min(1.0 / horizon) ** (-beta / 2.0)
+    real = torch.randn(samples, dim, len(scale), generator=generator, dtype=torch.float64) * scale
+    imaginary = torch.randn(samples, dim, len(scale), generator=generator, dtype=torch.float64) * scale
+    # The mean (and for even horizons the Nyquist) coefficient is real: its whole variance goes there.
+    real_only = [0, len(scale) - 1] if horizon % 2 == 0 else [0]
+    imaginary[..., real_only] = 0.0
+    real[..., real_only] *= 2**0.5
+    # Per time step, a real coefficient adds its variance once, a complex one twice (it and its conjugate).
+    counts = torch.full_like(scale, 4.0)
+    counts[real_only] = 2.0
+    sigma = (counts * scale.square()).sum().sqrt() / horizon
+    noise = torch.fft.irfft(torch.complex(real, imaginary), n=horizon) / sigma
+    return noise.transpose(1, 2).float().contiguous()
 
 
 def shaped_reward(
