@@ -227,6 +227,43 @@ def test_mppi_returns_valid_actions_and_filters_observed_steps():
     assert planner.state.abs().sum() > 0  # the recurrent state took in the observed transitions
 
 
+def test_an_ensemble_scores_plans_by_the_members_mean_less_their_disagreement():
+    import gymnasium as gym
+
+    from embodylab.world_models.data import object_centric_observation
+    from embodylab.world_models.planning import _tensors
+
+    env = gym.make("embodylab/LabPush-v0")
+    env.reset(seed=0)
+    obs = object_centric_observation(env)
+    config = MPPIConfig(horizon=3, samples=16, iterations=2, elites=4, cost="shaped", disagreement_weight=0.5)
+    torch.manual_seed(0)
+    first, second = ObjectCentricWorldModel(TINY), ObjectCentricWorldModel(TINY)
+    ensemble = MPPIPlanner([first, second], config, seed=0)
+    ensemble.reset(obs)
+    scene = {k: v.expand(16, *v.shape[1:]) for k, v in _tensors(obs).items()}
+    states = [state.expand(16, *state.shape[1:]) for state in ensemble.states]
+    actions = torch.rand(16, 3, 4, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    each = torch.stack(
+        [ensemble._returns(m, s, scene, actions) for m, s in zip([first, second], states, strict=True)]
+    )
+    assert (each[0] - each[1]).abs().max() > 1e-4  # the members disagree
+    torch.testing.assert_close(
+        ensemble._ensemble_returns(states, scene, actions), each.mean(0) - 0.5 * each.std(0)
+    )
+    # Two copies of one model agree everywhere: the ensemble plans exactly as the model alone.
+    alone, twice = MPPIPlanner(first, config, seed=3), MPPIPlanner([first, first], config, seed=3)
+    alone.reset(obs), twice.reset(obs)
+    for _ in range(2):
+        np.testing.assert_allclose(alone.act(obs), twice.act(obs), atol=1e-6)
+    with pytest.raises(ValueError, match="at least one"):
+        MPPIPlanner([], config)
+    with pytest.raises(ValueError, match="actions of different sizes"):
+        MPPIPlanner([first, ObjectCentricWorldModel(replace(TINY, action_dim=3))], config)
+    with pytest.raises(ValueError, match="disagreement_weight"):
+        MPPIConfig(disagreement_weight=-1.0)
+
+
 @pytest.mark.parametrize("absolute", [False, True])
 def test_object_tokens_are_translation_equivariant_unless_absolute_positions(absolute):
     model = ObjectCentricWorldModel(replace(TINY, absolute_positions=absolute))

@@ -158,6 +158,15 @@ def test_train_eval_and_plan_cli_run_end_to_end(capsys, tmp_path):
     )  # fmt: skip
     assert code == 0, err
     assert (tuned / "checkpoint" / "weights.pt").exists()
+    # The two models plan as an ensemble.
+    code, out, err = run_cli(
+        capsys, "plan-wm", str(run), "--ensemble", str(tuned), "--disagreement-weight", "1.0", "--episodes", "1",
+        "--samples", "8", "--iterations", "1", "--elites", "4", "--horizon", "2",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "an ensemble of 2 learned models" in out
+    report = json.loads((run / "plan_wm.json").read_text())
+    assert report["models"] == [str(run), str(tuned)] and report["mppi"]["disagreement_weight"] == 1.0
 
 
 def test_eval_wm_on_a_missing_run_exits_with_a_one_line_error(capsys, tmp_path):

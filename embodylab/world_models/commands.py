@@ -163,6 +163,12 @@ class PlanWM:
 
     run_dir: tyro.conf.Positional[Path]
     """run directory written by `embodylab train-wm`"""
+    ensemble: tuple[Path, ...] = ()
+    """further run directories (models of the same task, e.g. trained with other seeds) that plan with
+    RUN_DIR's as an ensemble: every sampled plan is scored by each member"""
+    disagreement_weight: float = 0.0
+    """with `--ensemble`: a plan's score is the members' mean return less this times their std
+    (`MPPIConfig.disagreement_weight`)"""
     env: str = "LabPush-v0"
     episodes: int = 20
     seed: int = 1000
@@ -199,7 +205,7 @@ class PlanWM:
         from embodylab.world_models.training import load_world_model
 
         torch.set_num_threads(1)
-        model, _ = load_world_model(self.run_dir)
+        models = [load_world_model(path)[0] for path in (self.run_dir, *self.ensemble)]
         config = MPPIConfig(
             horizon=self.horizon,
             samples=self.samples,
@@ -209,13 +215,16 @@ class PlanWM:
             prior=self.prior,
             motion_weight=self.motion_weight,
             noise_beta=self.noise_beta,
+            disagreement_weight=self.disagreement_weight,
         )
         report = run_planner(
-            model, resolve_env_id(self.env), self.episodes, seed=self.seed, config=config, record=self.record
+            models, resolve_env_id(self.env), self.episodes, seed=self.seed, config=config, record=self.record
         )
         report["mppi"] = asdict(config)
+        report["models"] = [str(path) for path in (self.run_dir, *self.ensemble)]
+        over = "the learned model" if len(models) == 1 else f"an ensemble of {len(models)} learned models"
         print(
-            f"MPPI over the learned model on {report['env_id']}: success rate {report['success_rate']:.2f} over "
+            f"MPPI over {over} on {report['env_id']}: success rate {report['success_rate']:.2f} over "
             f"{self.episodes} episodes; mean final goal distance {report['mean_final_goal_distance']:.3f} m"
         )
         (self.run_dir / "plan_wm.json").write_text(json.dumps(report, indent=2) + "\n")

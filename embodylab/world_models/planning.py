@@ -11,6 +11,12 @@ model's recurrent state is filtered, from zero, on the last `context` observed t
 latents), exactly as the model was trained: on windows that start from a zero state, not on whole
 episodes.
 
+An ensemble (a sequence of models, as PETS plans with; Chua et al. 2018): every sampled plan is rolled out
+in each member, each from its own filtered state, and scored by the members' mean return less
+`MPPIConfig.disagreement_weight` times their standard deviation, so that the optimiser stops seeking out
+the actions where one model's error promises a push the others do not predict (the penalty of MOPO and
+MOReL on the members' disagreement).
+
 Two scores (`MPPIConfig.cost`):
 - `learned`: the model's reward read-out (trained on the env's reward);
 - `shaped`: a cost computed from the model's predicted object and tool-centre-point positions: the target
@@ -25,7 +31,7 @@ Two scores (`MPPIConfig.cost`):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -84,6 +90,9 @@ class MPPIConfig:
     mode). Without it, wherever the predicted score is flat (a cube resting at its goal, or one the model
     predicts will not move) the best sample is noise at full speed, and the tool flails round an arrived
     cube until it knocks it away"""
+    disagreement_weight: float = 0.0
+    """planning over an ensemble of models: a plan's score is the members' mean predicted return less this
+    times their standard deviation (Bessel-corrected; 0 for a single model). 0 plans on the mean"""
 
     def __post_init__(self) -> None:
         # Here, not in a planner: `refine` takes the config from the simulator's planner too.
@@ -95,6 +104,10 @@ class MPPIConfig:
             raise ValueError(f"motion_weight must be a non-negative number; got {self.motion_weight}")
         if not self.noise_beta >= 0.0:
             raise ValueError(f"noise_beta must be a non-negative number; got {self.noise_beta}")
+        if not self.disagreement_weight >= 0.0:
+            raise ValueError(
+                f"disagreement_weight must be a non-negative number; got {self.disagreement_weight}"
+            )
 
 
 def _tensors(obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -110,32 +123,55 @@ def _tensors(obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
 
 
 class MPPIPlanner:
-    """MPPI over `model`; call `reset(obs)` at the start of an episode, then `act(obs)` every step."""
+    """MPPI over `model`, or over an ensemble (a sequence of models trained on the same task: see the module
+    docstring); call `reset(obs)` at the start of an episode, then `act(obs)` every step."""
 
-    def __init__(self, model: WorldModel, config: MPPIConfig = MPPIConfig(), seed: int = 0):
-        self.model, self.config = model.eval(), config
+    def __init__(
+        self, model: WorldModel | Sequence[WorldModel], config: MPPIConfig = MPPIConfig(), seed: int = 0
+    ):
+        self.models = [model] if isinstance(model, torch.nn.Module) else list(model)
+        if not self.models:
+            raise ValueError("MPPIPlanner needs at least one world model")
+        for member in self.models[1:]:
+            if member.action_dim != self.models[0].action_dim:
+                raise ValueError(
+                    f"ensemble members take actions of different sizes ({self.models[0].action_dim} and "
+                    f"{member.action_dim}): they must model the same task"
+                )
+        for member in self.models:
+            member.eval()
+        self.model, self.config = self.models[0], config
         self.generator = torch.Generator().manual_seed(seed)
-        self.action_dim = model.action_dim
+        self.action_dim = self.model.action_dim
         self.nominal = (
-            model.action_mean.detach().clone() if config.prior == "data" else torch.zeros(self.action_dim)
+            self.model.action_mean.detach().clone()
+            if config.prior == "data"
+            else torch.zeros(self.action_dim)
         )
 
     def reset(self, obs: dict[str, np.ndarray]) -> None:
         self.mean = self.nominal.expand(self.config.horizon, -1).clone()
         self.history: list[tuple[dict, torch.Tensor]] = []  # (scene, action) of the last steps
-        self.state = self._filter(_tensors(obs))
+        self.states = [self._filter(model, _tensors(obs)) for model in self.models]
+
+    @property
+    def state(self) -> torch.Tensor:
+        """The (first) model's recurrent state after the last observed transitions."""
+        return self.states[0]
 
     @torch.no_grad()
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """The action (float32 [A] in [-1, 1]) for the object-centric observation `obs` (see
         `object_centric_observation`)."""
         scene = _tensors(obs)
-        self.state = self._filter(scene)
+        self.states = [self._filter(model, scene) for model in self.models]
         c = self.config
         expand = lambda x: x.expand(c.samples, *x.shape[1:])  # noqa: E731 - one scene -> every sample
         start = {k: expand(v) for k, v in scene.items()}
-        state = expand(self.state)
-        mean = refine(self.mean, c, self.generator, lambda actions: self._returns(state, start, actions))
+        states = [expand(state) for state in self.states]
+        mean = refine(
+            self.mean, c, self.generator, lambda actions: self._ensemble_returns(states, start, actions)
+        )
         action = mean[0].clone()
         self.mean = torch.cat([mean[1:], self.nominal[None]])
         self.history = [*self.history, (scene, action)][-self.context :]
@@ -145,16 +181,29 @@ class MPPIPlanner:
     def context(self) -> int:
         return int(getattr(self.model.config, "context", 4))
 
+    def _ensemble_returns(self, states: list[torch.Tensor], scene, actions) -> torch.Tensor:
+        returns = [
+            self._returns(model, state, scene, actions)
+            for model, state in zip(self.models, states, strict=True)
+        ]
+        if len(returns) == 1:
+            return returns[0]
+        stacked = torch.stack(returns)
+        score = stacked.mean(0)
+        if self.config.disagreement_weight:
+            score = score - self.config.disagreement_weight * stacked.std(0)
+        return score
+
     @torch.no_grad()
-    def _filter(self, scene: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The recurrent state after the last `context` transitions, ending in `scene`."""
-        state = self.model.initial_state(1, scene["objects"].shape[1])
+    def _filter(self, model: WorldModel, scene: dict[str, torch.Tensor]) -> torch.Tensor:
+        """`model`'s recurrent state after the last `context` transitions, ending in `scene`."""
+        state = model.initial_state(1, scene["objects"].shape[1])
         following = [s for s, _ in self.history[1:]] + ([scene] if self.history else [])
         for (previous, action), current in zip(self.history, following, strict=True):
             target = _change_target(
-                self.model, previous["objects"], previous["agent"], current["objects"], current["agent"]
+                model, previous["objects"], previous["agent"], current["objects"], current["agent"]
             )
-            state = self.model.step(
+            state = model.step(
                 state,
                 previous["objects"],
                 previous["categories"],
@@ -166,19 +215,19 @@ class MPPIPlanner:
             ).state
         return state
 
-    def _returns(self, state, scene, actions) -> torch.Tensor:
-        """Predicted returns [S] of the action sequences `actions` [S, H, A] from `scene`: the rewards of
-        the states reached, the last one weighted by `terminal_weight`."""
+    def _returns(self, model: WorldModel, state, scene, actions) -> torch.Tensor:
+        """`model`'s predicted returns [S] of the action sequences `actions` [S, H, A] from `scene`: the
+        rewards of the states reached, the last one weighted by `terminal_weight`."""
         objects, agent = scene["objects"], scene["agent"]
         total = torch.zeros(actions.shape[0])
         horizon = actions.shape[1]
         if self.config.cost == "shaped":
             for t in range(horizon):
-                out = self.model.step(
+                out = model.step(
                     state, objects, scene["categories"], scene["mask"], agent, actions[:, t], scene["goal"],
                     sample=False,
                 )  # fmt: skip
-                objects, agent = _apply(self.model, objects, agent, out)
+                objects, agent = _apply(model, objects, agent, out)
                 state = out.state
                 weight = self.config.terminal_weight if t == horizon - 1 else 1.0
                 total += weight * shaped_reward(
@@ -187,7 +236,7 @@ class MPPIPlanner:
             return total
         # Step t reads out the reward of the state it starts from; one more step scores the last state.
         for t in range(horizon + 1):
-            out = self.model.step(
+            out = model.step(
                 state,
                 objects,
                 scene["categories"],
@@ -199,8 +248,8 @@ class MPPIPlanner:
             )
             if t > 0:
                 weight = self.config.terminal_weight if t == horizon else 1.0
-                total += weight * (out.reward * self.model.reward_std + self.model.reward_mean)
-            objects, agent = _apply(self.model, objects, agent, out)
+                total += weight * (out.reward * model.reward_std + model.reward_mean)
+            objects, agent = _apply(model, objects, agent, out)
             state = out.state
         return total
 
@@ -290,7 +339,7 @@ def shaped_reward(
 
 
 def run_planner(
-    model: WorldModel,
+    model: WorldModel | Sequence[WorldModel],
     env_id: str,
     episodes: int,
     *,
@@ -301,7 +350,8 @@ def run_planner(
     record: str | Path | None = None,
     record_name: str = "planner",
 ) -> dict:
-    """Plays `episodes` episodes of `env_id` (seeds `seed`, `seed + 1`, ...) with MPPI over `model`.
+    """Plays `episodes` episodes of `env_id` (seeds `seed`, `seed + 1`, ...) with MPPI over `model` (or an
+    ensemble: a sequence of models).
     Success is the final step's `info["is_success"]`, as for the scripted experts.
 
     `record`: also write the episodes as the world-model dataset `embodylab/<Task>/<record_name>-v0` under
