@@ -13,6 +13,8 @@ Datasets are collected once (fixed seeds); the seeds vary model initialisation, 
 Prints tables; writes benchmarks/results/world_model.json and plots world_model_*.png next to it.
 
     nice -n 10 python benchmarks/world_model.py
+    # only the LabPush planner again (here over an ensemble of 3 models), the LabClutter results kept:
+    python benchmarks/world_model.py --parts push --push-ensemble 3 --mppi.disagreement-weight 1 --workers 2
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ class WorldModelBenchConfig:
     10 over 3 seeds, the stochastic model on the plain NLL 1, 1 and 1 (README, world models)"""
     push_nll_beta: float | None = 0.5
     """β of the planner's model (None: `nll_beta`)"""
+    push_ensemble: int = 1
+    """models MPPI plans with on LabPush: member k is trained on the same push data with seed
+    `seed + 1000 * k` (member 0 is the single model of `push_ensemble=1`), and every plan is scored by all
+    of them (`MPPIPlanner` over a sequence; `mppi.disagreement_weight` weighs their disagreement)"""
 
     @property
     def planner_nll_beta(self) -> float:
@@ -83,6 +89,13 @@ class WorldModelBenchConfig:
     mppi: MPPIConfig = field(
         default_factory=lambda: MPPIConfig(horizon=12, samples=128, iterations=3, elites=16, cost="shaped")
     )
+    parts: Literal["all", "push"] = "all"
+    """`push`: only the LabPush planner (its data, models and episodes); the MPPI claim and every run's
+    `push` entry in the existing `out` JSON are replaced, its LabClutter results kept (the claim it
+    replaces is kept under `mppi_push_earlier`)"""
+    workers: int = 1
+    """processes that train the LabPush models (and then plan, one seed each) side by side, one torch
+    thread each"""
     work: Path = Path("runs/bench_world_model")
     out: Path = RESULTS / "world_model.json"
     note: str = ""
@@ -92,31 +105,35 @@ class WorldModelBenchConfig:
 def collect_data(config: WorldModelBenchConfig) -> dict[str, Path]:
     shutil.rmtree(config.work / "data", ignore_errors=True)
     root = config.work / "data"
-    paths = {
-        "clutter_train": collect(
-            "LabClutter-v0",
-            "noisy-expert",
-            config.clutter_episodes,
-            root / "clutter_train",
-            n_objects=(1, 2, 3),
-        ),
-        "clutter_test": collect(
-            "LabClutter-v0",
-            "noisy-expert",
-            config.test_episodes,
-            root / "clutter_test",
-            n_objects=(1, 2, 3),
-            seed=100_000,
-        ),
-        "clutter_6": collect(
-            "LabClutter-v0",
-            "noisy-expert",
-            config.test_episodes,
-            root / "clutter_6",
-            n_objects=(6,),
-            seed=200_000,
-        ),
-    }
+    paths = (
+        {}
+        if config.parts == "push"
+        else {
+            "clutter_train": collect(
+                "LabClutter-v0",
+                "noisy-expert",
+                config.clutter_episodes,
+                root / "clutter_train",
+                n_objects=(1, 2, 3),
+            ),
+            "clutter_test": collect(
+                "LabClutter-v0",
+                "noisy-expert",
+                config.test_episodes,
+                root / "clutter_test",
+                n_objects=(1, 2, 3),
+                seed=100_000,
+            ),
+            "clutter_6": collect(
+                "LabClutter-v0",
+                "noisy-expert",
+                config.test_episodes,
+                root / "clutter_6",
+                n_objects=(6,),
+                seed=200_000,
+            ),
+        }
+    )
     gentle, wild, random = config.push_episodes
     if gentle:
         collect("LabPush-v0", "noisy-expert", gentle, root / "push", noise=0.3, seed=300_000, name="noisy03")
@@ -177,43 +194,94 @@ def run_seed(config: WorldModelBenchConfig, data: dict[str, Path], seed: int) ->
                     title=f"{kind} world model (trained on 1-3 objects), held-out {name.replace('_', ' ')}",
                 )  # fmt: skip
         result["clutter"][kind] = entry
-    summary = train(
-        config, data["push"], config.push_model, config.push_steps, seed, "push", config.planner_nll_beta
-    )
-    model, _ = load_world_model(summary["run_dir"])
+    return result
+
+
+def _member_name(k: int) -> str:
+    return "push" if k == 0 else f"push_member{k}"
+
+
+def train_push_member(config: WorldModelBenchConfig, push_data: Path, seed: int, k: int) -> dict:
+    """Ensemble member `k` of training seed `seed`'s LabPush planner, trained with seed `seed + 1000 * k`
+    (member 0: the single planner model of `push_ensemble=1`)."""
+    torch.set_num_threads(1)
+    run = config.work / f"seed{seed}" / _member_name(k)
+    shutil.rmtree(run, ignore_errors=True)
+    train_config = TrainWMConfig(
+        dataset=push_data, out=run, model=config.push_model, steps=config.push_steps,
+        batch_size=config.batch_size, d_model=config.d_model, window=config.window, seed=seed + 1000 * k,
+        checkpoint_every=config.push_steps, val_every=1_000_000, progress=True, max_objects=3,
+        nll_beta=config.planner_nll_beta,
+    )  # fmt: skip
+    return train_world_model(train_config)
+
+
+def plan_push(config: WorldModelBenchConfig, push_data: Path, seed: int, members: list[dict]) -> dict:
+    """Seed `seed`'s LabPush result: the DAgger round if any, then MPPI over its trained members."""
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    models = [load_world_model(m["run_dir"])[0] for m in members]
     dagger = None
     if config.dagger_episodes:
         grown = config.work / f"seed{seed}" / "push_dagger_data"
         shutil.rmtree(grown, ignore_errors=True)
-        shutil.copytree(data["push"], grown)
+        shutil.copytree(push_data, grown)
         round_ = run_planner(
-            model, "embodylab/LabPush-v0", config.dagger_episodes, seed=600_000 + 1000 * seed, config=config.mppi,
+            models, "embodylab/LabPush-v0", config.dagger_episodes, seed=600_000 + 1000 * seed, config=config.mppi,
             record=grown,
         )  # fmt: skip
-        tuned = train(
-            config, grown, config.push_model, config.dagger_steps, seed, "push_dagger", config.planner_nll_beta,
-            init_from=Path(summary["run_dir"]),
-        )  # fmt: skip
-        model, _ = load_world_model(tuned["run_dir"])
+        tuned = [
+            train(
+                config, grown, config.push_model, config.dagger_steps, seed + 1000 * k, f"{_member_name(k)}_dagger",
+                config.planner_nll_beta, init_from=Path(m["run_dir"]),
+            )
+            for k, m in enumerate(members)
+        ]  # fmt: skip
+        models = [load_world_model(t["run_dir"])[0] for t in tuned]
         dagger = {
             "episodes": config.dagger_episodes,
             "success_rate_while_collecting": round_["success_rate"],
             "fine_tune_steps": config.dagger_steps,
-            "fine_tune_time_s": tuned["train_time_s"],
+            "fine_tune_time_s": sum(t["train_time_s"] for t in tuned),
         }
     planning = run_planner(
-        model, "embodylab/LabPush-v0", config.mppi_episodes, seed=10_000 + 100 * seed, config=config.mppi
+        models, "embodylab/LabPush-v0", config.mppi_episodes, seed=10_000 + 100 * seed, config=config.mppi
     )
-    result["push"] = {
-        "parameters": summary["parameters"],
-        "train_time_s": summary["train_time_s"],
-        "samples_per_s": summary["samples_per_s"],
+    return {
+        "parameters": members[0]["parameters"],
+        "ensemble": len(members),
+        "member_seeds": [seed + 1000 * k for k in range(len(members))],
+        "train_time_s": sum(m["train_time_s"] for m in members),
+        "samples_per_s": float(np.mean([m["samples_per_s"] for m in members])),
         "dagger": dagger,
         "success_rate": planning["success_rate"],
         "mean_final_goal_distance": planning["mean_final_goal_distance"],
         "episodes": planning["episodes"],
     }
-    return result
+
+
+def run_push(config: WorldModelBenchConfig, push_data: Path) -> dict[int, dict]:
+    """Every seed's LabPush planner: all members trained first (`workers` processes side by side), then
+    each seed's DAgger round and episodes."""
+    jobs = [(seed, k) for seed in config.seeds for k in range(config.push_ensemble)]
+    seeds = list(config.seeds)
+    if config.workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(config.workers, mp_context=context) as pool:
+            trained = list(
+                pool.map(train_push_member, *zip(*[(config, push_data, s, k) for s, k in jobs], strict=True))
+            )
+            members = {s: [m for (s_, _), m in zip(jobs, trained, strict=True) if s_ == s] for s in seeds}
+            results = pool.map(
+                plan_push, *zip(*[(config, push_data, s, members[s]) for s in seeds], strict=True)
+            )
+            return dict(zip(seeds, results, strict=True))
+    trained = [train_push_member(config, push_data, s, k) for s, k in jobs]
+    members = {s: [m for (s_, _), m in zip(jobs, trained, strict=True) if s_ == s] for s in seeds}
+    return {s: plan_push(config, push_data, s, members[s]) for s in seeds}
 
 
 def sac_her_reference() -> dict:
@@ -259,12 +327,67 @@ def plot_summary(runs: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def mppi_claim(config: WorldModelBenchConfig, push: list[dict]) -> dict:
+    push_success = [r["success_rate"] for r in push]
+    push_steps = 100 * (sum(config.push_episodes) + config.dagger_episodes)
+    ensemble = (
+        f"; an ensemble of {config.push_ensemble} (seeds seed + 1000 k), disagreement weight {config.mppi.disagreement_weight}"
+        if config.push_ensemble > 1 else ""
+    )  # fmt: skip
+    return {
+        "bar": ">= 70% success on LabPush with <= 50k env steps of data",
+        "data_env_steps": push_steps,
+        "data": f"LabPush noisy-expert noise 0.3 / noise 1.0 / random episodes {list(config.push_episodes)}, 100 steps each"
+        + (f"; then a DAgger round: {config.dagger_episodes} planner episodes, fine-tuned {config.dagger_steps} steps" if config.dagger_episodes else ""),
+        "model": f"{config.push_model}, nll_beta {config.planner_nll_beta}, {config.push_steps} steps{ensemble}",
+        "planner": f"MPPI, {config.mppi.cost} cost, horizon {config.mppi.horizon}, {config.mppi.samples} samples x {config.mppi.iterations} iterations, warm-started mean, motion weight {config.mppi.motion_weight}, noise beta {config.mppi.noise_beta}", "success_rate": push_success, "mean": float(np.mean(push_success)),
+        "met": float(np.mean(push_success)) >= 0.7 and push_steps <= 50_000,
+        "sac_her_reference": sac_her_reference(),
+    }  # fmt: skip
+
+
+def merge_push(config: WorldModelBenchConfig, push: dict[int, dict], claim: dict, wall_s: float) -> None:
+    """`parts=push`: the new LabPush results replace the old ones in `config.out`, the rest kept."""
+    result = json.loads(config.out.read_text())
+    seeds = sorted(r["seed"] for r in result["runs"])
+    if seeds != sorted(config.seeds):
+        raise SystemExit(
+            f"{config.out} holds seeds {seeds}, this run {list(config.seeds)}: run the same seeds"
+        )
+    for run in result["runs"]:
+        run["push"] = push[run["seed"]]
+    result["mppi_push_earlier"] = result["claims"]["mppi_push"]
+    result["claims"]["mppi_push"] = claim
+    result["push_rerun"] = {
+        "machine": machine_info(),
+        "config": json.loads(json.dumps(asdict(config), default=str)),
+        "wall_time_s": round(wall_s, 1),
+    }
+    write_json(config.out, result)
+
+
 def main(config: WorldModelBenchConfig) -> None:
+    if config.push_ensemble < 1 or config.workers < 1:
+        raise SystemExit("push_ensemble and workers must be at least 1")
+    if config.parts == "push" and not config.out.exists():
+        raise SystemExit(f"--parts push replaces the LabPush results in {config.out}, which does not exist")
     torch.set_num_threads(1)
     start = time.perf_counter()
     data = collect_data(config)
     collect_s = time.perf_counter() - start
-    runs = [run_seed(config, data, seed) for seed in config.seeds]
+    runs = [run_seed(config, data, seed) for seed in config.seeds] if config.parts == "all" else []
+    push = run_push(config, data["push"])
+    mppi = mppi_claim(config, [push[seed] for seed in config.seeds])
+    push_success, push_steps = mppi["success_rate"], mppi["data_env_steps"]
+    print_table(
+        "MPPI on LabPush", ["seed", "success", "mean final goal distance (m)"],
+        [[s, push[s]["success_rate"], f"{push[s]['mean_final_goal_distance']:.3f}"] for s in config.seeds],
+    )  # fmt: skip
+    if config.parts == "push":
+        merge_push(config, push, mppi, time.perf_counter() - start)
+        return
+    for run in runs:
+        run["push"] = push[run["seed"]]
 
     def stat(kind, split, metric):
         values = [r["clutter"][kind][split].get(metric, np.nan) for r in runs]
@@ -284,8 +407,6 @@ def main(config: WorldModelBenchConfig) -> None:
     mono25_moving = stat("monolithic", "in_distribution", "rmse_moving@25")[0]
     oc25_moving = stat("object-centric", "in_distribution", "rmse_moving@25")[0]
     det_best_k = stat("deterministic", "in_distribution", "best_of_k@25")[0]
-    push_success = [r["push"]["success_rate"] for r in runs]
-    push_steps = 100 * (sum(config.push_episodes) + config.dagger_episodes)
     claims = {
         "rmse25_vs_monolithic": {
             "bar": "object-centric RMSE@25 <= 0.5x monolithic RSSM's",
@@ -303,16 +424,7 @@ def main(config: WorldModelBenchConfig) -> None:
             "bar": f"stochastic best-of-{config.samples} error below the deterministic ablation's (at h=25)",
             "stochastic": best_k, "deterministic": det_best_k, "met": best_k < det_best_k,
         },
-        "mppi_push": {
-            "bar": ">= 70% success on LabPush with <= 50k env steps of data",
-            "data_env_steps": push_steps,
-            "data": f"LabPush noisy-expert noise 0.3 / noise 1.0 / random episodes {list(config.push_episodes)}, 100 steps each"
-            + (f"; then a DAgger round: {config.dagger_episodes} planner episodes, fine-tuned {config.dagger_steps} steps" if config.dagger_episodes else ""),
-            "model": f"{config.push_model}, nll_beta {config.planner_nll_beta}",
-            "planner": f"MPPI, {config.mppi.cost} cost, horizon {config.mppi.horizon}, {config.mppi.samples} samples x {config.mppi.iterations} iterations, warm-started mean, motion weight {config.mppi.motion_weight}, noise beta {config.mppi.noise_beta}", "success_rate": push_success, "mean": float(np.mean(push_success)),
-            "met": float(np.mean(push_success)) >= 0.7 and push_steps <= 50_000,
-            "sac_her_reference": sac_her_reference(),
-        },
+        "mppi_push": mppi,
     }  # fmt: skip
     rows = []
     for kind in MODELS:

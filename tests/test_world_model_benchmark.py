@@ -1,5 +1,6 @@
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
@@ -27,3 +28,20 @@ def test_a_tiny_benchmark_run_with_a_dagger_round_writes_its_json(tmp_path):
     assert (tmp_path / "world_model_rmse.png").exists()
     for claim in result["claims"].values():
         assert isinstance(claim["met"], bool)
+
+    # Only the planner again, over a 2-model ensemble trained in 2 processes: the LabClutter results stay.
+    clutter = result["runs"][0]["clutter"]
+    rerun = replace(
+        config, parts="push", push_ensemble=2, workers=2, dagger_episodes=0,
+        mppi=replace(config.mppi, disagreement_weight=1.0),
+    )  # fmt: skip
+    world_model.main(rerun)
+    merged = json.loads((tmp_path / "world_model.json").read_text())
+    assert merged["runs"][0]["clutter"] == clutter
+    push = merged["runs"][0]["push"]
+    assert push["ensemble"] == 2 and push["member_seeds"] == [0, 1000] and push["dagger"] is None
+    assert (tmp_path / "work" / "seed0" / "push_member1" / "checkpoint" / "weights.pt").exists()
+    assert merged["mppi_push_earlier"]["data_env_steps"] == 400
+    assert merged["claims"]["mppi_push"]["data_env_steps"] == 300
+    assert "ensemble of 2" in merged["claims"]["mppi_push"]["model"]
+    assert merged["push_rerun"]["config"]["parts"] == "push"
