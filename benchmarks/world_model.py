@@ -19,6 +19,7 @@ Prints tables; writes benchmarks/results/world_model.json and plots world_model_
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -154,13 +155,15 @@ def train(
     name: str,
     nll_beta: float,
     init_from: Path | None = None,
+    seed_offset: int = 0,
 ) -> dict:
+    """Trains under `work/seed{seed}/{name}` with the training seed `seed + seed_offset`."""
     run = config.work / f"seed{seed}" / name
     shutil.rmtree(run, ignore_errors=True)
     train_config = TrainWMConfig(
         dataset=dataset, out=run, model=model, steps=steps, batch_size=config.batch_size, d_model=config.d_model,
         window=config.window,
-        seed=seed, checkpoint_every=steps, val_every=1_000_000, progress=True, max_objects=3,
+        seed=seed + seed_offset, checkpoint_every=steps, val_every=1_000_000, progress=True, max_objects=3,
         nll_beta=nll_beta, init_from=init_from,
     )  # fmt: skip
     return train_world_model(train_config)
@@ -205,15 +208,10 @@ def train_push_member(config: WorldModelBenchConfig, push_data: Path, seed: int,
     """Ensemble member `k` of training seed `seed`'s LabPush planner, trained with seed `seed + 1000 * k`
     (member 0: the single planner model of `push_ensemble=1`)."""
     torch.set_num_threads(1)
-    run = config.work / f"seed{seed}" / _member_name(k)
-    shutil.rmtree(run, ignore_errors=True)
-    train_config = TrainWMConfig(
-        dataset=push_data, out=run, model=config.push_model, steps=config.push_steps,
-        batch_size=config.batch_size, d_model=config.d_model, window=config.window, seed=seed + 1000 * k,
-        checkpoint_every=config.push_steps, val_every=1_000_000, progress=True, max_objects=3,
-        nll_beta=config.planner_nll_beta,
+    return train(
+        config, push_data, config.push_model, config.push_steps, seed, _member_name(k), config.planner_nll_beta,
+        seed_offset=1000 * k,
     )  # fmt: skip
-    return train_world_model(train_config)
 
 
 def plan_push(config: WorldModelBenchConfig, push_data: Path, seed: int, members: list[dict]) -> dict:
@@ -232,8 +230,8 @@ def plan_push(config: WorldModelBenchConfig, push_data: Path, seed: int, members
         )  # fmt: skip
         tuned = [
             train(
-                config, grown, config.push_model, config.dagger_steps, seed + 1000 * k, f"{_member_name(k)}_dagger",
-                config.planner_nll_beta, init_from=Path(m["run_dir"]),
+                config, grown, config.push_model, config.dagger_steps, seed, f"{_member_name(k)}_dagger",
+                config.planner_nll_beta, init_from=Path(m["run_dir"]), seed_offset=1000 * k,
             )
             for k, m in enumerate(members)
         ]  # fmt: skip
@@ -265,23 +263,22 @@ def run_push(config: WorldModelBenchConfig, push_data: Path) -> dict[int, dict]:
     each seed's DAgger round and episodes."""
     jobs = [(seed, k) for seed in config.seeds for k in range(config.push_ensemble)]
     seeds = list(config.seeds)
+    pool = None
     if config.workers > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(config.workers, mp_context=context) as pool:
-            trained = list(
-                pool.map(train_push_member, *zip(*[(config, push_data, s, k) for s, k in jobs], strict=True))
-            )
-            members = {s: [m for (s_, _), m in zip(jobs, trained, strict=True) if s_ == s] for s in seeds}
-            results = pool.map(
-                plan_push, *zip(*[(config, push_data, s, members[s]) for s in seeds], strict=True)
-            )
-            return dict(zip(seeds, results, strict=True))
-    trained = [train_push_member(config, push_data, s, k) for s, k in jobs]
-    members = {s: [m for (s_, _), m in zip(jobs, trained, strict=True) if s_ == s] for s in seeds}
-    return {s: plan_push(config, push_data, s, members[s]) for s in seeds}
+        pool = ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context("spawn"))
+    with pool or contextlib.nullcontext():
+        map_ = pool.map if pool else map
+        trained = list(
+            map_(train_push_member, *zip(*[(config, push_data, s, k) for s, k in jobs], strict=True))
+        )
+        members = {s: [m for (s_, _), m in zip(jobs, trained, strict=True) if s_ == s] for s in seeds}
+        results = list(
+            map_(plan_push, *zip(*[(config, push_data, s, members[s]) for s in seeds], strict=True))
+        )
+    return dict(zip(seeds, results, strict=True))
 
 
 def sac_her_reference() -> dict:
