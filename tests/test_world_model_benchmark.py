@@ -13,7 +13,7 @@ from embodylab.world_models.planning import MPPIConfig  # noqa: E402
 
 def test_a_tiny_benchmark_run_with_a_dagger_round_writes_its_json(tmp_path):
     config = world_model.WorldModelBenchConfig(
-        seeds=(0,), clutter_episodes=3, test_episodes=1, push_episodes=(2, 1, 0), clutter_steps=2, push_steps=2,
+        seeds=(0,), clutter_episodes=3, test_episodes=1, push_episodes=(2, 1, 0), clutter_steps=2, push_steps=2, push_ensemble=1,
         batch_size=4, window=8, d_model=16, samples=2, mppi_episodes=1, dagger_episodes=1, dagger_steps=2,
         mppi=MPPIConfig(horizon=2, samples=4, iterations=1, elites=2, cost="shaped"),
         work=tmp_path / "work", out=tmp_path / "world_model.json",
