@@ -166,17 +166,20 @@ class PlanWM:
     ensemble: tuple[Path, ...] = ()
     """further run directories (models of the same task, e.g. trained with other seeds) that plan with
     RUN_DIR's as an ensemble: every sampled plan is scored by each member"""
-    disagreement_weight: float = 0.0
+    disagreement_weight: float = 1.0
     """with `--ensemble`: a plan's score is the members' mean return less this times their std
-    (`MPPIConfig.disagreement_weight`)"""
+    (`MPPIConfig.disagreement_weight`; no effect on a single model). 1 is the weight of the benchmark's
+    LabPush planner (README, world models)"""
     env: str = "LabPush-v0"
     episodes: int = 20
     seed: int = 1000
     """seed of the first episode (keep clear of the seeds the dataset was collected on)"""
-    horizon: int = 10
-    samples: int = 256
-    iterations: int = 4
-    elites: int = 32
+    horizon: int = 12
+    """planning horizon, control steps. The defaults of the optimiser (horizon, samples, iterations, elites)
+    are those of the benchmark's LabPush planner (`benchmarks/world_model.py`)"""
+    samples: int = 128
+    iterations: int = 3
+    elites: int = 16
     """best sequences the mean and std are refitted to (at most `samples`)"""
     cost: Literal["learned", "shaped"] = "shaped"
     """score of predicted states: the model's learned reward, or the shaped cost of its predicted positions
