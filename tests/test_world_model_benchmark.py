@@ -3,6 +3,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 
 import world_model  # noqa: E402
@@ -45,3 +47,22 @@ def test_a_tiny_benchmark_run_with_a_dagger_round_writes_its_json(tmp_path):
     assert merged["claims"]["mppi_push"]["data_env_steps"] == 300
     assert "ensemble of 2" in merged["claims"]["mppi_push"]["model"]
     assert merged["push_rerun"]["config"]["parts"] == "push"
+
+
+def test_the_planner_comparison_plot_takes_the_result_files_there_are(tmp_path):
+    import plot_world_model_push
+
+    claim = {"success_rate": [0.9, 0.7]}
+    (tmp_path / "world_model.json").write_text(
+        json.dumps({"claims": {"mppi_push": claim}, "mppi_push_earlier": {"success_rate": [0.5, 0.2]}})
+    )
+    (tmp_path / "world_model_push_learned_reward.json").write_text(json.dumps({"success_rate": [0.6, 0.2]}))
+    variants = plot_world_model_push.planner_variants(tmp_path)
+    assert [rates for _, rates in variants] == [[0.5, 0.2], [0.9, 0.7], [0.6, 0.2]]
+    out = tmp_path / "push.png"
+    plot_world_model_push.main(plot_world_model_push.PlotConfig(results=tmp_path, out=out))
+    assert out.stat().st_size > 0
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SystemExit, match="no LabPush planner results"):
+        plot_world_model_push.main(plot_world_model_push.PlotConfig(results=empty, out=out))
