@@ -106,6 +106,23 @@ def test_prior_samples_differ_and_the_deterministic_ablation_has_no_latent():
     assert parameter_count(deterministic) < parameter_count(stochastic)
 
 
+def test_without_an_agent_latent_only_objects_are_sampled_and_the_agents_kl_is_not_counted():
+    scene = _scene(2, 3)
+    target = {"objects": torch.randn(2, 3, 13), "agent": torch.randn(2, AGENT_DIM)}
+    with_agent = ObjectCentricWorldModel(replace(TINY, agent_latent=True)).eval()
+    without = ObjectCentricWorldModel(TINY).eval()  # the default
+    with torch.no_grad():
+        a, b = _step(with_agent, scene), _step(with_agent, scene)
+        c, d = _step(without, scene), _step(without, scene)
+        posterior = _step(without, scene, target=target)
+    assert not torch.allclose(a.agent_mean, b.agent_mean)
+    torch.testing.assert_close(c.agent_mean, d.agent_mean)
+    assert not torch.allclose(c.objects_mean, d.objects_mean)
+    assert not posterior.kl_mask[:, 0].any() and posterior.kl_mask[:, 1:].equal(scene["mask"])
+    assert parameter_count(without) == parameter_count(with_agent)  # the same model, the agent's z held at 0
+    assert TINY.agent_latent is False
+
+
 def test_monolithic_rssm_matches_the_parameter_count_and_refuses_extra_objects():
     config = matched_monolithic_config(TINY, max_objects=3)
     monolithic = MonolithicRSSM(config)
@@ -431,3 +448,14 @@ def test_a_checkpoint_from_before_the_action_mean_loads_with_a_zero_one(dataset,
     model, _ = load_world_model(tmp_path / "run")
     assert torch.equal(model.action_mean, torch.zeros(4))
     assert _train(dataset, tmp_path / "run", 2, resume=True)["steps"] == 2
+
+
+def test_a_checkpoint_from_before_the_agent_latent_switch_loads_with_the_agents_latent(dataset, tmp_path):
+    _train(dataset, tmp_path / "run", 1)
+    config_path = tmp_path / "run" / "checkpoint" / "config.json"
+    meta = json.loads(config_path.read_text())
+    assert meta["model"]["agent_latent"] is False  # the default since
+    assert load_world_model(tmp_path / "run")[0].config.agent_latent is False
+    del meta["model"]["agent_latent"]
+    config_path.write_text(json.dumps(meta))
+    assert load_world_model(tmp_path / "run")[0].config.agent_latent is True

@@ -48,6 +48,18 @@ def test_a_tiny_benchmark_run_with_a_dagger_round_writes_its_json(tmp_path):
     assert "ensemble of 2" in merged["claims"]["mppi_push"]["model"]
     assert merged["push_rerun"]["config"]["parts"] == "push"
 
+    # Only the LabClutter models again (without the agent's latent): the LabPush results stay.
+    world_model.main(replace(rerun, parts="clutter", agent_latent=False, workers=1))
+    again = json.loads((tmp_path / "world_model.json").read_text())
+    assert again["runs"][0]["push"] == merged["runs"][0]["push"]
+    assert again["claims"]["mppi_push"] == merged["claims"]["mppi_push"]
+    assert again["push_rerun"] == merged["push_rerun"] and again["config"] == merged["config"]
+    assert again["clutter_rerun"]["config"]["agent_latent"] is False
+    assert again["runs"][0]["clutter"].keys() == clutter.keys()
+    assert again["runs"][0]["clutter"] != clutter  # trained again, differently
+    with pytest.raises(SystemExit, match="holds seeds"):
+        world_model.main(replace(rerun, parts="clutter", seeds=(0, 1), workers=1))
+
 
 def test_the_planner_comparison_plot_takes_the_result_files_there_are(tmp_path):
     import plot_world_model_push

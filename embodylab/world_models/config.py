@@ -31,6 +31,9 @@ class TrainWMConfig:
     """steps per training window"""
     context: int = 4
     """teacher-forced steps at the start of each window"""
+    agent_latent: bool = False
+    """object-centric model: the agent token has a stochastic latent too (False: only the objects do; see
+    `ObjectCentricConfig.agent_latent`)"""
     absolute_positions: bool = False
     """object-centric models: object tokens also see absolute x, y (the ablation of translation equivariance)"""
     nll_beta: float = 0.0

@@ -7,8 +7,9 @@ absolute table-plane position (`ObjectCentricConfig.absolute_positions`): contac
 such differences, and a network learns them poorly from absolute coordinates. A
 transformer mixes the tokens of a step (no positional encoding: the objects are a set, and padded
 objects are masked out of attention). Each object token and the agent token then keeps its own recurrent
-state (one GRU cell shared by all tokens) and a stochastic latent with a prior p(z | h) and a posterior
-q(z | h, observed change); decoders predict each token's change of state in a normalised space (deltas
+state (one GRU cell shared by all tokens); each object token also a stochastic latent with a prior
+p(z | h) and a posterior q(z | h, observed change) (the agent's arm follows its command deterministically:
+`ObjectCentricConfig.agent_latent`); decoders predict each token's change of state in a normalised space (deltas
 divided by their dataset std) from the recurrent state and latent, the token as mixed this step, and the
 token's own inputs with the agent's state and action (a push happens within a step: through the
 recurrent state alone the model predicted a pushed cube no better than standing still). A read-out (a
@@ -65,6 +66,12 @@ class ObjectCentricConfig:
     """transformer layers mixing the tokens of one step"""
     latent_dim: int = 8
     """Gaussian latent per token; 0 is the deterministic ablation"""
+    agent_latent: bool = False
+    """the agent token has a latent too (the model before this switch; checkpoints without it load with
+    True). False: only object tokens do (the agent's latent is held at zero and its KL is not counted): the
+    arm's response to its command is deterministic, and a latent the posterior fills with the observed tool
+    motion (up to `free_bits` nats of it for free) is one the prior cannot predict open-loop. Without it the
+    object-centric RMSE@25 on LabClutter fell from 66.6 to 61.2 mm over 3 seeds (README, world models)"""
     action_dim: int = 4
     goal_dim: int = 3
     free_bits: float = 1.0
@@ -285,6 +292,8 @@ class ObjectCentricWorldModel(WorldModel):
                 kl = c.kl_dyn * dyn.clamp_min(c.free_bits) + c.kl_rep * rep.clamp_min(c.free_bits)
             else:
                 z = prior_mean + prior_std * torch.randn_like(prior_std) if sample else prior_mean
+            if not self.config.agent_latent:
+                z = torch.cat([torch.zeros_like(z[:, :1]), z[:, 1:]], 1)
             features = torch.cat([h, z], -1)
         else:
             features = h
@@ -306,7 +315,9 @@ class ObjectCentricWorldModel(WorldModel):
             reward=self.reward_head(pooled)[:, 0],
             success_logit=self.success_head(pooled)[:, 0],
             kl=kl,
-            kl_mask=real[:, : 1 + n],
+            kl_mask=real[:, : 1 + n]
+            if self.config.agent_latent
+            else torch.cat([torch.zeros_like(mask[:, :1]), mask], 1),
             state=h,
         )
 
@@ -404,7 +415,7 @@ def world_model_loss(model: WorldModel, batch: dict[str, torch.Tensor], context:
         )
         if out.kl is not None:
             kl_real = out.kl_mask.float()
-            totals["kl"] = totals["kl"] + ((out.kl * kl_real).sum(1) / kl_real.sum(1)).mean()
+            totals["kl"] = totals["kl"] + ((out.kl * kl_real).sum(1) / kl_real.sum(1).clamp_min(1)).mean()
         if t > 0:  # the reward and success of the input state: those of the step that reached it
             reward_target = (batch["rewards"][:, t - 1] - model.reward_mean) / model.reward_std
             totals["reward"] = totals["reward"] + F.mse_loss(out.reward, reward_target)

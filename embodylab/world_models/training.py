@@ -55,16 +55,22 @@ def object_centric_config(
         window=config.window,
         context=config.context,
         absolute_positions=config.absolute_positions,
+        agent_latent=config.agent_latent,
         nll_beta=config.nll_beta,
         goal_dim=goal_dim,
         action_dim=action_dim,
     )
 
 
+BEFORE_LATER_SWITCHES = {"agent_latent": True}
+"""`ObjectCentricConfig` switches added after checkpoints were written, with the values that reproduce the
+model those checkpoints hold (a config.json without the key loads as it was trained)"""
+
+
 def build_model(kind: str, model_config: dict) -> WorldModel:
     """The world model of `kind` (one of `MODELS`) from its config dict."""
     if kind in ("object-centric", "deterministic"):
-        return ObjectCentricWorldModel(ObjectCentricConfig(**model_config))
+        return ObjectCentricWorldModel(ObjectCentricConfig(**{**BEFORE_LATER_SWITCHES, **model_config}))
     if kind == "monolithic":
         return MonolithicRSSM(MonolithicConfig(**model_config))
     raise ValueError(f"unknown world model {kind!r}; valid models: {', '.join(MODELS)}")
