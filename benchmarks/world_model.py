@@ -374,14 +374,27 @@ def mppi_claim(config: WorldModelBenchConfig, push: list[dict]) -> dict:
     }  # fmt: skip
 
 
-def merge_push(config: WorldModelBenchConfig, push: dict[int, dict], claim: dict, wall_s: float) -> None:
-    """`parts=push`: the new LabPush results replace the old ones in `config.out`, the rest kept."""
+def read_earlier(config: WorldModelBenchConfig) -> dict:
+    """The results in `config.out` that `parts=push` or `parts=clutter` partly replaces; refused before any
+    training unless they hold this run's seeds."""
+    if not config.out.exists():
+        raise SystemExit(
+            f"--parts {config.parts} replaces part of the results in {config.out}, which does not exist"
+        )
     result = json.loads(config.out.read_text())
     seeds = sorted(r["seed"] for r in result["runs"])
     if seeds != sorted(config.seeds):
         raise SystemExit(
             f"{config.out} holds seeds {seeds}, this run {list(config.seeds)}: run the same seeds"
         )
+    return result
+
+
+def merge_push(
+    config: WorldModelBenchConfig, result: dict, push: dict[int, dict], claim: dict, wall_s: float
+) -> None:
+    """`parts=push`: the new LabPush results replace the old ones of `result` (read from `config.out`), the
+    rest kept."""
     for run in result["runs"]:
         run["push"] = push[run["seed"]]
     result["mppi_push_earlier"] = result["claims"]["mppi_push"]
@@ -397,22 +410,13 @@ def merge_push(config: WorldModelBenchConfig, push: dict[int, dict], claim: dict
 def main(config: WorldModelBenchConfig) -> None:
     if config.push_ensemble < 1 or config.workers < 1:
         raise SystemExit("push_ensemble and workers must be at least 1")
-    if config.parts != "all" and not config.out.exists():
-        raise SystemExit(
-            f"--parts {config.parts} replaces part of the results in {config.out}, which does not exist"
-        )
-    earlier = json.loads(config.out.read_text()) if config.parts == "clutter" else None
-    if earlier is not None and sorted(r["seed"] for r in earlier["runs"]) != sorted(config.seeds):
-        raise SystemExit(
-            f"{config.out} holds seeds {sorted(r['seed'] for r in earlier['runs'])}, this run "
-            f"{list(config.seeds)}: run the same seeds"
-        )
+    earlier = read_earlier(config) if config.parts != "all" else None
     torch.set_num_threads(1)
     start = time.perf_counter()
     data = collect_data(config)
     collect_s = time.perf_counter() - start
     runs = run_clutter(config, data) if config.parts != "push" else []
-    if earlier is None:
+    if config.parts != "clutter":
         push = run_push(config, data["push"])
         mppi = mppi_claim(config, [push[seed] for seed in config.seeds])
         print_table(
@@ -424,7 +428,7 @@ def main(config: WorldModelBenchConfig) -> None:
         mppi = earlier["claims"]["mppi_push"]
     push_success, push_steps = mppi["success_rate"], mppi["data_env_steps"]
     if config.parts == "push":
-        merge_push(config, push, mppi, time.perf_counter() - start)
+        merge_push(config, earlier, push, mppi, time.perf_counter() - start)
         return
     for run in runs:
         run["push"] = push[run["seed"]]
@@ -502,7 +506,7 @@ def main(config: WorldModelBenchConfig) -> None:
         "collect_time_s": round(collect_s, 1),
         "wall_time_s": round(time.perf_counter() - start, 1),
     }
-    if earlier is None:
+    if config.parts == "all":
         write_json(config.out, {**record, "claims": claims, "runs": runs})
         return
     # parts=clutter: the earlier run's record stays, as do its LabPush reruns and earlier claims.
