@@ -48,6 +48,11 @@ def planner_variants(results: Path) -> list[tuple[str, list[float]]]:
     learned = _read(results / "world_model_push_learned_reward.json")
     if learned:
         variants.append(("the same,\nlearned reward", learned["success_rate"]))
+    value = _read(results / "world_model_push_learned_value.json")
+    if value and "default" in value.get("variants", {}):
+        variants.append(
+            ("the same,\nlearned reward\n+ learned value", value["variants"]["default"]["success_rate"])
+        )
     simulator = _read(results / "mppi_simulator.json")
     if simulator:
         variants.append(("simulator\nas the model", [simulator["success_rate"]]))

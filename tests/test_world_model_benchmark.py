@@ -8,7 +8,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 
 import world_model  # noqa: E402
+import world_model_push_value  # noqa: E402
 
+from embodylab.world_models.config import TrainValueConfig  # noqa: E402
 from embodylab.world_models.data import load_dataset  # noqa: E402
 from embodylab.world_models.planning import MPPIConfig  # noqa: E402
 
@@ -48,6 +50,19 @@ def test_a_tiny_benchmark_run_with_a_dagger_round_writes_its_json(tmp_path):
     assert "ensemble of 2" in merged["claims"]["mppi_push"]["model"]
     assert merged["push_rerun"]["config"]["parts"] == "push"
 
+    # The learned reward closed by a learned value, over the same work directory's ensemble: a named variant.
+    value_config = world_model_push_value.PushValueConfig(
+        work=tmp_path / "work", seeds=(0,), episodes=1, value=TrainValueConfig(steps=3, batch_size=8, hidden=8),
+        mppi=MPPIConfig(horizon=2, samples=4, iterations=1, elites=2, cost="learned"), name="tiny",
+        out=tmp_path / "value.json",
+    )  # fmt: skip
+    world_model_push_value.main(value_config)
+    world_model_push_value.main(replace(value_config, name="again"))
+    variants = json.loads((tmp_path / "value.json").read_text())["variants"]
+    assert set(variants) == {"tiny", "again"}
+    assert variants["tiny"]["runs"]["0"]["models"][1].endswith("push_member1")
+    assert (tmp_path / "work" / "seed0" / "push_value" / "value.pt").exists()
+
     # Only the LabClutter models again (without the agent's latent): the LabPush results stay.
     world_model.main(replace(rerun, parts="clutter", agent_latent=False, workers=1))
     again = json.loads((tmp_path / "world_model.json").read_text())
@@ -69,8 +84,11 @@ def test_the_planner_comparison_plot_takes_the_result_files_there_are(tmp_path):
         json.dumps({"claims": {"mppi_push": claim}, "mppi_push_earlier": {"success_rate": [0.5, 0.2]}})
     )
     (tmp_path / "world_model_push_learned_reward.json").write_text(json.dumps({"success_rate": [0.6, 0.2]}))
+    (tmp_path / "world_model_push_learned_value.json").write_text(
+        json.dumps({"variants": {"mean": {"success_rate": [0.1]}, "default": {"success_rate": [0.5, 0.6]}}})
+    )
     variants = plot_world_model_push.planner_variants(tmp_path)
-    assert [rates for _, rates in variants] == [[0.5, 0.2], [0.9, 0.7], [0.6, 0.2]]
+    assert [rates for _, rates in variants] == [[0.5, 0.2], [0.9, 0.7], [0.6, 0.2], [0.5, 0.6]]
     out = tmp_path / "push.png"
     plot_world_model_push.main(plot_world_model_push.PlotConfig(results=tmp_path, out=out))
     assert out.stat().st_size > 0

@@ -1,9 +1,11 @@
-"""The world-model subcommands of `embodylab`: collect, train-wm, eval-wm, plan-wm.
+"""The world-model subcommands of `embodylab`: collect, train-wm, eval-wm, train-value, plan-wm.
 
     embodylab collect --env LabClutter-v0 --policy noisy-expert --episodes 100 --n-objects 1 2 3 --out runs/data/c
     embodylab train-wm --dataset runs/data/c --out runs/wm --steps 2000
     embodylab eval-wm runs/wm --dataset runs/data/c_test --ood-dataset runs/data/c6
     embodylab plan-wm runs/wm --env LabPush-v0 --episodes 20 --record runs/data/c   # + on-policy data
+    embodylab train-value --dataset runs/data/push --out runs/value   # TD-MPC2's terminal value
+    embodylab plan-wm runs/wm --cost learned --value runs/value
     embodylab train-wm --dataset runs/data/c --init-from runs/wm --out runs/wm_dagger --steps 500
 
 torch loads only when a command runs; bad input becomes the CLI's one-line `UsageError`.
@@ -19,7 +21,7 @@ from typing import Literal
 
 import tyro
 
-from embodylab.world_models.config import TrainWMConfig
+from embodylab.world_models.config import TrainValueConfig, TrainWMConfig
 
 
 def _usage_errors(function, *args, **kwargs):
@@ -193,6 +195,9 @@ class PlanWM:
     noise_beta: float = 0.0
     """sampling noise coloured 1/f^beta along the plan (0: white, MPPI's; 2: iCEM's smooth sequences;
     `MPPIConfig.noise_beta`)"""
+    value: Path | None = None
+    """a learned state value (`embodylab train-value`) that closes every plan, TD-MPC2's way: a plan scores
+    its discounted learned rewards plus the discounted value of the state it ends in (needs `--cost learned`)"""
     record: Path | None = None
     """also write the episodes as a world-model dataset under this root (`embodylab/<Task>/planner-v0`):
     on-policy data to fine-tune the model on (`train-wm --init-from RUN`, a DAgger round)"""
@@ -206,9 +211,11 @@ class PlanWM:
         from embodylab.cli import resolve_env_id
         from embodylab.world_models.planning import MPPIConfig, run_planner
         from embodylab.world_models.training import load_world_model
+        from embodylab.world_models.value import load_value
 
         torch.set_num_threads(1)
         models = [load_world_model(path)[0] for path in (self.run_dir, *self.ensemble)]
+        value = load_value(self.value) if self.value is not None else None
         config = MPPIConfig(
             horizon=self.horizon,
             samples=self.samples,
@@ -221,9 +228,16 @@ class PlanWM:
             disagreement_weight=self.disagreement_weight,
         )
         report = run_planner(
-            models, resolve_env_id(self.env), self.episodes, seed=self.seed, config=config, record=self.record
+            models,
+            resolve_env_id(self.env),
+            self.episodes,
+            seed=self.seed,
+            config=config,
+            record=self.record,
+            value=value,
         )
         report["mppi"] = asdict(config)
+        report["value"] = None if self.value is None else str(self.value)
         report["models"] = [str(path) for path in (self.run_dir, *self.ensemble)]
         over = "the learned model" if len(models) == 1 else f"an ensemble of {len(models)} learned models"
         print(
@@ -236,4 +250,25 @@ class PlanWM:
             print(f"wrote the planner's episodes as the Minari dataset {report['dataset']}")
 
 
-COMMANDS = {"collect": Collect, "train-wm": TrainWM, "eval-wm": EvalWM, "plan-wm": PlanWM}
+@dataclass
+class TrainValue(TrainValueConfig):
+    """Fit a state value (discounted Monte-Carlo returns of a world-model dataset) for `plan-wm --value`."""
+
+    def run(self) -> None:
+        from embodylab.world_models.value import train_value
+
+        summary = _usage_errors(train_value, self)
+        shown = f"; held-out RMSE {summary['val_rmse']:.3f}" if "val_rmse" in summary else ""
+        print(
+            f"value (discount {summary['discount']}) fitted to {summary['train_steps']} steps' returns in "
+            f"{summary['train_time_s']} s{shown}; wrote {self.out}/value.json and value.pt"
+        )
+
+
+COMMANDS = {
+    "collect": Collect,
+    "train-wm": TrainWM,
+    "eval-wm": EvalWM,
+    "train-value": TrainValue,
+    "plan-wm": PlanWM,
+}

@@ -1,4 +1,4 @@
-"""The training config of world models (torch-free, so that the `embodylab` command loads fast)."""
+"""The training configs of world models and their values (torch-free, so that the `embodylab` command loads fast)."""
 
 from __future__ import annotations
 
@@ -53,3 +53,41 @@ class TrainWMConfig:
     """fine-tune: start from the weights and normaliser of this run's checkpoint (its model config; a fresh
     optimiser and step count), e.g. on a dataset grown by the planner's own episodes (`plan-wm --record`)"""
     progress: bool = True
+
+
+@dataclass
+class TrainValueConfig:
+    """Fit a state value to a world-model dataset's discounted returns (`embodylab.world_models.value`)."""
+
+    dataset: Path = Path("runs/data")
+    """world-model dataset written by `embodylab collect` (a root holding one dataset, or its directory)"""
+    out: Path = Path("runs/value")
+    """directory to write value.json and value.pt to"""
+    discount: float | None = None
+    """gamma of the returns; None: TD-MPC2's heuristic from the dataset's episode length (0.95 for 100 steps)"""
+    reward_baseline: bool = True
+    """learn the return less the state's own reward held for ever, r(s) / (1 - gamma), and let the planner
+    add that back from the world model's reward read-out: the value then learns only what the future adds
+    (a small, smooth correction), and the plan's score keeps the reward's precision near the goal"""
+    expectile: float = 0.9
+    """the value fits this expectile of the returns (0.5: their mean, the value of the data's policy).
+    Above 0.5 it leans towards the better futures the data holds from a state, as IQL's expectile value
+    does (Kostrikov et al. 2022): the noisy experts' luckier continuations rather than their average"""
+    hidden: int = 128
+    category_dim: int = 8
+    steps: int = 3000
+    batch_size: int = 512
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    val_every: int = 10
+    """every `val_every`-th episode is held out (its loss is reported, never trained on)"""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.discount is not None and not 0.0 <= self.discount < 1.0:
+            raise ValueError(f"discount must be in [0, 1); got {self.discount}")
+        if not 0.0 < self.expectile < 1.0:
+            raise ValueError(f"expectile must be in (0, 1); got {self.expectile}")
+        for name in ("hidden", "category_dim", "steps", "batch_size", "val_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)}")
