@@ -45,7 +45,9 @@ class PushValueConfig:
     """work directory of a `benchmarks/world_model.py --parts push` run: data/push and seed{s}/push*"""
     seeds: tuple[int, ...] = (0, 1, 2)
     episodes: int = 10
-    """MPPI episodes per seed (seeds 10000 + 100 s, the benchmark's)"""
+    """MPPI episodes per seed, on episode seeds `episode_seed` + 100 s, + 1, ..."""
+    episode_seed: int = 10_000
+    """10000: the benchmark's episode seeds; 30000: its held-out ones (`world_model_push_heldout.json`)"""
     value: TrainValueConfig = field(default_factory=TrainValueConfig)
     """the value's fit (its dataset, out and seed are set per training seed)"""
     mppi: MPPIConfig = field(
@@ -87,7 +89,7 @@ def run_seed(config: PushValueConfig, seed: int) -> dict:
     models = [load_world_model(path)[0] for path in runs]
     start = time.perf_counter()
     planning = run_planner(
-        models, "embodylab/LabPush-v0", config.episodes, seed=10_000 + 100 * seed, config=config.mppi,
+        models, "embodylab/LabPush-v0", config.episodes, seed=config.episode_seed + 100 * seed, config=config.mppi,
         value=fit.value, progress=False,
     )  # fmt: skip
     return {
@@ -114,6 +116,7 @@ def main(config: PushValueConfig) -> None:
     variant = {
         "command": "python benchmarks/world_model_push_value.py "
         + f"--work {config.work} --workers {config.workers} --name {config.name} "
+        + f"--episodes {config.episodes} --episode-seed {config.episode_seed} "
         + f"--value.{'' if config.value.reward_baseline else 'no-'}reward-baseline "
         + f"--value.expectile {config.value.expectile}",
         "date": time.strftime("%Y-%m-%d"),
