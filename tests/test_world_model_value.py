@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_cli import run_cli
 
 from embodylab.world_models.config import TrainValueConfig
 from embodylab.world_models.data import collect, load_dataset
@@ -190,18 +191,6 @@ def test_mppi_closes_plans_with_the_value_and_only_with_the_learned_reward():
     env.close()
 
 
-def _run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    from embodylab.cli import main
-
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_train_value_and_plan_wm_with_it_from_the_command_line(capsys, push_data, tmp_path):
     from embodylab.world_models.config import TrainWMConfig
     from embodylab.world_models.training import train_world_model
@@ -213,7 +202,7 @@ def test_train_value_and_plan_wm_with_it_from_the_command_line(capsys, push_data
         )
     )
     value = tmp_path / "value"
-    code, out, err = _run_cli(
+    code, out, err = run_cli(
         capsys,
         "train-value",
         "--dataset",
@@ -229,7 +218,7 @@ def test_train_value_and_plan_wm_with_it_from_the_command_line(capsys, push_data
     )
     assert code == 0, err
     assert "held-out RMSE" in out and (value / "value.pt").exists()
-    code, out, err = _run_cli(
+    code, out, err = run_cli(
         capsys, "plan-wm", str(run), "--cost", "learned", "--value", str(value), "--episodes", "1",
         "--samples", "8", "--iterations", "1", "--elites", "4", "--horizon", "2",
     )  # fmt: skip
@@ -237,13 +226,13 @@ def test_train_value_and_plan_wm_with_it_from_the_command_line(capsys, push_data
     report = json.loads((run / "plan_wm.json").read_text())
     assert report["value"] == str(value) and report["mppi"]["cost"] == "learned"
     # The value needs the learned reward; and a missing value is a one-line error.
-    code, out, err = _run_cli(capsys, "plan-wm", str(run), "--value", str(value), "--episodes", "1")
+    code, out, err = run_cli(capsys, "plan-wm", str(run), "--value", str(value), "--episodes", "1")
     assert code == 2 and "learned reward" in err and "Traceback" not in out + err
-    code, out, err = _run_cli(
+    code, out, err = run_cli(
         capsys, "plan-wm", str(run), "--cost", "learned", "--value", str(tmp_path / "none"), "--episodes", "1"
     )
     assert code == 2 and "no value at" in err
-    code, out, err = _run_cli(
+    code, out, err = run_cli(
         capsys, "train-value", "--dataset", str(tmp_path / "nothing"), "--out", str(value)
     )
     assert code == 2 and "Traceback" not in out + err

@@ -231,7 +231,8 @@ class MPPIPlanner:
 
     def _returns(self, model: WorldModel, state, scene, actions) -> torch.Tensor:
         """`model`'s predicted returns [S] of the action sequences `actions` [S, H, A] from `scene`: the
-        rewards of the states reached, the last one weighted by `terminal_weight`."""
+        rewards (or shaped costs) of the states reached, the last one weighted by `terminal_weight`; or,
+        with a learned value, their discounted sum closed by the value of the last state."""
         objects, agent = scene["objects"], scene["agent"]
         total = torch.zeros(actions.shape[0])
         horizon = actions.shape[1]
@@ -248,8 +249,27 @@ class MPPIPlanner:
                     objects, scene["categories"], agent, scene["goal"], self.config
                 )
             return total
-        if self.value is not None:
-            return self._discounted_returns(model, state, scene, actions)
+        rewards = self._predicted_rewards(model, state, scene, actions)
+        if self.value is None:
+            for t, (reward, _, _) in enumerate(rewards, 1):
+                total += (self.config.terminal_weight if t == horizon else 1.0) * reward
+            return total
+        # TD-MPC2's score: sum_{h<H} gamma^h r(s_{h+1}) + gamma^H V(s_H).
+        discount = self.value.discount
+        for t, predicted in enumerate(rewards, 1):
+            total += discount ** (t - 1) * predicted[0]
+        reward, objects, agent = predicted  # the last state's
+        terminal = self.value(objects, scene["categories"], scene["mask"], agent, scene["goal"])
+        if self.value.reward_baseline:  # the value learned the return less the last reward held for ever
+            terminal = terminal + reward / (1.0 - discount)
+        return total + discount**horizon * terminal
+
+    @staticmethod
+    def _predicted_rewards(model: WorldModel, state, scene, actions):
+        """For t = 1..H: the learned reward of the predicted state s_t [S] (in reward units), and s_t's
+        objects and agent, along the plans `actions` [S, H, A] from `scene`."""
+        objects, agent = scene["objects"], scene["agent"]
+        horizon = actions.shape[1]
         # Step t reads out the reward of the state it starts from; one more step scores the last state.
         for t in range(horizon + 1):
             out = model.step(
@@ -263,40 +283,10 @@ class MPPIPlanner:
                 sample=False,
             )
             if t > 0:
-                weight = self.config.terminal_weight if t == horizon else 1.0
-                total += weight * (out.reward * model.reward_std + model.reward_mean)
-            objects, agent = _apply(model, objects, agent, out)
-            state = out.state
-        return total
-
-    def _discounted_returns(self, model: WorldModel, state, scene, actions) -> torch.Tensor:
-        """sum_{h<H} gamma^h r(s_{h+1}) + gamma^H V(s_H) of the plans [S, H, A] (see the module docstring)."""
-        objects, agent = scene["objects"], scene["agent"]
-        discount, horizon = self.value.discount, actions.shape[1]
-        total = torch.zeros(actions.shape[0])
-        # Step t reads out the reward of the state it starts from: steps 1..H score the states reached.
-        for t in range(horizon + 1):
-            out = model.step(
-                state,
-                objects,
-                scene["categories"],
-                scene["mask"],
-                agent,
-                actions[:, min(t, horizon - 1)],
-                scene["goal"],
-                sample=False,
-            )
-            reward = out.reward * model.reward_std + model.reward_mean
-            if t > 0:
-                total += discount ** (t - 1) * reward
-            if t == horizon:
-                break
-            objects, agent = _apply(model, objects, agent, out)
-            state = out.state
-        terminal = self.value(objects, scene["categories"], scene["mask"], agent, scene["goal"])
-        if self.value.reward_baseline:  # the value learned the return less the last reward held for ever
-            terminal = terminal + reward / (1.0 - discount)
-        return total + discount**horizon * terminal
+                yield out.reward * model.reward_std + model.reward_mean, objects, agent
+            if t < horizon:
+                objects, agent = _apply(model, objects, agent, out)
+                state = out.state
 
 
 def refine(
