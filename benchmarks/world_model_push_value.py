@@ -57,6 +57,10 @@ class PushValueConfig:
     )
     workers: int = 1
     """processes, one seed each, one torch thread each"""
+    value_per_member: bool = False
+    """fit one value per ensemble member (seeds s + 1000 k, as the members'), each closing its member's plans,
+    so that the members' disagreement penalty counts the values' disagreement too; else one value (seed s)
+    closes every member's plans"""
     name: str = "default"
     """the variant's key in the JSON"""
     out: Path = RESULTS / "world_model_push_learned_value.json"
@@ -77,24 +81,28 @@ def run_seed(config: PushValueConfig, seed: int) -> dict:
     torch.manual_seed(seed)
     from embodylab.world_models.data import load_dataset
 
-    value_config = replace(
-        config.value,
-        dataset=config.work / "data" / "push",
-        out=config.work / f"seed{seed}" / "push_value",
-        seed=seed,
-    )
-    fit = fit_value(load_dataset(value_config.dataset), value_config, progress=False)
-    save_value(value_config.out, fit, value_config, value_config.dataset)
     runs = members(config.work, seed)
     models = [load_world_model(path)[0] for path in runs]
+    data = load_dataset(config.work / "data" / "push")
+    fits = []
+    for k in range(len(runs) if config.value_per_member else 1):
+        value_config = replace(
+            config.value,
+            dataset=config.work / "data" / "push",
+            out=config.work / f"seed{seed}" / ("push_value" if k == 0 else f"push_value{k}"),
+            seed=seed + 1000 * k,
+        )
+        fits.append(fit_value(data, value_config, progress=False))
+        save_value(value_config.out, fits[-1], value_config, value_config.dataset)
     start = time.perf_counter()
     planning = run_planner(
         models, "embodylab/LabPush-v0", config.episodes, seed=config.episode_seed + 100 * seed, config=config.mppi,
-        value=fit.value, progress=False,
+        value=[fit.value for fit in fits], progress=False,
     )  # fmt: skip
     return {
         "models": [str(p) for p in runs],
-        "value": fit.summary,
+        "value": fits[0].summary,
+        **({"member_values": [fit.summary for fit in fits]} if config.value_per_member else {}),
         "plan_time_s": round(time.perf_counter() - start, 1),
         **planning,
     }
@@ -117,6 +125,7 @@ def main(config: PushValueConfig) -> None:
         "command": "python benchmarks/world_model_push_value.py "
         + f"--work {config.work} --workers {config.workers} --name {config.name} "
         + f"--episodes {config.episodes} --episode-seed {config.episode_seed} "
+        + ("--value-per-member " if config.value_per_member else "")
         + f"--value.{'' if config.value.reward_baseline else 'no-'}reward-baseline "
         + f"--value.expectile {config.value.expectile}",
         "date": time.strftime("%Y-%m-%d"),

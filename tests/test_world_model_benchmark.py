@@ -57,11 +57,13 @@ def test_a_tiny_benchmark_run_with_a_dagger_round_writes_its_json(tmp_path):
         out=tmp_path / "value.json",
     )  # fmt: skip
     world_model_push_value.main(value_config)
-    world_model_push_value.main(replace(value_config, name="again"))
+    world_model_push_value.main(replace(value_config, name="again", value_per_member=True))
     variants = json.loads((tmp_path / "value.json").read_text())["variants"]
     assert set(variants) == {"tiny", "again"}
     assert variants["tiny"]["runs"]["0"]["models"][1].endswith("push_member1")
     assert (tmp_path / "work" / "seed0" / "push_value" / "value.pt").exists()
+    assert len(variants["again"]["runs"]["0"]["member_values"]) == 2  # one value per ensemble member
+    assert (tmp_path / "work" / "seed0" / "push_value1" / "value.pt").exists()
 
     # Only the LabClutter models again (without the agent's latent): the LabPush results stay.
     world_model.main(replace(rerun, parts="clutter", agent_latent=False, workers=1))

@@ -1,3 +1,4 @@
+import copy
 import json
 
 import numpy as np
@@ -165,9 +166,9 @@ def test_mppi_closes_plans_with_the_value_and_only_with_the_learned_reward():
     scene = {k: v.expand(5, *v.shape[1:]) for k, v in _tensors(obs).items()}
     state = planner.states[0].expand(5, *planner.states[0].shape[1:])
     actions = torch.rand(5, 3, 4, generator=torch.Generator().manual_seed(1)) * 2 - 1
-    before = planner._returns(model, state, scene, actions)
+    before = planner._ensemble_returns([state], scene, actions)
     value.return_mean += 2.0
-    after = planner._returns(model, state, scene, actions)
+    after = planner._ensemble_returns([state], scene, actions)
     assert torch.allclose(after - before, torch.full((5,), 0.9**3 * 2.0), atol=1e-5)
 
     # With the reward baseline the value is the return less the last state's reward for ever: the planner
@@ -181,13 +182,25 @@ def test_mppi_closes_plans_with_the_value_and_only_with_the_learned_reward():
         model, state, scene, actions
     )
     value.reward_baseline = True
-    with_baseline = planner._returns(model, state, scene, actions)
+    with_baseline = planner._ensemble_returns([state], scene, actions)
     assert torch.allclose(with_baseline - after, 0.9**3 * last_reward / (1 - 0.9), atol=1e-4)
 
     with pytest.raises(ValueError, match="learned reward"):
         MPPIPlanner(
             model, MPPIConfig(horizon=3, samples=16, iterations=2, elites=4, cost="shaped"), value=value
         )
+
+    # An ensemble: one value for every member, or one each (member k's plans closed by value k).
+    other = copy.deepcopy(value)
+    other.return_mean += 5.0
+    both = MPPIPlanner([model, model], config, value=[value, other])
+    each = [both._returns(model, state, scene, actions, v) for v in (value, other)]
+    assert torch.allclose(each[1] - each[0], torch.full((5,), 0.9**3 * 5.0), atol=1e-4)
+    assert torch.allclose(
+        both._ensemble_returns([state, state], scene, actions), torch.stack(each).mean(0), atol=1e-5
+    )  # disagreement weight 0: the members' mean
+    with pytest.raises(ValueError, match="one per model"):
+        MPPIPlanner([model, model], config, value=[value, other, value])
     env.close()
 
 

@@ -129,23 +129,32 @@ def _tensors(obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
 class MPPIPlanner:
     """MPPI over `model`, or over an ensemble (a sequence of models trained on the same task: see the module
     docstring); call `reset(obs)` at the start of an episode, then `act(obs)` every step. `value`: a learned
-    state value that closes every plan (learned cost only; it replaces `terminal_weight`)."""
+    state value that closes every plan (learned cost only; it replaces `terminal_weight`), or one per
+    ensemble member (each member's plans are closed by its own, so the members' disagreement counts the
+    values' too)."""
 
     def __init__(
         self,
         model: WorldModel | Sequence[WorldModel],
         config: MPPIConfig = MPPIConfig(),
         seed: int = 0,
-        value: StateValue | None = None,
+        value: StateValue | Sequence[StateValue] | None = None,
     ):
         if value is not None and config.cost != "learned":
             raise ValueError(
                 f"a learned value closes plans scored by the learned reward (cost 'learned'), not {config.cost!r}"
             )
-        self.value = value.eval() if value is not None else None
         self.models = [model] if isinstance(model, torch.nn.Module) else list(model)
         if not self.models:
             raise ValueError("MPPIPlanner needs at least one world model")
+        values = [] if value is None else [value] if isinstance(value, torch.nn.Module) else list(value)
+        if len(values) not in (0, 1, len(self.models)):
+            raise ValueError(
+                f"{len(values)} values for {len(self.models)} models: give one value, or one per model"
+            )
+        self.values: list[StateValue | None] = [v.eval() for v in values] * (
+            len(self.models) if len(values) == 1 else 1
+        ) or [None] * len(self.models)
         for member in self.models[1:]:
             if member.action_dim != self.models[0].action_dim:
                 raise ValueError(
@@ -197,8 +206,8 @@ class MPPIPlanner:
 
     def _ensemble_returns(self, states: list[torch.Tensor], scene, actions) -> torch.Tensor:
         returns = [
-            self._returns(model, state, scene, actions)
-            for model, state in zip(self.models, states, strict=True)
+            self._returns(model, state, scene, actions, value)
+            for model, state, value in zip(self.models, states, self.values, strict=True)
         ]
         if len(returns) == 1:
             return returns[0]
@@ -229,7 +238,9 @@ class MPPIPlanner:
             ).state
         return state
 
-    def _returns(self, model: WorldModel, state, scene, actions) -> torch.Tensor:
+    def _returns(
+        self, model: WorldModel, state, scene, actions, value: StateValue | None = None
+    ) -> torch.Tensor:
         """`model`'s predicted returns [S] of the action sequences `actions` [S, H, A] from `scene`: the
         rewards (or shaped costs) of the states reached, the last one weighted by `terminal_weight`; or,
         with a learned value, their discounted sum closed by the value of the last state."""
@@ -250,17 +261,17 @@ class MPPIPlanner:
                 )
             return total
         rewards = self._predicted_rewards(model, state, scene, actions)
-        if self.value is None:
+        if value is None:
             for t, (reward, _, _) in enumerate(rewards, 1):
                 total += (self.config.terminal_weight if t == horizon else 1.0) * reward
             return total
         # TD-MPC2's score: sum_{h<H} gamma^h r(s_{h+1}) + gamma^H V(s_H).
-        discount = self.value.discount
+        discount = value.discount
         for t, predicted in enumerate(rewards, 1):
             total += discount ** (t - 1) * predicted[0]
         reward, objects, agent = predicted  # the last state's
-        terminal = self.value(objects, scene["categories"], scene["mask"], agent, scene["goal"])
-        if self.value.reward_baseline:  # the value learned the return less the last reward held for ever
+        terminal = value(objects, scene["categories"], scene["mask"], agent, scene["goal"])
+        if value.reward_baseline:  # the value learned the return less the last reward held for ever
             terminal = terminal + reward / (1.0 - discount)
         return total + discount**horizon * terminal
 
@@ -384,7 +395,7 @@ def run_planner(
     progress: bool = True,
     record: str | Path | None = None,
     record_name: str = "planner",
-    value: StateValue | None = None,
+    value: StateValue | Sequence[StateValue] | None = None,
 ) -> dict:
     """Plays `episodes` episodes of `env_id` (seeds `seed`, `seed + 1`, ...) with MPPI over `model` (or an
     ensemble: a sequence of models).
