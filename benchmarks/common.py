@@ -33,3 +33,14 @@ def write_json(path: Path, result: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {path}")
+
+
+def worker_pool(workers: int):
+    """A pool of `workers` fresh interpreters (spawned: no inherited threads or torch state), or None for
+    one worker (the caller's process does the work). Use as `with pool or contextlib.nullcontext()`."""
+    if workers == 1:
+        return None
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))

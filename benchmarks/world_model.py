@@ -35,7 +35,7 @@ from typing import Literal
 import numpy as np
 import torch
 import tyro
-from common import machine_info, write_json
+from common import machine_info, worker_pool, write_json
 
 from embodylab.cli import print_table
 from embodylab.world_models.config import TrainWMConfig
@@ -275,19 +275,9 @@ def plan_push(config: WorldModelBenchConfig, push_data: Path, seed: int, members
     }
 
 
-def _worker_pool(config: WorldModelBenchConfig):
-    """A pool of `workers` fresh interpreters (None for one worker: the caller's process does the work)."""
-    if config.workers == 1:
-        return None
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    return ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context("spawn"))
-
-
 def run_clutter(config: WorldModelBenchConfig, data: dict[str, Path]) -> list[dict]:
     """Every seed's LabClutter models and evaluations (`workers` seeds side by side)."""
-    pool = _worker_pool(config)
+    pool = worker_pool(config.workers)
     with pool or contextlib.nullcontext():
         map_ = pool.map if pool else map
         n = len(config.seeds)
@@ -299,7 +289,7 @@ def run_push(config: WorldModelBenchConfig, push_data: Path) -> dict[int, dict]:
     each seed's DAgger round and episodes."""
     jobs = [(seed, k) for seed in config.seeds for k in range(config.push_ensemble)]
     seeds = list(config.seeds)
-    pool = _worker_pool(config)
+    pool = worker_pool(config.workers)
     with pool or contextlib.nullcontext():
         map_ = pool.map if pool else map
         trained = list(

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import tyro
+from common import worker_pool, write_json
 
 from embodylab.world_models.config import TrainValueConfig
 from embodylab.world_models.planning import MPPIConfig, run_planner
@@ -109,12 +110,7 @@ def run_seed(config: PushValueConfig, seed: int) -> dict:
 
 
 def main(config: PushValueConfig) -> None:
-    pool = None
-    if config.workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        pool = ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = worker_pool(config.workers)
     with pool or contextlib.nullcontext():
         map_ = pool.map if pool else map
         results = list(map_(run_seed, [config] * len(config.seeds), list(config.seeds)))
@@ -144,12 +140,8 @@ def main(config: PushValueConfig) -> None:
         "bar": ">= 0.7 (issue 7: MPPI with the learned model, at most 50k env steps of data)",
     }
     report.setdefault("variants", {})[config.name] = variant
-    config.out.parent.mkdir(parents=True, exist_ok=True)
-    config.out.write_text(json.dumps(report, indent=1) + "\n")
-    print(
-        f"{config.name}: success per seed {rates}: {successes}/{episodes} = {successes / episodes:.0%}; "
-        f"wrote {config.out}"
-    )
+    print(f"{config.name}: success per seed {rates}: {successes}/{episodes} = {successes / episodes:.0%}")
+    write_json(config.out, report)
 
 
 if __name__ == "__main__":

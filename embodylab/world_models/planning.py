@@ -152,9 +152,11 @@ class MPPIPlanner:
             raise ValueError(
                 f"{len(values)} values for {len(self.models)} models: give one value, or one per model"
             )
-        self.values: list[StateValue | None] = [v.eval() for v in values] * (
-            len(self.models) if len(values) == 1 else 1
-        ) or [None] * len(self.models)
+        if not values:
+            values = [None] * len(self.models)
+        elif len(values) == 1:  # one value closes every member's plans
+            values = values * len(self.models)
+        self.values: list[StateValue | None] = [v if v is None else v.eval() for v in values]
         for member in self.models[1:]:
             if member.action_dim != self.models[0].action_dim:
                 raise ValueError(
