@@ -123,6 +123,15 @@ GROUPS = {
         demos=20,
         algo_overrides=PUSH_FIXED_ENTROPY,
     ),
+    # push_demos_fixed_entropy with imitation-bootstrapped RL: a policy cloned from the demos proposes actions.
+    "push_demos_ibrl": Group(
+        "embodylab/LabPush-v0",
+        50_000,
+        0.80,
+        (0, 1, 2),
+        demos=20,
+        algo_overrides=(*PUSH_FIXED_ENTROPY, ("ibrl", True)),
+    ),
     # push_demos_fixed_entropy and push with the entropy coefficient held fixed, over the 200k budget.
     "push_demos_fixed_entropy_long": Group(
         "embodylab/LabPush-v0",

@@ -8,7 +8,8 @@ demonstrated action does not serve. Symmetric sampling alone leaves the actor to
 Q-gradients of a critic that has to learn it first; the BC term hands the actor the expert's motion at
 once, and the critic's estimates then follow from the policy's own successes.
 
-`DemoSAC` is SB3's SAC with that term; `train` is SB3 2.9's `SAC.train` with the lines marked BC added.
+`DemoSAC` is SB3's SAC with that term; `train` is SB3 2.9's `SAC.train` with the lines marked BC added,
+and, where the policy has a fitted cloned-policy proposal (`embodylab.policies.ibrl`), IBRL's TD target.
 It needs a replay buffer whose samples end with `demo_rows(batch_size)` demonstration rows
 (`embodylab.policies.demos`); with any other buffer, or `bc_weight=0`, it is plain SAC.
 """
@@ -20,6 +21,8 @@ import torch as th
 from stable_baselines3 import SAC
 from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
+
+from embodylab.policies.ibrl import fitted_proposal
 
 
 class DemoSAC(SAC):
@@ -61,6 +64,8 @@ class DemoSAC(SAC):
         ent_coef_losses, ent_coefs = [], []
         actor_losses, critic_losses, bc_losses, bc_accepted = [], [], [], []
         n_demo = self._demo_rows(batch_size)
+        proposal = fitted_proposal(self.policy)
+        proposal_chosen: list[float] = []
 
         for gradient_step in range(gradient_steps):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
@@ -89,6 +94,12 @@ class DemoSAC(SAC):
                 next_q_values = th.cat(self.critic_target(replay_data.next_observations, next_actions), dim=1)
                 next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
                 next_q_values = next_q_values - ent_coef * next_log_prob.reshape(-1, 1)
+                if proposal is not None:  # IBRL: bootstrap from the better of actor and cloned policy
+                    proposed = proposal(replay_data.next_observations)
+                    proposed_q = th.cat(self.critic_target(replay_data.next_observations, proposed), dim=1)
+                    proposed_q = th.min(proposed_q, dim=1, keepdim=True)[0]
+                    proposal_chosen.append((proposed_q > next_q_values).float().mean().item())
+                    next_q_values = th.maximum(next_q_values, proposed_q)
                 target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
 
             current_q_values = self.critic(replay_data.observations, replay_data.actions)
@@ -145,6 +156,8 @@ class DemoSAC(SAC):
         self.logger.record("train/critic_loss", np.mean(critic_losses))
         if ent_coef_losses:
             self.logger.record("train/ent_coef_loss", np.mean(ent_coef_losses))
+        if proposal_chosen:
+            self.logger.record("train/ibrl_target_proposal_share", np.mean(proposal_chosen))
         if bc_losses:
             self.logger.record("train/bc_loss", np.mean(bc_losses))
             self.logger.record("train/bc_q_filter_accepted", np.mean(bc_accepted))

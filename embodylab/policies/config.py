@@ -80,6 +80,14 @@ class AlgoConfig:
     """SAC and TQC: a fixed entropy coefficient α; None learns α towards SB3's target entropy (minus the
     action dimensions), which on LabPush falls to ~0.004 within 10k steps and leaves exploration to
     `random_action_prob`."""
+    ibrl: bool = False
+    """SAC with demonstrations: imitation-bootstrapped RL (Hu et al. 2023; `embodylab.policies.ibrl`). A
+    policy cloned from the demonstrations before training proposes an action beside the actor's, and the
+    critic picks the better of the two, both for the executed action and in the TD target."""
+    ibrl_bc_updates: int = 5000
+    """with `ibrl`: Adam updates (minibatches of 256) that fit the cloned policy to the demonstrations"""
+    ibrl_bc_hidden: int = 256
+    """with `ibrl`: width of the cloned policy's two hidden layers"""
     random_action_prob: float = 0.0
     """off-policy: chance that a training step's action is drawn uniformly from the action space instead
     of the policy's (DDPG+HER's 0.3; `embodylab.policies.exploration`); evaluation never does."""
@@ -200,6 +208,17 @@ class TrainConfig:
                 f"algo_config.random_action_prob is for off-policy algorithms ({', '.join(OFF_POLICY_ALGOS)}); "
                 f"got {self.algo!r}"
             )
+        if self.algo_config.ibrl and not (self.algo == "sac" and (self.demos or self.demo_dataset)):
+            raise ConfigError(
+                "algo_config.ibrl clones the demonstrations into a second policy and is implemented for "
+                f"sac with --demos N or --demo-dataset PATH; got algo {self.algo!r}"
+                + ("" if (self.demos or self.demo_dataset) else " without demonstrations")
+            )
+        for name in ("ibrl_bc_updates", "ibrl_bc_hidden"):
+            if getattr(self.algo_config, name) < 1:
+                raise ConfigError(
+                    f"algo_config.{name} must be at least 1; got {getattr(self.algo_config, name)}"
+                )
         reset_prob = self.algo_config.demo_reset_prob
         if reset_prob is not None and not 0.0 <= reset_prob <= 1.0:
             raise ConfigError(f"algo_config.demo_reset_prob must lie in [0, 1]; got {reset_prob}")

@@ -29,6 +29,8 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.her import HerReplayBuffer
+from stable_baselines3.sac.policies import MlpPolicy as SACMlpPolicy
+from stable_baselines3.sac.policies import MultiInputPolicy as SACMultiInputPolicy
 from tqdm import tqdm
 
 from embodylab.cli import UsageError, resolve_env_id
@@ -43,10 +45,16 @@ from embodylab.policies.checkpoint import (
 from embodylab.policies.config import AlgoConfig, TrainConfig
 from embodylab.policies.critic_norm import layer_norm_policy
 from embodylab.policies.demo_resets import DemoStateResets, demonstration_states
-from embodylab.policies.demos import DemoHerReplayBuffer, DemoReplayBuffer, record_demos
+from embodylab.policies.demos import (
+    DemoHerReplayBuffer,
+    DemoReplayBuffer,
+    load_demo_episodes,
+    record_demos,
+)
 from embodylab.policies.energy_priority import DemoEnergyHerReplayBuffer, EnergyHerReplayBuffer
 from embodylab.policies.evaluation import append_evaluation, plot_learning_curve, run_episodes
 from embodylab.policies.exploration import with_random_actions
+from embodylab.policies.ibrl import fit_proposal, ibrl_policy
 from embodylab.policies.normalization import RunningNormExtractor
 
 __all__ = ["AlgoConfig", "TrainConfig", "make_env", "make_model", "train"]
@@ -164,10 +172,14 @@ def make_model(
     if config.algo == "sac":
         if a.critic_layer_norm:
             policy = layer_norm_policy(policy)
+        if a.ibrl:
+            # Also without the demonstrations (evaluation): the fitted proposal comes with the weights.
+            policy = ibrl_policy(_sac_policy_class(policy))
+            off_policy["policy_kwargs"] = {**off_policy["policy_kwargs"], "bc_hidden": a.ibrl_bc_hidden}
         bc_weight = a.bc_weight if a.bc_weight is not None else DEFAULT_BC_WEIGHT
         if not (with_demos and config.demo_dataset):
             bc_weight = 0.0
-        if bc_weight > 0 or a.action_l2:
+        if bc_weight > 0 or a.action_l2 or a.ibrl:
             extra = {"bc_weight": bc_weight, "bc_q_alpha": a.bc_q_alpha, "action_l2": a.action_l2}
             return exploring(DemoSAC)(policy, env, **extra, **off_policy)
         return exploring(SAC)(policy, env, **off_policy)
@@ -178,6 +190,20 @@ def make_model(
     from sb3_contrib import TQC
 
     return exploring(TQC)(policy, env, **off_policy)
+
+
+def _sac_policy_class(policy: str | type) -> type:
+    if isinstance(policy, type):
+        return policy
+    return {"MlpPolicy": SACMlpPolicy, "MultiInputPolicy": SACMultiInputPolicy}[policy]
+
+
+def _fit_proposal(model: BaseAlgorithm, config: TrainConfig) -> None:
+    """IBRL: clone the run's demonstrations into the policy's proposal before the first step."""
+    a = config.algo_config
+    episodes = load_demo_episodes(config.demo_dataset, model.observation_space, model.action_space)
+    loss = fit_proposal(model.policy.bc_proposal, episodes, updates=a.ibrl_bc_updates, seed=config.seed)
+    model.logger.record("train/ibrl_bc_loss", loss)
 
 
 # ---- callbacks ----------------------------------------------------------------------------------------
@@ -313,6 +339,8 @@ def train(config: TrainConfig) -> Path:
         if demo_resets is not None:
             demo_resets.reseed(config.seed + model.num_timesteps)
     model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
+    if config.algo_config.ibrl and not resumed:  # a resumed run's proposal comes with its weights
+        _fit_proposal(model, config)
 
     latest: dict = {}
     if config.progress:
