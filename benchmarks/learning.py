@@ -132,6 +132,15 @@ GROUPS = {
         demos=20,
         algo_overrides=(*PUSH_FIXED_ENTROPY, ("ibrl", True)),
     ),
+    "push_demos_ibrl_long": Group(
+        "embodylab/LabPush-v0",
+        200_000,
+        0.80,
+        (0, 1),
+        demos=20,
+        eval_every=5000,
+        algo_overrides=(*PUSH_FIXED_ENTROPY, ("ibrl", True)),
+    ),
     # push_demos_fixed_entropy and push with the entropy coefficient held fixed, over the 200k budget.
     "push_demos_fixed_entropy_long": Group(
         "embodylab/LabPush-v0",
@@ -182,6 +191,16 @@ GROUPS = {
         eval_every=5000,
         algo_overrides=PUSH_FIXED_ENTROPY,
     ),
+    # pickplace_demos_fixed_entropy with imitation-bootstrapped RL.
+    "pickplace_demos_ibrl": Group(
+        "embodylab/LabPickPlace-v0",
+        200_000,
+        0.70,
+        (0,),
+        demos=20,
+        eval_every=5000,
+        algo_overrides=(*PUSH_FIXED_ENTROPY, ("ibrl", True)),
+    ),
     "push_curriculum_ucb": Group(
         "embodylab/LabPush-v0",
         200_000,
@@ -199,6 +218,28 @@ GROUPS = {
         curriculum="uniform",
         eval_every=5000,
         algo_overrides=PUSH_EXPLORATION,
+    ),
+    # The curriculum against uniform bins where LabPush learns: with 20 demos and SAC's entropy fixed
+    # (push_demos_fixed_entropy_long: 65% at 200k); without demos no bin showed learning progress.
+    "push_demos_curriculum_ucb": Group(
+        "embodylab/LabPush-v0",
+        200_000,
+        0.80,
+        (0,),
+        demos=20,
+        curriculum="ucb",
+        eval_every=5000,
+        algo_overrides=PUSH_FIXED_ENTROPY,
+    ),
+    "push_demos_uniform_bins": Group(
+        "embodylab/LabPush-v0",
+        200_000,
+        0.80,
+        (0,),
+        demos=20,
+        curriculum="uniform",
+        eval_every=5000,
+        algo_overrides=PUSH_FIXED_ENTROPY,
     ),
 }
 
