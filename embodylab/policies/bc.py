@@ -11,7 +11,8 @@ once, and the critic's estimates then follow from the policy's own successes.
 `DemoSAC` is SB3's SAC with that term; `train` is SB3 2.9's `SAC.train` with the lines marked BC added,
 and, where the policy has a fitted cloned-policy proposal (`embodylab.policies.ibrl`), IBRL's TD target.
 It needs a replay buffer whose samples end with `demo_rows(batch_size)` demonstration rows
-(`embodylab.policies.demos`); with any other buffer, or `bc_weight=0`, it is plain SAC.
+(`embodylab.policies.demos`); with any other buffer, or `bc_weight=0`, and no fitted proposal, it is
+plain SAC.
 """
 
 from __future__ import annotations
