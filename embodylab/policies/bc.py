@@ -23,7 +23,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
 
-from embodylab.policies.ibrl import fitted_proposal
+from embodylab.policies.ibrl import fitted_proposal, min_q, take_rows
 
 
 class DemoSAC(SAC):
@@ -97,8 +97,7 @@ class DemoSAC(SAC):
                 next_q_values = next_q_values - ent_coef * next_log_prob.reshape(-1, 1)
                 if proposal is not None:  # IBRL: bootstrap from the better of actor and cloned policy
                     proposed = proposal(replay_data.next_observations)
-                    proposed_q = th.cat(self.critic_target(replay_data.next_observations, proposed), dim=1)
-                    proposed_q = th.min(proposed_q, dim=1, keepdim=True)[0]
+                    proposed_q = min_q(self.critic_target, replay_data.next_observations, proposed)
                     proposal_chosen.append((proposed_q > next_q_values).float().mean().item())
                     next_q_values = th.maximum(next_q_values, proposed_q)
                 target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
@@ -123,14 +122,8 @@ class DemoSAC(SAC):
                 demo_actions = replay_data.actions[-n_demo:]
                 with th.no_grad():
                     # The Q-filter, with the (just updated) critic: keep rows where the demo action wins.
-                    demo_obs = (
-                        {k: v[-n_demo:] for k, v in replay_data.observations.items()}
-                        if isinstance(replay_data.observations, dict)
-                        else replay_data.observations[-n_demo:]
-                    )
-                    q_demo = th.min(th.cat(self.critic(demo_obs, demo_actions), dim=1), dim=1, keepdim=True)[
-                        0
-                    ]
+                    demo_obs = take_rows(replay_data.observations, slice(-n_demo, None))
+                    q_demo = min_q(self.critic, demo_obs, demo_actions)
                     accept = (q_demo > min_qf_pi[-n_demo:].detach()).float()
                 # The policy's mean action (tanh of the Gaussian's mean), as DDPG's deterministic actor in
                 # Nair et al.: cloning a sampled action would also fight the entropy bonus over the std.

@@ -96,7 +96,7 @@ def fit_proposal(
     generator = th.Generator().manual_seed(seed)
     for _ in range(updates):
         index = th.randint(0, len(actions), (min(batch_size, len(actions)),), generator=generator)
-        batch = _rows(observations, index)
+        batch = take_rows(observations, index)
         loss = (proposal(batch) - actions[index]).square().sum(1).mean()
         optimiser.zero_grad()
         loss.backward()
@@ -117,17 +117,22 @@ def _stack_observations(episodes: list[dict]):
     return th.as_tensor(np.concatenate([np.asarray(e["observations"])[:-1] for e in episodes]))
 
 
-def _rows(observations, index: th.Tensor):
+def take_rows(observations, index):
+    """Rows `index` (a tensor of indices or a slice) of a batch of observations, one tensor or a dict."""
     if isinstance(observations, dict):
         return {key: value[index] for key, value in observations.items()}
     return observations[index]
 
 
+def min_q(critic: nn.Module, observations, actions: th.Tensor) -> th.Tensor:
+    """[B, 1] the minimum over the (twin) `critic`'s Q-networks of Q(observations, actions)."""
+    return th.min(th.cat(critic(observations, actions), dim=1), dim=1, keepdim=True)[0]
+
+
 def better_action(critic: nn.Module, observations, first: th.Tensor, second: th.Tensor) -> th.Tensor:
     """Per row, whichever of the actions `first` and `second` the (twin) `critic` rates higher, by the
     minimum over its Q-networks; ties keep `first`."""
-    q_first = th.min(th.cat(critic(observations, first), dim=1), dim=1, keepdim=True)[0]
-    q_second = th.min(th.cat(critic(observations, second), dim=1), dim=1, keepdim=True)[0]
+    q_first, q_second = min_q(critic, observations, first), min_q(critic, observations, second)
     return th.where(q_second > q_first, second, first)
 
 
@@ -152,9 +157,10 @@ class _Proposals:
 
     def _predict(self, observation, deterministic: bool = False) -> th.Tensor:
         action = self.actor(observation, deterministic)  # type: ignore[attr-defined]
-        if not bool(self.bc_proposal.fitted):
+        proposal = fitted_proposal(self)  # type: ignore[arg-type]
+        if proposal is None:
             return action
-        return better_action(self.critic, observation, action, self.bc_proposal(observation))  # type: ignore[attr-defined]
+        return better_action(self.critic, observation, action, proposal(observation))  # type: ignore[attr-defined]
 
 
 @cache
