@@ -37,6 +37,7 @@ class Group:
     seeds: tuple[int, ...]
     demos: int = 0
     curriculum: str = "none"
+    curriculum_variants: str = "default"
     eval_every: int = 2000
     algo: str = "sac"
     algo_overrides: tuple[tuple[str, object], ...] = ()
@@ -241,6 +242,29 @@ GROUPS = {
         eval_every=5000,
         algo_overrides=PUSH_FIXED_ENTROPY,
     ),
+    # Without demonstrations, a start-state curriculum: the hand starts 5-10 cm or 10-20 cm from the cube,
+    # or as usual (`hand_start_arms`), where random actions move the cube in ~50% / ~12% / ~5-10% of the
+    # episodes; evaluation runs the unchanged task. UCB by learning progress against uniform over the arms.
+    "push_hand_start_ucb": Group(
+        "embodylab/LabPush-v0",
+        200_000,
+        0.80,
+        (0,),
+        curriculum="ucb",
+        curriculum_variants="hand_start",
+        eval_every=5000,
+        algo_overrides=PUSH_FIXED_ENTROPY,
+    ),
+    "push_hand_start_uniform": Group(
+        "embodylab/LabPush-v0",
+        200_000,
+        0.80,
+        (0,),
+        curriculum="uniform",
+        curriculum_variants="hand_start",
+        eval_every=5000,
+        algo_overrides=PUSH_FIXED_ENTROPY,
+    ),
 }
 
 
@@ -273,6 +297,7 @@ def run_one(name: str, seed: int, runs: str, patience: int) -> dict:
         her=True,
         demos=group.demos,
         curriculum=group.curriculum,
+        curriculum_variants=group.curriculum_variants,
         steps=group.steps,
         seed=seed,
         out=str(run_dir),

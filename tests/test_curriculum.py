@@ -179,3 +179,74 @@ def test_curriculum_on_a_task_without_variants_is_refused():
 
     with pytest.raises(ValueError, match="LabPush"):
         wrap_for_curriculum(gym.make("embodylab/LabReach-v0"), "ucb", 0)
+
+
+def hand_cube_distance(env: gym.Env) -> float:
+    u = env.unwrapped
+    return float(np.linalg.norm(u.arm.tcp_pos[:2] - u.sim.object_position("cube")[:2]))
+
+
+@pytest.mark.parametrize("distances", [(0.05, 0.1), (0.2, 0.25)])
+def test_push_hand_starts_at_the_requested_distance_from_the_cube(distances):
+    from embodylab.envs.lab.push import HAND_START_HIGH, HAND_START_LOW
+
+    env = gym.make(ENV_ID)
+    for seed in range(8):
+        env.reset(seed=seed, options={"hand_distance": distances})
+        # The IK lands within its 1 mm tolerance of the drawn point.
+        assert distances[0] - 1e-3 <= hand_cube_distance(env) <= distances[1] + 1e-3
+        tcp = env.unwrapped.arm.tcp_pos
+        assert tcp[2] == pytest.approx(env.unwrapped.start_tcp_height, abs=1e-3)
+        assert (tcp[:2] >= HAND_START_LOW - 1e-3).all() and (tcp[:2] <= HAND_START_HIGH + 1e-3).all()
+        # The hand starts at rest: one zero action leaves the cube where it was placed.
+        cube = env.unwrapped.sim.object_position("cube").copy()
+        env.step(np.zeros(env.action_space.shape))
+        np.testing.assert_allclose(env.unwrapped.sim.object_position("cube")[:2], cube[:2], atol=2e-3)
+
+
+def test_push_hand_start_keeps_the_cube_and_goal_of_the_seed():
+    env = gym.make(ENV_ID)
+    env.reset(seed=5)
+    cube, goal, home = (
+        env.unwrapped.sim.object_position("cube").copy(),
+        env.unwrapped.goal.copy(),
+        hand_cube_distance(env),
+    )
+    env.reset(seed=5, options={"hand_distance": (0.05, 0.1)})
+    np.testing.assert_array_equal(env.unwrapped.goal, goal)
+    np.testing.assert_array_equal(env.unwrapped.sim.object_position("cube"), cube)
+    assert hand_cube_distance(env) != pytest.approx(home)
+
+
+@pytest.mark.parametrize("bad", [(0.1, 0.05), (0.1, 0.3), "near"])
+def test_push_rejects_bad_hand_distances(bad):
+    with pytest.raises(ValueError, match="hand_distance"):
+        gym.make(ENV_ID).reset(seed=0, options={"hand_distance": bad})
+
+
+def test_hand_start_arms_end_with_the_unchanged_task():
+    from embodylab.envs.lab.push import hand_start_arms
+
+    arms = hand_start_arms((0.05, 0.1, 0.2))
+    assert arms == [{"hand_distance": (0.05, 0.1)}, {"hand_distance": (0.1, 0.2)}, {}]
+    with pytest.raises(ValueError, match="increasing"):
+        hand_start_arms((0.1, 0.05))
+    with pytest.raises(ValueError, match="hand_distance"):
+        hand_start_arms((0.1, 0.4))
+
+
+def test_curriculum_variants_pick_the_family_of_arms():
+    from embodylab.policies.curriculum import wrap_for_curriculum
+
+    env = wrap_for_curriculum(gym.make(ENV_ID), "uniform", 0, "hand_start")
+    assert env.teacher.arms[-1] == {} and "hand_distance" in env.teacher.arms[0]
+    assert wrap_for_curriculum(gym.make(ENV_ID), "uniform", 0).teacher.arms == goal_distance_arms()
+    with pytest.raises(ValueError, match="hand_start"):
+        wrap_for_curriculum(gym.make(ENV_ID), "uniform", 0, "object_count")
+
+
+def test_curriculum_variants_need_a_curriculum():
+    from embodylab.policies.config import ConfigError, TrainConfig
+
+    with pytest.raises(ConfigError, match="--curriculum"):
+        TrainConfig(env=ENV_ID, her=True, curriculum_variants="hand_start").validate()

@@ -140,6 +140,10 @@ class TrainConfig:
     curriculum: Literal["none", "ucb", "gradient", "thompson", "uniform"] = "none"
     """bandit curriculum over task variants (embodylab.policies.curriculum); `uniform` samples the
     variants uniformly, the baseline a curriculum is compared with"""
+    curriculum_variants: str = "default"
+    """which family of the task's variants the curriculum chooses among; `default`: the task's own choice.
+    LabPush: `goal_distance` (the default, goal-distance bins) or `hand_start` (the hand starts 5-10 cm or
+    10-20 cm from the cube, or as usual); evaluation always runs the unchanged task"""
     steps: int = 20_000
     """total env steps"""
     seed: int = 0
@@ -207,6 +211,11 @@ class TrainConfig:
             raise ConfigError(
                 f"algo_config.random_action_prob is for off-policy algorithms ({', '.join(OFF_POLICY_ALGOS)}); "
                 f"got {self.algo!r}"
+            )
+        if self.curriculum_variants != "default" and self.curriculum == "none":
+            raise ConfigError(
+                f"--curriculum-variants {self.curriculum_variants} needs a curriculum (--curriculum ucb, "
+                "gradient, thompson or uniform)"
             )
         if self.algo_config.ibrl and not (self.algo == "sac" and (self.demos or self.demo_dataset)):
             raise ConfigError(

@@ -130,8 +130,10 @@ def make_teacher(
     return CurriculumTeacher(arms, bandit, LearningProgress(len(arms), progress_config))
 
 
-def wrap_for_curriculum(env: gym.Env, name: str, seed: int) -> CurriculumWrapper:
-    """`env` under a teacher `name` over the task's variants, `env.unwrapped.curriculum_arms()`.
+def wrap_for_curriculum(env: gym.Env, name: str, seed: int, variants: str = "default") -> CurriculumWrapper:
+    """`env` under a teacher `name` over the task's variants, `env.unwrapped.curriculum_arms()`, or with
+    `variants` other than `default`, `env.unwrapped.curriculum_arms(variants)` (a family the task names,
+    e.g. LabPush's `hand_start`).
 
     The wrapper exposes `teacher`, which `CurriculumCallback` logs."""
     arms = getattr(env.unwrapped, "curriculum_arms", None)
@@ -140,7 +142,8 @@ def wrap_for_curriculum(env: gym.Env, name: str, seed: int) -> CurriculumWrapper
             f"{type(env.unwrapped).__name__} defines no task variants (curriculum_arms) to build a "
             "curriculum over; LabPush does (goal-distance bins)"
         )
-    return CurriculumWrapper(env, make_teacher(name, arms(), np.random.default_rng(seed)))
+    arm_list = arms() if variants == "default" else arms(variants)
+    return CurriculumWrapper(env, make_teacher(name, arm_list, np.random.default_rng(seed)))
 
 
 class CurriculumWrapper(gym.Wrapper):
