@@ -265,6 +265,28 @@ GROUPS = {
         eval_every=5000,
         algo_overrides=PUSH_FIXED_ENTROPY,
     ),
+    # push_demos_ibrl (20 demos, 50k) with a curriculum over the online episodes' start states (the demos
+    # and evaluation keep the unchanged task): UCB by learning progress against uniform over the same arms.
+    "push_demos_ibrl_hand_start_ucb": Group(
+        "embodylab/LabPush-v0",
+        50_000,
+        0.80,
+        (0, 1, 2),
+        demos=20,
+        curriculum="ucb",
+        curriculum_variants="hand_start",
+        algo_overrides=(*PUSH_FIXED_ENTROPY, ("ibrl", True)),
+    ),
+    "push_demos_ibrl_hand_start_uniform": Group(
+        "embodylab/LabPush-v0",
+        50_000,
+        0.80,
+        (0, 1, 2),
+        demos=20,
+        curriculum="uniform",
+        curriculum_variants="hand_start",
+        algo_overrides=(*PUSH_FIXED_ENTROPY, ("ibrl", True)),
+    ),
 }
 
 
