@@ -38,6 +38,7 @@ class Group:
     demos: int = 0
     curriculum: str = "none"
     curriculum_variants: str = "default"
+    curriculum_target_share: float = 0.0
     eval_every: int = 2000
     algo: str = "sac"
     algo_overrides: tuple[tuple[str, object], ...] = ()
@@ -287,6 +288,19 @@ GROUPS = {
         curriculum_variants="hand_start",
         algo_overrides=(*PUSH_FIXED_ENTROPY, ("ibrl", True)),
     ),
+    # push_demos_ibrl_hand_start_ucb with a third of the episodes on the unchanged task, as uniform has
+    # (UCB alone moved every episode to the nearest start and scored below uniform).
+    "push_demos_ibrl_hand_start_ucb_target": Group(
+        "embodylab/LabPush-v0",
+        50_000,
+        0.80,
+        (0, 1, 2),
+        demos=20,
+        curriculum="ucb",
+        curriculum_variants="hand_start",
+        curriculum_target_share=1 / 3,
+        algo_overrides=(*PUSH_FIXED_ENTROPY, ("ibrl", True)),
+    ),
 }
 
 
@@ -320,6 +334,7 @@ def run_one(name: str, seed: int, runs: str, patience: int) -> dict:
         demos=group.demos,
         curriculum=group.curriculum,
         curriculum_variants=group.curriculum_variants,
+        curriculum_target_share=group.curriculum_target_share,
         steps=group.steps,
         seed=seed,
         out=str(run_dir),

@@ -250,3 +250,37 @@ def test_curriculum_variants_need_a_curriculum():
 
     with pytest.raises(ConfigError, match="--curriculum"):
         TrainConfig(env=ENV_ID, her=True, curriculum_variants="hand_start").validate()
+
+
+def test_target_share_runs_the_unchanged_task_that_often_and_still_informs_the_bandit():
+    arms = [{"goal_distance": (0.1, 0.2)}, {"goal_distance": (0.2, 0.3)}, {}]
+    teacher = make_teacher("ucb", arms, np.random.default_rng(0), target_share=0.4)
+    assert teacher.target_arm == 2
+    # Only arm 0 ever makes progress, so UCB alone would settle there; the share keeps the task in play.
+    picks = []
+    for episode in range(3000):
+        arm = teacher.next_arm()
+        picks.append(arm)
+        teacher.record(arm, float(arm == 0 and episode % 3 == 0 and episode > 1500))
+    share = np.mean(np.array(picks[-1000:]) == 2)
+    assert 0.35 < share < 0.5
+    assert teacher.progress.episodes[2] == picks.count(2)
+
+
+def test_target_share_needs_the_unchanged_task_among_the_arms_and_a_valid_share():
+    with pytest.raises(ValueError, match="unchanged task"):
+        make_teacher("ucb", ARMS, np.random.default_rng(0), target_share=0.3)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        make_teacher("ucb", [*ARMS, {}], np.random.default_rng(0), target_share=1.5)
+
+
+def test_curriculum_target_share_needs_a_curriculum_and_reaches_the_teacher():
+    from embodylab.policies.config import ConfigError, TrainConfig
+    from embodylab.policies.curriculum import wrap_for_curriculum
+
+    with pytest.raises(ConfigError, match="--curriculum"):
+        TrainConfig(env=ENV_ID, her=True, curriculum_target_share=0.3).validate()
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        TrainConfig(env=ENV_ID, her=True, curriculum="ucb", curriculum_target_share=-0.1).validate()
+    env = wrap_for_curriculum(gym.make(ENV_ID), "ucb", 0, "hand_start", target_share=0.25)
+    assert env.teacher.target_share == 0.25 and env.teacher.target_arm == 2

@@ -144,6 +144,10 @@ class TrainConfig:
     """which family of the task's variants the curriculum chooses among; `default`: the task's own choice.
     LabPush: `goal_distance` (the default, goal-distance bins) or `hand_start` (the hand starts 5-10 cm or
     10-20 cm from the cube, or as usual); evaluation always runs the unchanged task"""
+    curriculum_target_share: float = 0.0
+    """share of the training episodes that run the unchanged task whatever the bandit prefers (it must be
+    one of the variants, as in `hand_start`); the rest the curriculum picks. A bandit chasing learning
+    progress can otherwise leave the task that evaluation runs"""
     steps: int = 20_000
     """total env steps"""
     seed: int = 0
@@ -216,6 +220,14 @@ class TrainConfig:
             raise ConfigError(
                 f"--curriculum-variants {self.curriculum_variants} needs a curriculum (--curriculum ucb, "
                 "gradient, thompson or uniform)"
+            )
+        if not 0.0 <= self.curriculum_target_share <= 1.0:
+            raise ConfigError(
+                f"curriculum_target_share must be in [0, 1]; got {self.curriculum_target_share}"
+            )
+        if self.curriculum_target_share > 0.0 and self.curriculum == "none":
+            raise ConfigError(
+                "--curriculum-target-share needs a curriculum (--curriculum ucb, gradient or thompson)"
             )
         if self.algo_config.ibrl and not (self.algo == "sac" and (self.demos or self.demo_dataset)):
             raise ConfigError(

@@ -82,18 +82,34 @@ class CurriculumTeacher:
     One teacher serves every env copy of a run; a lock makes it safe for threaded vector envs."""
 
     def __init__(
-        self, arms: Sequence[dict[str, Any]], bandit: Bandit, progress: LearningProgress | None = None
+        self,
+        arms: Sequence[dict[str, Any]],
+        bandit: Bandit,
+        progress: LearningProgress | None = None,
+        target_share: float = 0.0,
+        rng: np.random.Generator | None = None,
     ):
         if len(arms) != bandit.n_arms:
             raise ValueError(f"{len(arms)} arms but the bandit has {bandit.n_arms}")
+        if not 0.0 <= target_share <= 1.0:
+            raise ValueError(f"target_share must be in [0, 1]; got {target_share}")
         self.arms = [dict(arm) for arm in arms]
+        self.target_arm = next((i for i, arm in enumerate(self.arms) if not arm), None)
+        """the arm without options (the unchanged task, which evaluation runs), if there is one"""
+        if target_share > 0.0 and self.target_arm is None:
+            raise ValueError("target_share needs an arm without options (the unchanged task) among the arms")
         self.bandit = bandit
         self.progress = progress or LearningProgress(len(arms))
+        self.target_share = target_share
+        self._rng = rng or np.random.default_rng()
         self._lock = threading.Lock()
 
     def next_arm(self) -> int:
-        """The arm of the next episode."""
+        """The arm of the next episode: with probability `target_share` the unchanged task, otherwise the
+        bandit's choice. Either way the episode's outcome updates that arm's progress and the bandit."""
         with self._lock:
+            if self.target_share > 0.0 and self._rng.random() < self.target_share:
+                return self.target_arm
             return self.bandit.select()
 
     def record(self, arm: int, success: float) -> None:
@@ -123,17 +139,23 @@ def make_teacher(
     rng: np.random.Generator,
     bandit_config=None,
     progress_config: LearningProgressConfig | None = None,
+    target_share: float = 0.0,
 ) -> CurriculumTeacher:
     """A teacher over `arms` whose bandit is `name` (`ucb`, `thompson`, `gradient`, or `uniform` for the
-    uniform-sampling baseline), drawing from `rng`."""
+    uniform-sampling baseline), drawing from `rng`; `target_share` of the episodes run the unchanged task
+    (see `CurriculumTeacher`)."""
     bandit = make_bandit(name, len(arms), rng, bandit_config)
-    return CurriculumTeacher(arms, bandit, LearningProgress(len(arms), progress_config))
+    progress = LearningProgress(len(arms), progress_config)
+    return CurriculumTeacher(arms, bandit, progress, target_share=target_share, rng=rng)
 
 
-def wrap_for_curriculum(env: gym.Env, name: str, seed: int, variants: str = "default") -> CurriculumWrapper:
+def wrap_for_curriculum(
+    env: gym.Env, name: str, seed: int, variants: str = "default", target_share: float = 0.0
+) -> CurriculumWrapper:
     """`env` under a teacher `name` over the task's variants, `env.unwrapped.curriculum_arms()`, or with
     `variants` other than `default`, `env.unwrapped.curriculum_arms(variants)` (a family the task names,
-    e.g. LabPush's `hand_start`).
+    e.g. LabPush's `hand_start`); `target_share` of the episodes run the unchanged task, an arm of the
+    family (`{}`).
 
     The wrapper exposes `teacher`, which `CurriculumCallback` logs."""
     arms = getattr(env.unwrapped, "curriculum_arms", None)
@@ -143,7 +165,8 @@ def wrap_for_curriculum(env: gym.Env, name: str, seed: int, variants: str = "def
             "curriculum over; LabPush does (goal-distance bins)"
         )
     arm_list = arms() if variants == "default" else arms(variants)
-    return CurriculumWrapper(env, make_teacher(name, arm_list, np.random.default_rng(seed)))
+    teacher = make_teacher(name, arm_list, np.random.default_rng(seed), target_share=target_share)
+    return CurriculumWrapper(env, teacher)
 
 
 class CurriculumWrapper(gym.Wrapper):

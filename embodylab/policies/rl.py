@@ -78,7 +78,7 @@ def make_env(config: TrainConfig, render: bool = False) -> gym.Env:
 def _wrap_for_curriculum(env: gym.Env, config: TrainConfig) -> tuple[gym.Env, BaseCallback]:
     """The env wrapped by the bandit curriculum of `config.curriculum`, and the callback that logs it.
 
-    The hook `embodylab.policies.curriculum` provides: `wrap_for_curriculum(env, name, seed, variants) -> env`,
+    The hook `embodylab.policies.curriculum` provides: `wrap_for_curriculum(env, name, seed, variants, target_share) -> env`,
     whose result exposes the `teacher` that `CurriculumCallback(teacher)` logs."""
     try:
         from embodylab.policies.curriculum import CurriculumCallback, wrap_for_curriculum
@@ -87,7 +87,9 @@ def _wrap_for_curriculum(env: gym.Env, config: TrainConfig) -> tuple[gym.Env, Ba
             f"curriculum {config.curriculum!r} needs embodylab.policies.curriculum.wrap_for_curriculum, "
             f"which is not available ({err}); use --curriculum none"
         ) from err
-    env = wrap_for_curriculum(env, config.curriculum, config.seed, config.curriculum_variants)
+    env = wrap_for_curriculum(
+        env, config.curriculum, config.seed, config.curriculum_variants, config.curriculum_target_share
+    )
     return env, CurriculumCallback(env.get_wrapper_attr("teacher"))
 
 
