@@ -62,6 +62,18 @@ about what the 64x64 defaults at one update per step cost."""
 PUSH_FIXED_ENTROPY = (*PUSH_EXPLORATION, ("ent_coef", 0.05))
 """PUSH_EXPLORATION with SAC's entropy coefficient held at 0.05: learned, it falls to ~0.004 on LabPush."""
 
+PUSH_DEMOS_IBRL_HAND_START = Group(
+    "embodylab/LabPush-v0",
+    50_000,
+    0.80,
+    (0, 1, 2),
+    demos=20,
+    curriculum="ucb",
+    curriculum_variants="hand_start",
+    algo_overrides=(*PUSH_FIXED_ENTROPY, ("ibrl", True)),
+)
+"""IBRL with 20 demos on LabPush (`push_demos_ibrl`) under a UCB curriculum over the hand's start state."""
+
 GROUPS = {
     "reach": Group("embodylab/LabReach-v0", 20_000, 0.95, (0, 1, 2), eval_every=1000),
     "push": Group(
@@ -268,38 +280,12 @@ GROUPS = {
     ),
     # push_demos_ibrl (20 demos, 50k) with a curriculum over the online episodes' start states (the demos
     # and evaluation keep the unchanged task): UCB by learning progress against uniform over the same arms.
-    "push_demos_ibrl_hand_start_ucb": Group(
-        "embodylab/LabPush-v0",
-        50_000,
-        0.80,
-        (0, 1, 2),
-        demos=20,
-        curriculum="ucb",
-        curriculum_variants="hand_start",
-        algo_overrides=(*PUSH_FIXED_ENTROPY, ("ibrl", True)),
-    ),
-    "push_demos_ibrl_hand_start_uniform": Group(
-        "embodylab/LabPush-v0",
-        50_000,
-        0.80,
-        (0, 1, 2),
-        demos=20,
-        curriculum="uniform",
-        curriculum_variants="hand_start",
-        algo_overrides=(*PUSH_FIXED_ENTROPY, ("ibrl", True)),
-    ),
-    # push_demos_ibrl_hand_start_ucb with a third of the episodes on the unchanged task, as uniform has
-    # (UCB alone moved every episode to the nearest start and scored below uniform).
-    "push_demos_ibrl_hand_start_ucb_target": Group(
-        "embodylab/LabPush-v0",
-        50_000,
-        0.80,
-        (0, 1, 2),
-        demos=20,
-        curriculum="ucb",
-        curriculum_variants="hand_start",
-        curriculum_target_share=1 / 3,
-        algo_overrides=(*PUSH_FIXED_ENTROPY, ("ibrl", True)),
+    "push_demos_ibrl_hand_start_ucb": PUSH_DEMOS_IBRL_HAND_START,
+    "push_demos_ibrl_hand_start_uniform": replace(PUSH_DEMOS_IBRL_HAND_START, curriculum="uniform"),
+    # ... and UCB with a third of the episodes on the unchanged task, as uniform has (UCB alone moved every
+    # episode to the nearest start and scored below uniform).
+    "push_demos_ibrl_hand_start_ucb_target": replace(
+        PUSH_DEMOS_IBRL_HAND_START, curriculum_target_share=1 / 3
     ),
 }
 
