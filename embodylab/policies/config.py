@@ -216,18 +216,17 @@ class TrainConfig:
                 f"algo_config.random_action_prob is for off-policy algorithms ({', '.join(OFF_POLICY_ALGOS)}); "
                 f"got {self.algo!r}"
             )
-        if self.curriculum_variants != "default" and self.curriculum == "none":
-            raise ConfigError(
-                f"--curriculum-variants {self.curriculum_variants} needs a curriculum (--curriculum ucb, "
-                "gradient, thompson or uniform)"
-            )
         if not 0.0 <= self.curriculum_target_share <= 1.0:
             raise ConfigError(
                 f"curriculum_target_share must be in [0, 1]; got {self.curriculum_target_share}"
             )
-        if self.curriculum_target_share > 0.0 and self.curriculum == "none":
+        if self.curriculum == "none" and (
+            self.curriculum_variants != "default" or self.curriculum_target_share
+        ):
             raise ConfigError(
-                "--curriculum-target-share needs a curriculum (--curriculum ucb, gradient or thompson)"
+                "--curriculum-variants and --curriculum-target-share shape a curriculum and need one (--curriculum "
+                f"ucb, gradient, thompson or uniform); got variants {self.curriculum_variants!r}, target share "
+                f"{self.curriculum_target_share}"
             )
         if self.algo_config.ibrl and not (self.algo == "sac" and (self.demos or self.demo_dataset)):
             raise ConfigError(
