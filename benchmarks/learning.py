@@ -146,6 +146,26 @@ GROUPS = {
         demos=20,
         algo_overrides=(*PUSH_FIXED_ENTROPY, ("ibrl", True)),
     ),
+    # push_demos_ibrl with half of the training episodes starting from states along the demonstrations
+    # (Nair et al. 2018), which were tried only before IBRL, with the hand starting 0.36 m up.
+    "push_demos_ibrl_demo_resets": Group(
+        "embodylab/LabPush-v0",
+        50_000,
+        0.80,
+        (0, 1, 2),
+        demos=20,
+        algo_overrides=(*PUSH_FIXED_ENTROPY, ("ibrl", True), ("demo_reset_prob", 0.5)),
+    ),
+    # push_demos_ibrl with 3-step returns (HER relabels every reward of the sum): the goal's reward
+    # reaches the start ~40-60 steps back in a third of the updates.
+    "push_demos_ibrl_nstep3": Group(
+        "embodylab/LabPush-v0",
+        50_000,
+        0.80,
+        (0, 1, 2),
+        demos=20,
+        algo_overrides=(*PUSH_FIXED_ENTROPY, ("ibrl", True), ("n_step_return", 3)),
+    ),
     "push_demos_ibrl_long": Group(
         "embodylab/LabPush-v0",
         200_000,

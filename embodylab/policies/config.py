@@ -76,6 +76,11 @@ class AlgoConfig:
     energy_priority: bool = False
     """HER: replay episodes in proportion to how much the achieved goal (an object) gained energy in them
     (Zhao & Tresp 2018; `embodylab.policies.energy_priority`), instead of uniformly."""
+    n_step_return: int = 1
+    """off-policy with HER (or without HER and without demonstrations): rewards summed over this many steps
+    before the critic's target bootstraps, γⁿ then (`embodylab.policies.nstep_her`; 1: one-step targets).
+    Not PPO's `n_steps`. A sparse goal reward then travels n transitions back per update instead of one;
+    the later n - 1 actions are the behaviour policy's, so the target leans towards its value."""
     ent_coef: float | None = None
     """SAC and TQC: a fixed entropy coefficient α; None learns α towards SB3's target entropy (minus the
     action dimensions), which on LabPush falls to ~0.004 within 10k steps and leaves exploration to
@@ -208,6 +213,22 @@ class TrainConfig:
             )
         if self.algo_config.energy_priority and not (self.her and self.algo in OFF_POLICY_ALGOS):
             raise ConfigError("algo_config.energy_priority prioritises hindsight replay and needs --her")
+        n_step = self.algo_config.n_step_return
+        if n_step < 1:
+            raise ConfigError(f"algo_config.n_step_return must be at least 1; got {n_step}")
+        if n_step > 1:
+            if self.algo not in OFF_POLICY_ALGOS:
+                raise ConfigError(
+                    f"algo_config.n_step_return is for off-policy algorithms ({', '.join(OFF_POLICY_ALGOS)}); "
+                    f"got {self.algo!r}"
+                )
+            if self.algo_config.energy_priority:
+                raise ConfigError("algo_config.n_step_return > 1 and energy_priority cannot be combined")
+            if not self.her and (self.demos or self.demo_dataset):
+                raise ConfigError(
+                    "algo_config.n_step_return > 1 with demonstrations needs --her (n-step returns are "
+                    "implemented for the hindsight replay buffer with demonstrations)"
+                )
         random_prob = self.algo_config.random_action_prob
         if not 0.0 <= random_prob <= 1.0:
             raise ConfigError(f"algo_config.random_action_prob must lie in [0, 1]; got {random_prob}")

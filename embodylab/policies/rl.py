@@ -25,6 +25,7 @@ import numpy as np
 import torch as th
 from stable_baselines3 import PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.buffers import NStepReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.noise import NormalActionNoise
@@ -56,6 +57,7 @@ from embodylab.policies.evaluation import append_evaluation, plot_learning_curve
 from embodylab.policies.exploration import with_random_actions
 from embodylab.policies.ibrl import fit_proposal, ibrl_policy
 from embodylab.policies.normalization import RunningNormExtractor
+from embodylab.policies.nstep_her import DemoNStepHerReplayBuffer, NStepHerReplayBuffer
 
 __all__ = ["AlgoConfig", "TrainConfig", "make_env", "make_model", "train"]
 
@@ -149,6 +151,15 @@ def make_model(
     if with_demos and config.demo_dataset:
         buffer_class = DemoHerReplayBuffer if config.her else DemoReplayBuffer
         buffer_kwargs["demo_dataset"] = config.demo_dataset
+    if a.n_step_return > 1:  # TrainConfig.validate leaves HER (with or without demos) or plain replay
+        buffer_class = {
+            HerReplayBuffer: NStepHerReplayBuffer,
+            DemoHerReplayBuffer: DemoNStepHerReplayBuffer,
+            None: NStepReplayBuffer,
+        }[buffer_class]
+        # SB3's own n-step buffer spells the count n_steps.
+        count = "n_steps" if buffer_class is NStepReplayBuffer else "n_step"
+        buffer_kwargs |= {count: a.n_step_return, "gamma": a.gamma}
     if config.her and a.energy_priority:
         buffer_class = (
             DemoEnergyHerReplayBuffer if buffer_class is DemoHerReplayBuffer else EnergyHerReplayBuffer
