@@ -302,6 +302,18 @@ GROUPS = {
     # and evaluation keep the unchanged task): UCB by learning progress against uniform over the same arms.
     "push_demos_ibrl_hand_start_ucb": PUSH_DEMOS_IBRL_HAND_START,
     "push_demos_ibrl_hand_start_uniform": replace(PUSH_DEMOS_IBRL_HAND_START, curriculum="uniform"),
+    # push_hand_start_uniform (no demos, 200k) with 3-step returns: its nearest arm moved the cube in half
+    # the random episodes, yet training success there stayed at 0-1% with one-step targets.
+    "push_hand_start_uniform_nstep3": Group(
+        "embodylab/LabPush-v0",
+        200_000,
+        0.80,
+        (0,),
+        curriculum="uniform",
+        curriculum_variants="hand_start",
+        eval_every=5000,
+        algo_overrides=(*PUSH_FIXED_ENTROPY, ("n_step_return", 3)),
+    ),
     # ... and UCB with a third of the episodes on the unchanged task, as uniform has (UCB alone moved every
     # episode to the nearest start and scored below uniform).
     "push_demos_ibrl_hand_start_ucb_target": replace(
