@@ -235,6 +235,15 @@ GROUPS = {
         eval_every=5000,
         algo_overrides=(*PUSH_FIXED_ENTROPY, ("ibrl", True)),
     ),
+    "pickplace_demos_ibrl_nstep3": Group(
+        "embodylab/LabPickPlace-v0",
+        200_000,
+        0.70,
+        (0,),
+        demos=20,
+        eval_every=5000,
+        algo_overrides=(*PUSH_FIXED_ENTROPY, ("ibrl", True), ("n_step_return", 3)),
+    ),
     "push_curriculum_ucb": Group(
         "embodylab/LabPush-v0",
         200_000,
@@ -311,6 +320,20 @@ GROUPS = {
         (0,),
         curriculum="uniform",
         curriculum_variants="hand_start",
+        eval_every=5000,
+        algo_overrides=(*PUSH_FIXED_ENTROPY, ("n_step_return", 3)),
+    ),
+    "push_demos_ibrl_hand_start_uniform_nstep3": replace(
+        PUSH_DEMOS_IBRL_HAND_START,
+        curriculum="uniform",
+        algo_overrides=(*PUSH_DEMOS_IBRL_HAND_START.algo_overrides, ("n_step_return", 3)),
+    ),
+    # push_hand_start_uniform_nstep3 without the start-state arms: what the 3-step returns do alone.
+    "push_nstep3": Group(
+        "embodylab/LabPush-v0",
+        200_000,
+        0.80,
+        (0,),
         eval_every=5000,
         algo_overrides=(*PUSH_FIXED_ENTROPY, ("n_step_return", 3)),
     ),
