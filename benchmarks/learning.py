@@ -328,6 +328,16 @@ GROUPS = {
         curriculum="uniform",
         algo_overrides=(*PUSH_DEMOS_IBRL_HAND_START.algo_overrides, ("n_step_return", 3)),
     ),
+    "push_hand_start_uniform_nstep5": Group(
+        "embodylab/LabPush-v0",
+        200_000,
+        0.80,
+        (0,),
+        curriculum="uniform",
+        curriculum_variants="hand_start",
+        eval_every=5000,
+        algo_overrides=(*PUSH_FIXED_ENTROPY, ("n_step_return", 5)),
+    ),
     # push_hand_start_uniform_nstep3 without the start-state arms: what the 3-step returns do alone.
     "push_nstep3": Group(
         "embodylab/LabPush-v0",
