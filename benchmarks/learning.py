@@ -317,7 +317,7 @@ GROUPS = {
         "embodylab/LabPush-v0",
         200_000,
         0.80,
-        (0,),
+        (0, 1, 2),
         curriculum="uniform",
         curriculum_variants="hand_start",
         eval_every=5000,
