@@ -62,17 +62,42 @@ about what the 64x64 defaults at one update per step cost."""
 PUSH_FIXED_ENTROPY = (*PUSH_EXPLORATION, ("ent_coef", 0.05))
 """PUSH_EXPLORATION with SAC's entropy coefficient held at 0.05: learned, it falls to ~0.004 on LabPush."""
 
-PUSH_DEMOS_IBRL_HAND_START = Group(
+PUSH_DEMOS_IBRL = Group(
     "embodylab/LabPush-v0",
     50_000,
     0.80,
     (0, 1, 2),
     demos=20,
-    curriculum="ucb",
-    curriculum_variants="hand_start",
     algo_overrides=(*PUSH_FIXED_ENTROPY, ("ibrl", True)),
 )
+"""LabPush with 20 demos and imitation-bootstrapped RL: a policy cloned from the demos proposes actions."""
+
+PUSH_DEMOS_IBRL_HAND_START = replace(PUSH_DEMOS_IBRL, curriculum="ucb", curriculum_variants="hand_start")
 """IBRL with 20 demos on LabPush (`push_demos_ibrl`) under a UCB curriculum over the hand's start state."""
+
+PUSH_HAND_START_UNIFORM = Group(
+    "embodylab/LabPush-v0",
+    200_000,
+    0.80,
+    (0,),
+    curriculum="uniform",
+    curriculum_variants="hand_start",
+    eval_every=5000,
+    algo_overrides=PUSH_FIXED_ENTROPY,
+)
+"""LabPush without demos, the online episodes' start states drawn uniformly from the hand-start arms."""
+
+PICKPLACE_DEMOS = Group("embodylab/LabPickPlace-v0", 200_000, 0.70, (0,), demos=20, eval_every=5000)
+"""LabPickPlace with 20 demos and the library's defaults."""
+
+PICKPLACE_DEMOS_IBRL = replace(PICKPLACE_DEMOS, algo_overrides=(*PUSH_FIXED_ENTROPY, ("ibrl", True)))
+"""LabPickPlace with 20 demos and IBRL, LabPush's settings."""
+
+
+def with_overrides(group: Group, *overrides: tuple[str, object], **fields) -> Group:
+    """`group` with more AlgoConfig overrides (and other fields replaced)."""
+    return replace(group, algo_overrides=(*group.algo_overrides, *overrides), **fields)
+
 
 GROUPS = {
     "reach": Group("embodylab/LabReach-v0", 20_000, 0.95, (0, 1, 2), eval_every=1000),
@@ -138,43 +163,14 @@ GROUPS = {
         algo_overrides=PUSH_FIXED_ENTROPY,
     ),
     # push_demos_fixed_entropy with imitation-bootstrapped RL: a policy cloned from the demos proposes actions.
-    "push_demos_ibrl": Group(
-        "embodylab/LabPush-v0",
-        50_000,
-        0.80,
-        (0, 1, 2),
-        demos=20,
-        algo_overrides=(*PUSH_FIXED_ENTROPY, ("ibrl", True)),
-    ),
+    "push_demos_ibrl": PUSH_DEMOS_IBRL,
     # push_demos_ibrl with half of the training episodes starting from states along the demonstrations
     # (Nair et al. 2018), which were tried only before IBRL, with the hand starting 0.36 m up.
-    "push_demos_ibrl_demo_resets": Group(
-        "embodylab/LabPush-v0",
-        50_000,
-        0.80,
-        (0, 1, 2),
-        demos=20,
-        algo_overrides=(*PUSH_FIXED_ENTROPY, ("ibrl", True), ("demo_reset_prob", 0.5)),
-    ),
+    "push_demos_ibrl_demo_resets": with_overrides(PUSH_DEMOS_IBRL, ("demo_reset_prob", 0.5)),
     # push_demos_ibrl with 3-step returns (HER relabels every reward of the sum): the goal's reward
     # reaches the start ~40-60 steps back in a third of the updates.
-    "push_demos_ibrl_nstep3": Group(
-        "embodylab/LabPush-v0",
-        50_000,
-        0.80,
-        (0, 1, 2),
-        demos=20,
-        algo_overrides=(*PUSH_FIXED_ENTROPY, ("ibrl", True), ("n_step_return", 3)),
-    ),
-    "push_demos_ibrl_long": Group(
-        "embodylab/LabPush-v0",
-        200_000,
-        0.80,
-        (0, 1),
-        demos=20,
-        eval_every=5000,
-        algo_overrides=(*PUSH_FIXED_ENTROPY, ("ibrl", True)),
-    ),
+    "push_demos_ibrl_nstep3": with_overrides(PUSH_DEMOS_IBRL, ("n_step_return", 3)),
+    "push_demos_ibrl_long": replace(PUSH_DEMOS_IBRL, steps=200_000, seeds=(0, 1), eval_every=5000),
     # push_demos_fixed_entropy and push with the entropy coefficient held fixed, over the 200k budget.
     "push_demos_fixed_entropy_long": Group(
         "embodylab/LabPush-v0",
@@ -214,36 +210,13 @@ GROUPS = {
         algo="tqc",
         algo_overrides=(("random_action_prob", 0.3), ("ent_coef", 0.05)),
     ),
-    "pickplace_demos": Group("embodylab/LabPickPlace-v0", 200_000, 0.70, (0,), demos=20, eval_every=5000),
+    "pickplace_demos": PICKPLACE_DEMOS,
     # pickplace_demos with LabPush's best settings so far (push_demos_fixed_entropy_long).
-    "pickplace_demos_fixed_entropy": Group(
-        "embodylab/LabPickPlace-v0",
-        200_000,
-        0.70,
-        (0,),
-        demos=20,
-        eval_every=5000,
-        algo_overrides=PUSH_FIXED_ENTROPY,
-    ),
+    "pickplace_demos_fixed_entropy": replace(PICKPLACE_DEMOS, algo_overrides=PUSH_FIXED_ENTROPY),
     # pickplace_demos_fixed_entropy with imitation-bootstrapped RL.
-    "pickplace_demos_ibrl": Group(
-        "embodylab/LabPickPlace-v0",
-        200_000,
-        0.70,
-        (0,),
-        demos=20,
-        eval_every=5000,
-        algo_overrides=(*PUSH_FIXED_ENTROPY, ("ibrl", True)),
-    ),
-    "pickplace_demos_ibrl_nstep3": Group(
-        "embodylab/LabPickPlace-v0",
-        200_000,
-        0.70,
-        (0,),
-        demos=20,
-        eval_every=5000,
-        algo_overrides=(*PUSH_FIXED_ENTROPY, ("ibrl", True), ("n_step_return", 3)),
-    ),
+    "pickplace_demos_ibrl": PICKPLACE_DEMOS_IBRL,
+    # pickplace_demos_ibrl with 3-step returns (push_demos_ibrl_nstep3).
+    "pickplace_demos_ibrl_nstep3": with_overrides(PICKPLACE_DEMOS_IBRL, ("n_step_return", 3)),
     "push_curriculum_ucb": Group(
         "embodylab/LabPush-v0",
         200_000,
@@ -287,65 +260,24 @@ GROUPS = {
     # Without demonstrations, a start-state curriculum: the hand starts 5-10 cm or 10-20 cm from the cube,
     # or as usual (`hand_start_arms`), where random actions move the cube in ~50% / ~12% / ~5-10% of the
     # episodes; evaluation runs the unchanged task. UCB by learning progress against uniform over the arms.
-    "push_hand_start_ucb": Group(
-        "embodylab/LabPush-v0",
-        200_000,
-        0.80,
-        (0,),
-        curriculum="ucb",
-        curriculum_variants="hand_start",
-        eval_every=5000,
-        algo_overrides=PUSH_FIXED_ENTROPY,
-    ),
-    "push_hand_start_uniform": Group(
-        "embodylab/LabPush-v0",
-        200_000,
-        0.80,
-        (0,),
-        curriculum="uniform",
-        curriculum_variants="hand_start",
-        eval_every=5000,
-        algo_overrides=PUSH_FIXED_ENTROPY,
-    ),
+    "push_hand_start_ucb": replace(PUSH_HAND_START_UNIFORM, curriculum="ucb"),
+    "push_hand_start_uniform": PUSH_HAND_START_UNIFORM,
     # push_demos_ibrl (20 demos, 50k) with a curriculum over the online episodes' start states (the demos
     # and evaluation keep the unchanged task): UCB by learning progress against uniform over the same arms.
     "push_demos_ibrl_hand_start_ucb": PUSH_DEMOS_IBRL_HAND_START,
     "push_demos_ibrl_hand_start_uniform": replace(PUSH_DEMOS_IBRL_HAND_START, curriculum="uniform"),
     # push_hand_start_uniform (no demos, 200k) with 3-step returns: its nearest arm moved the cube in half
     # the random episodes, yet training success there stayed at 0-1% with one-step targets.
-    "push_hand_start_uniform_nstep3": Group(
-        "embodylab/LabPush-v0",
-        200_000,
-        0.80,
-        (0, 1, 2),
-        curriculum="uniform",
-        curriculum_variants="hand_start",
-        eval_every=5000,
-        algo_overrides=(*PUSH_FIXED_ENTROPY, ("n_step_return", 3)),
+    "push_hand_start_uniform_nstep3": with_overrides(
+        PUSH_HAND_START_UNIFORM, ("n_step_return", 3), seeds=(0, 1, 2)
     ),
-    "push_demos_ibrl_hand_start_uniform_nstep3": replace(
-        PUSH_DEMOS_IBRL_HAND_START,
-        curriculum="uniform",
-        algo_overrides=(*PUSH_DEMOS_IBRL_HAND_START.algo_overrides, ("n_step_return", 3)),
+    "push_demos_ibrl_hand_start_uniform_nstep3": with_overrides(
+        PUSH_DEMOS_IBRL_HAND_START, ("n_step_return", 3), curriculum="uniform"
     ),
-    "push_hand_start_uniform_nstep5": Group(
-        "embodylab/LabPush-v0",
-        200_000,
-        0.80,
-        (0,),
-        curriculum="uniform",
-        curriculum_variants="hand_start",
-        eval_every=5000,
-        algo_overrides=(*PUSH_FIXED_ENTROPY, ("n_step_return", 5)),
-    ),
+    "push_hand_start_uniform_nstep5": with_overrides(PUSH_HAND_START_UNIFORM, ("n_step_return", 5)),
     # push_hand_start_uniform_nstep3 without the start-state arms: what the 3-step returns do alone.
-    "push_nstep3": Group(
-        "embodylab/LabPush-v0",
-        200_000,
-        0.80,
-        (0,),
-        eval_every=5000,
-        algo_overrides=(*PUSH_FIXED_ENTROPY, ("n_step_return", 3)),
+    "push_nstep3": with_overrides(
+        PUSH_HAND_START_UNIFORM, ("n_step_return", 3), curriculum="none", curriculum_variants="default"
     ),
     # ... and UCB with a third of the episodes on the unchanged task, as uniform has (UCB alone moved every
     # episode to the nearest start and scored below uniform).

@@ -245,6 +245,19 @@ class _SymmetricSampling:
         return _concatenate_samples(online, self.demos.sample(n_demo, env))
 
 
+def her_samples(buffer: HerReplayBuffer, drawn: np.ndarray, env=None):
+    """What SB3 2.9's `HerReplayBuffer.sample` returns for the flat transition indices `drawn`: the first
+    `her_ratio` of them relabelled (virtual), the rest as stored (real), real rows first. Built with
+    `_concatenate_samples`, which keeps any `discounts` the halves carry (SB3's own rebuild drops them)."""
+    batch_indices, env_indices = np.unravel_index(drawn, buffer.ep_length.shape)
+    nb_virtual = int(buffer.her_ratio * len(drawn))
+    virtual_batch_indices, real_batch_indices = np.split(batch_indices, [nb_virtual])
+    virtual_env_indices, real_env_indices = np.split(env_indices, [nb_virtual])
+    real = buffer._get_real_samples(real_batch_indices, real_env_indices, env)
+    virtual = buffer._get_virtual_samples(virtual_batch_indices, virtual_env_indices, env)
+    return _concatenate_samples(real, virtual)
+
+
 def _demo_transitions(demo_dataset: str) -> int:
     from minari import MinariDataset
 
@@ -260,13 +273,16 @@ class DemoHerReplayBuffer(_SymmetricSampling, HerReplayBuffer):
     """SB3's `HerReplayBuffer` plus demonstrations from the Minari dataset `demo_dataset`; each batch is
     half online, half demonstrations, both halves relabelled by HER (`n_sampled_goal`, strategy)."""
 
+    demo_buffer_class: type[HerReplayBuffer] = HerReplayBuffer
+    """the demonstrations' own buffer: a subclass that changes what a sample holds (n-step returns) sets it"""
+
     def __init__(self, buffer_size, observation_space, action_space, env, *, demo_dataset: str, **kwargs):
         super().__init__(buffer_size, observation_space, action_space, env, **kwargs)
         kwargs.pop("n_envs", None)
         # One row more than the demonstrations hold: filled exactly, SB3's HER buffer wraps its position to
         # 0 as the last episode ends, and an episode that also started at 0 (a single demonstration) is
         # measured as empty, so nothing could be sampled.
-        demo_buffer = HerReplayBuffer(
+        demo_buffer = self.demo_buffer_class(
             _demo_transitions(demo_dataset) + 1, observation_space, action_space, env, n_envs=1, **kwargs
         )
         self._load_demos(demo_dataset, demo_buffer)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from stable_baselines3.her import HerReplayBuffer
 
-from embodylab.policies.demos import DemoHerReplayBuffer, _concatenate_samples
+from embodylab.policies.demos import DemoHerReplayBuffer, her_samples
 
 GRAVITY = 9.81
 ENERGY_CLIP = 0.5
@@ -103,13 +103,7 @@ class EnergyHerReplayBuffer(HerReplayBuffer):
                 "Unable to sample before the end of the first episode. We recommend choosing a value "
                 "for learning_starts that is greater than the maximum number of timesteps in the environment."
             )
-        batch_indices, env_indices = np.unravel_index(self._draw(batch_size), self.ep_length.shape)
-        nb_virtual = int(self.her_ratio * batch_size)
-        virtual_batch_indices, real_batch_indices = np.split(batch_indices, [nb_virtual])
-        virtual_env_indices, real_env_indices = np.split(env_indices, [nb_virtual])
-        real = self._get_real_samples(real_batch_indices, real_env_indices, env)
-        virtual = self._get_virtual_samples(virtual_batch_indices, virtual_env_indices, env)
-        return _concatenate_samples(real, virtual)
+        return her_samples(self, self._draw(batch_size), env)
 
 
 class DemoEnergyHerReplayBuffer(DemoHerReplayBuffer, EnergyHerReplayBuffer):

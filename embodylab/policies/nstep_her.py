@@ -24,7 +24,7 @@ import numpy as np
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples
 from stable_baselines3.her import HerReplayBuffer
 
-from embodylab.policies.demos import _concatenate_samples, _demo_transitions, _SymmetricSampling
+from embodylab.policies.demos import DemoHerReplayBuffer, her_samples
 
 
 class NStepHerReplayBuffer(HerReplayBuffer):
@@ -112,23 +112,10 @@ class NStepHerReplayBuffer(HerReplayBuffer):
                 "for learning_starts that is greater than the maximum number of timesteps in the environment."
             )
         drawn = np.random.choice(np.flatnonzero(is_valid), size=batch_size, replace=True)
-        batch_indices, env_indices = np.unravel_index(drawn, is_valid.shape)
-        nb_virtual = int(self.her_ratio * batch_size)
-        virtual_batch_indices, real_batch_indices = np.split(batch_indices, [nb_virtual])
-        virtual_env_indices, real_env_indices = np.split(env_indices, [nb_virtual])
-        real = self._get_real_samples(real_batch_indices, real_env_indices, env)
-        virtual = self._get_virtual_samples(virtual_batch_indices, virtual_env_indices, env)
-        return _concatenate_samples(real, virtual)
+        return her_samples(self, drawn, env)
 
 
-class DemoNStepHerReplayBuffer(_SymmetricSampling, NStepHerReplayBuffer):
+class DemoNStepHerReplayBuffer(DemoHerReplayBuffer, NStepHerReplayBuffer):
     """`DemoHerReplayBuffer` with n-step returns on both halves (online and demonstrations)."""
 
-    def __init__(self, buffer_size, observation_space, action_space, env, *, demo_dataset: str, **kwargs):
-        super().__init__(buffer_size, observation_space, action_space, env, **kwargs)
-        kwargs.pop("n_envs", None)
-        # One row more than the demonstrations hold, as in `DemoHerReplayBuffer` (see there).
-        demo_buffer = NStepHerReplayBuffer(
-            _demo_transitions(demo_dataset) + 1, observation_space, action_space, env, n_envs=1, **kwargs
-        )
-        self._load_demos(demo_dataset, demo_buffer)
+    demo_buffer_class = NStepHerReplayBuffer
