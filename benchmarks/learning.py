@@ -266,6 +266,11 @@ GROUPS = {
     # and evaluation keep the unchanged task): UCB by learning progress against uniform over the same arms.
     "push_demos_ibrl_hand_start_ucb": PUSH_DEMOS_IBRL_HAND_START,
     "push_demos_ibrl_hand_start_uniform": replace(PUSH_DEMOS_IBRL_HAND_START, curriculum="uniform"),
+    # ... and UCB with a third of the episodes on the unchanged task, as uniform has (UCB alone moved every
+    # episode to the nearest start and scored below uniform).
+    "push_demos_ibrl_hand_start_ucb_target": replace(
+        PUSH_DEMOS_IBRL_HAND_START, curriculum_target_share=1 / 3
+    ),
     # push_hand_start_uniform (no demos, 200k) with 3-step returns: its nearest arm moved the cube in half
     # the random episodes, yet training success there stayed at 0-1% with one-step targets.
     "push_hand_start_uniform_nstep3": with_overrides(
@@ -278,11 +283,6 @@ GROUPS = {
     # push_hand_start_uniform_nstep3 without the start-state arms: what the 3-step returns do alone.
     "push_nstep3": with_overrides(
         PUSH_HAND_START_UNIFORM, ("n_step_return", 3), curriculum="none", curriculum_variants="default"
-    ),
-    # ... and UCB with a third of the episodes on the unchanged task, as uniform has (UCB alone moved every
-    # episode to the nearest start and scored below uniform).
-    "push_demos_ibrl_hand_start_ucb_target": replace(
-        PUSH_DEMOS_IBRL_HAND_START, curriculum_target_share=1 / 3
     ),
 }
 

@@ -217,11 +217,6 @@ class TrainConfig:
         if n_step < 1:
             raise ConfigError(f"algo_config.n_step_return must be at least 1; got {n_step}")
         if n_step > 1:
-            if self.algo not in OFF_POLICY_ALGOS:
-                raise ConfigError(
-                    f"algo_config.n_step_return is for off-policy algorithms ({', '.join(OFF_POLICY_ALGOS)}); "
-                    f"got {self.algo!r}"
-                )
             if self.algo_config.energy_priority:
                 raise ConfigError("algo_config.n_step_return > 1 and energy_priority cannot be combined")
             if not self.her and (self.demos or self.demo_dataset):
@@ -232,11 +227,12 @@ class TrainConfig:
         random_prob = self.algo_config.random_action_prob
         if not 0.0 <= random_prob <= 1.0:
             raise ConfigError(f"algo_config.random_action_prob must lie in [0, 1]; got {random_prob}")
-        if random_prob and self.algo not in OFF_POLICY_ALGOS:
-            raise ConfigError(
-                f"algo_config.random_action_prob is for off-policy algorithms ({', '.join(OFF_POLICY_ALGOS)}); "
-                f"got {self.algo!r}"
-            )
+        for name, used in (("random_action_prob", random_prob > 0), ("n_step_return", n_step > 1)):
+            if used and self.algo not in OFF_POLICY_ALGOS:
+                raise ConfigError(
+                    f"algo_config.{name} is for off-policy algorithms ({', '.join(OFF_POLICY_ALGOS)}); "
+                    f"got {self.algo!r}"
+                )
         if not 0.0 <= self.curriculum_target_share <= 1.0:
             raise ConfigError(
                 f"curriculum_target_share must be in [0, 1]; got {self.curriculum_target_share}"

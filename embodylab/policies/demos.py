@@ -245,6 +245,16 @@ class _SymmetricSampling:
         return _concatenate_samples(online, self.demos.sample(n_demo, env))
 
 
+def require_a_finished_episode(buffer: HerReplayBuffer) -> None:
+    """Raises SB3's error where its `HerReplayBuffer.sample` does: no episode has ended yet, so no
+    transition can be drawn."""
+    if not np.any(buffer.ep_length > 0):
+        raise RuntimeError(
+            "Unable to sample before the end of the first episode. We recommend choosing a value "
+            "for learning_starts that is greater than the maximum number of timesteps in the environment."
+        )
+
+
 def her_samples(buffer: HerReplayBuffer, drawn: np.ndarray, env=None):
     """What SB3 2.9's `HerReplayBuffer.sample` returns for the flat transition indices `drawn`: the first
     `her_ratio` of them relabelled (virtual), the rest as stored (real), real rows first. Built with

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from stable_baselines3.her import HerReplayBuffer
 
-from embodylab.policies.demos import DemoHerReplayBuffer, her_samples
+from embodylab.policies.demos import DemoHerReplayBuffer, her_samples, require_a_finished_episode
 
 GRAVITY = 9.81
 ENERGY_CLIP = 0.5
@@ -98,11 +98,7 @@ class EnergyHerReplayBuffer(HerReplayBuffer):
 
     def sample(self, batch_size: int, env=None):
         # SB3 2.9's HerReplayBuffer.sample with the transition draw replaced by `_draw`.
-        if not np.any(self.ep_length > 0):
-            raise RuntimeError(
-                "Unable to sample before the end of the first episode. We recommend choosing a value "
-                "for learning_starts that is greater than the maximum number of timesteps in the environment."
-            )
+        require_a_finished_episode(self)
         return her_samples(self, self._draw(batch_size), env)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples
 from stable_baselines3.her import HerReplayBuffer
 
-from embodylab.policies.demos import DemoHerReplayBuffer, her_samples
+from embodylab.policies.demos import DemoHerReplayBuffer, her_samples, require_a_finished_episode
 
 
 class NStepHerReplayBuffer(HerReplayBuffer):
@@ -82,8 +82,6 @@ class NStepHerReplayBuffer(HerReplayBuffer):
         if goals is not None:
             obs["desired_goal"] = goals
             next_obs["desired_goal"] = goals
-        else:  # an episode keeps its goal: the stored one of the first transition holds throughout
-            next_obs["desired_goal"] = obs["desired_goal"]
         obs, next_obs = self._normalize_obs(obs, env), self._normalize_obs(next_obs, env)
         # A termination (not a time limit) can only be an episode's last transition.
         terminal = self.dones[last, env_indices] * (1 - self.timeouts[last, env_indices])
@@ -105,13 +103,8 @@ class NStepHerReplayBuffer(HerReplayBuffer):
 
     def sample(self, batch_size: int, env=None) -> DictReplayBufferSamples:
         # SB3 2.9's HerReplayBuffer.sample, keeping the halves' `discounts`, which SB3's rebuild drops.
-        is_valid = self.ep_length > 0
-        if not np.any(is_valid):
-            raise RuntimeError(
-                "Unable to sample before the end of the first episode. We recommend choosing a value "
-                "for learning_starts that is greater than the maximum number of timesteps in the environment."
-            )
-        drawn = np.random.choice(np.flatnonzero(is_valid), size=batch_size, replace=True)
+        require_a_finished_episode(self)
+        drawn = np.random.choice(np.flatnonzero(self.ep_length > 0), size=batch_size, replace=True)
         return her_samples(self, drawn, env)
 
 
