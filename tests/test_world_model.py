@@ -459,3 +459,49 @@ def test_a_checkpoint_from_before_the_agent_latent_switch_loads_with_the_agents_
     del meta["model"]["agent_latent"]
     config_path.write_text(json.dumps(meta))
     assert load_world_model(tmp_path / "run")[0].config.agent_latent is True
+
+
+@pytest.mark.parametrize("kind", ["object-centric", "monolithic"])
+def test_the_prior_path_decodes_the_priors_mean_as_an_open_loop_step_does(kind):
+    torch.manual_seed(0)
+    config = replace(TINY, prior_rollout=True)
+    model = (
+        ObjectCentricWorldModel(config)
+        if kind == "object-centric"
+        else MonolithicRSSM(matched_monolithic_config(config, MAX_OBJECTS))
+    )
+    model.eval()
+    scene = _scene(2, 3)
+    target = {"objects": torch.randn(2, 3, 13), "agent": torch.randn(2, AGENT_DIM)}
+    with torch.no_grad():
+        observed = _step(model, scene, target=target, prior_path=True)
+        open_loop_step = _step(model, scene, sample=False)
+    assert observed.prior_path is not None and _step(model, scene, target=target).prior_path is None
+    expected = (
+        open_loop_step.objects_mean,
+        open_loop_step.objects_std,
+        open_loop_step.agent_mean,
+        open_loop_step.agent_std,
+    )
+    for got, want in zip(observed.prior_path, expected, strict=True):
+        torch.testing.assert_close(got, want)
+    # The posterior's decoding is another prediction: the prior path is not a copy of it.
+    assert not torch.allclose(observed.objects_mean, observed.prior_path[0])
+
+
+def test_prior_rollout_trains_the_open_loop_steps_on_the_priors_mean(tiny_batch, dataset, tmp_path):
+    torch.manual_seed(0)
+    model = ObjectCentricWorldModel(replace(TINY, prior_rollout=True))
+    model.set_normalizer(tiny_batch)
+    with_prior, parts = world_model_loss(model, tiny_batch)
+    model.config = replace(model.config, prior_rollout=False)
+    torch.manual_seed(0)
+    without, parts_without = world_model_loss(model, tiny_batch)
+    # The prior path adds its NLL on every open-loop step; both losses backpropagate.
+    assert parts["objects_nll"] != pytest.approx(parts_without["objects_nll"])
+    with_prior.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    # The switch reaches the model configs, the monolithic RSSM's included.
+    for kind in ("object-centric", "monolithic"):
+        _train(dataset, tmp_path / kind, 2, model=kind, prior_rollout=True)
+        assert read_checkpoint(tmp_path / kind)[0]["model"]["prior_rollout"] is True

@@ -48,6 +48,8 @@ class MonolithicConfig:
     reward_weight: float = 1.0
     success_weight: float = 0.1
     nll_beta: float = 0.0
+    prior_rollout: bool = False
+    """see `ObjectCentricConfig.prior_rollout`"""
     context: int = 4
     window: int = 20
 
@@ -92,7 +94,19 @@ class MonolithicRSSM(WorldModel):
         missing = self.config.max_objects - x.shape[1]
         return F.pad(x, (0, 0) * (x.dim() - 2) + (0, missing)) if missing else x
 
-    def step(self, state, objects, categories, mask, agent, action, goal, target=None, sample=True) -> Step:
+    def step(
+        self,
+        state,
+        objects,
+        categories,
+        mask,
+        agent,
+        action,
+        goal,
+        target=None,
+        sample=True,
+        prior_path=False,
+    ) -> Step:
         batch, n = objects.shape[:2]
         self._check_objects(n)
         real = mask[..., None].float()
@@ -123,23 +137,29 @@ class MonolithicRSSM(WorldModel):
             kl = (c.kl_dyn * dyn.clamp_min(c.free_bits) + c.kl_rep * rep.clamp_min(c.free_bits))[:, None]
         else:
             z = prior_mean + prior_std * torch.randn_like(prior_std) if sample else prior_mean
-        out = self.decoder(torch.cat([h, z, action], -1))
         n_objects_out = c.max_objects * DYNAMIC_DIM
         n_change = n_objects_out + AGENT_DIM
-        mean, raw_std = out[:, :n_change], out[:, n_change:]
-        std = F.softplus(raw_std) + 0.1
-        objects_mean = mean[:, :n_objects_out].reshape(batch, c.max_objects, DYNAMIC_DIM)[:, :n]
-        objects_std = std[:, :n_objects_out].reshape(batch, c.max_objects, DYNAMIC_DIM)[:, :n]
+
+        def decode(z: torch.Tensor):
+            out = self.decoder(torch.cat([h, z, action], -1))
+            mean, std = out[:, :n_change], F.softplus(out[:, n_change:]) + 0.1
+            slots = (batch, c.max_objects, DYNAMIC_DIM)
+            objects_mean = mean[:, :n_objects_out].reshape(slots)[:, :n]
+            objects_std = std[:, :n_objects_out].reshape(slots)[:, :n]
+            return objects_mean, objects_std, mean[:, n_objects_out:], std[:, n_objects_out:]
+
+        objects_mean, objects_std, agent_mean, agent_std = decode(z)
         return Step(
             objects_mean=objects_mean,
             objects_std=objects_std,
-            agent_mean=mean[:, n_objects_out:],
-            agent_std=std[:, n_objects_out:],
+            agent_mean=agent_mean,
+            agent_std=agent_std,
             reward=readout[:, 0],
             success_logit=readout[:, 1],
             kl=kl,
             kl_mask=mask.new_ones(batch, 1),
             state=h,
+            prior_path=decode(prior_mean) if prior_path and target is not None else None,
         )
 
 
@@ -166,6 +186,7 @@ def matched_monolithic_config(config: ObjectCentricConfig, max_objects: int) -> 
             reward_weight=config.reward_weight,
             success_weight=config.success_weight,
             nll_beta=config.nll_beta,
+            prior_rollout=config.prior_rollout,
             context=config.context,
             window=config.window,
         )

@@ -34,6 +34,10 @@ class TrainWMConfig:
     agent_latent: bool = False
     """object-centric model: the agent token has a stochastic latent too (False: only the objects do; see
     `ObjectCentricConfig.agent_latent`)"""
+    prior_rollout: bool = True
+    """stochastic models: open-loop training steps roll on the prediction decoded from the prior's mean latent,
+    as evaluation and planning do, and score it beside the ELBO's (see `ObjectCentricConfig.prior_rollout`;
+    False: the loss before 2026-12-07, whose rollouts followed the posterior)"""
     absolute_positions: bool = False
     """object-centric models: object tokens also see absolute x, y (the ablation of translation equivariance)"""
     nll_beta: float = 0.0

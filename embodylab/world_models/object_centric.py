@@ -94,6 +94,13 @@ class ObjectCentricConfig:
     is weighted by its predicted variance to the power β (no gradient through the weight). 0 is the plain
     Gaussian NLL, under which a hard-to-predict change (a push) can be explained by a wider std instead of a
     better mean; 1 gives the mean the gradient of a squared error."""
+    prior_rollout: bool = False
+    """open-loop training steps (after the context) roll on, and are also scored by, the prediction decoded
+    from the prior's mean latent, as an open-loop evaluation or a planner rolls: the NLL of that prediction is
+    added to the ELBO's, whose prediction decodes the posterior's sample. False: the rollout follows the
+    posterior's sample, which has seen the true next state (with the open-loop error it corrects), so
+    training never sees the drift of the latent the prior predicts. Off for the deterministic ablation (no
+    latent; the two paths are one)"""
     absolute_positions: bool = False
     """object tokens also see their absolute table-plane position (x, y). Off by default: pushing and
     collisions look the same anywhere on the table, so an object's change is a function of where it lies
@@ -135,6 +142,10 @@ class Step:
     kl: torch.Tensor | None
     kl_mask: torch.Tensor
     state: torch.Tensor
+    prior_path: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+    """with `step(..., prior_path=True)` and a target: (objects_mean, objects_std, agent_mean, agent_std)
+    decoded from the prior's mean latent instead of the posterior's sample (what an open-loop rollout
+    decodes)"""
 
 
 class WorldModel(nn.Module):
@@ -200,11 +211,23 @@ class WorldModel(nn.Module):
     def initial_state(self, batch_size: int, n_objects: int) -> torch.Tensor:
         raise NotImplementedError
 
-    def step(self, state, objects, categories, mask, agent, action, goal, target=None, sample=True) -> Step:
+    def step(
+        self,
+        state,
+        objects,
+        categories,
+        mask,
+        agent,
+        action,
+        goal,
+        target=None,
+        sample=True,
+        prior_path=False,
+    ) -> Step:
         """Predicts the change over one step from the current `objects` [B, N, 16], `agent` [B, AGENT_DIM] and
         `action` [B, A]. With `target` (the observed changes, normalised: objects [B, N, 13], agent
         [B, AGENT_DIM]) the latent comes from the posterior, else from the prior (a sample, or its mean when
-        `sample` is False)."""
+        `sample` is False). `prior_path` (with a target) also decodes the prior's mean (`Step.prior_path`)."""
         raise NotImplementedError
 
 
@@ -261,7 +284,19 @@ class ObjectCentricWorldModel(WorldModel):
             categories
         )
 
-    def step(self, state, objects, categories, mask, agent, action, goal, target=None, sample=True) -> Step:
+    def step(
+        self,
+        state,
+        objects,
+        categories,
+        mask,
+        agent,
+        action,
+        goal,
+        target=None,
+        sample=True,
+        prior_path=False,
+    ) -> Step:
         batch, n = objects.shape[:2]
         object_tokens = self.object_tokens(objects, categories, agent, goal)
         agent_token = self.agent_encoder(torch.cat([self.normalise_agent(agent), action], -1))[:, None]
@@ -272,7 +307,7 @@ class ObjectCentricWorldModel(WorldModel):
         recurrent = mixed[:, : 1 + n]
         h = self.cell(recurrent.reshape(-1, recurrent.shape[-1]), state.reshape(-1, state.shape[-1]))
         h = h.reshape(batch, 1 + n, -1)
-        kl = None
+        kl, prior_mean = None, None
         if self.config.latent_dim:
             prior_mean, prior_std = _gaussian(self.prior(h))
             if target is not None:
@@ -292,17 +327,28 @@ class ObjectCentricWorldModel(WorldModel):
                 kl = c.kl_dyn * dyn.clamp_min(c.free_bits) + c.kl_rep * rep.clamp_min(c.free_bits)
             else:
                 z = prior_mean + prior_std * torch.randn_like(prior_std) if sample else prior_mean
-            if not self.config.agent_latent:
-                z = torch.cat([torch.zeros_like(z[:, :1]), z[:, 1:]], 1)
-            features = torch.cat([h, z], -1)
-        else:
-            features = h
-        features = torch.cat([features, recurrent], -1)
-        agent_input = torch.cat([features[:, 0], self.normalise_agent(agent), action], -1)
-        agent_mean, agent_std = _gaussian(self.agent_decoder(agent_input))
-        local = torch.cat([self.normalise_agent(agent), action], -1)[:, None].expand(-1, n, -1)
-        object_input = torch.cat([features[:, 1:], self.object_inputs_of(objects, agent, goal), local], -1)
-        objects_mean, objects_std = _gaussian(self.object_decoder(object_input))
+        own_agent = torch.cat([self.normalise_agent(agent), action], -1)
+        own_objects = torch.cat(
+            [self.object_inputs_of(objects, agent, goal), own_agent[:, None].expand(-1, n, -1)], -1
+        )
+
+        def decode(z: torch.Tensor | None):
+            if z is None:
+                features = torch.cat([h, recurrent], -1)
+            else:
+                if not self.config.agent_latent:
+                    z = torch.cat([torch.zeros_like(z[:, :1]), z[:, 1:]], 1)
+                features = torch.cat([h, z, recurrent], -1)
+            agent_out = _gaussian(self.agent_decoder(torch.cat([features[:, 0], own_agent], -1)))
+            return (
+                *_gaussian(self.object_decoder(torch.cat([features[:, 1:], own_objects], -1))),
+                *agent_out,
+            )
+
+        objects_mean, objects_std, agent_mean, agent_std = decode(z if self.config.latent_dim else None)
+        along_prior = (
+            decode(prior_mean) if prior_path and target is not None and prior_mean is not None else None
+        )
         pooled, _ = self.readout(
             self.readout_query.expand(batch, -1, -1), mixed, mixed, key_padding_mask=~real, need_weights=False
         )
@@ -319,6 +365,7 @@ class ObjectCentricWorldModel(WorldModel):
             if self.config.agent_latent
             else torch.cat([torch.zeros_like(mask[:, :1]), mask], 1),
             state=h,
+            prior_path=along_prior,
         )
 
 
@@ -361,12 +408,12 @@ def sample_windows(data, batch_size: int, length: int, rng) -> dict[str, torch.T
 
 
 # ---- loss --------------------------------------------------------------------------------------------
-def _apply(model: WorldModel, objects, agent, out: Step) -> tuple[torch.Tensor, torch.Tensor]:
+def _apply(model: WorldModel, objects, agent, objects_mean, agent_mean) -> tuple[torch.Tensor, torch.Tensor]:
     """The next objects [B, N, 16] and agent [B, AGENT_DIM] from the predicted (normalised) change means."""
-    dynamic = objects[..., :DYNAMIC_DIM] + out.objects_mean * model.delta_std
+    dynamic = objects[..., :DYNAMIC_DIM] + objects_mean * model.delta_std
     quaternion = F.normalize(dynamic[..., 3:7], dim=-1)
     next_objects = torch.cat([dynamic[..., :3], quaternion, dynamic[..., 7:], objects[..., DYNAMIC_DIM:]], -1)
-    return next_objects, agent + out.agent_mean * model.agent_delta_std
+    return next_objects, agent + agent_mean * model.agent_delta_std
 
 
 def _change_target(model: WorldModel, objects, agent, next_objects, next_agent) -> dict[str, torch.Tensor]:
@@ -395,6 +442,7 @@ def world_model_loss(model: WorldModel, batch: dict[str, torch.Tensor], context:
     config = model.config
     context = config.context if context is None else context
     beta = config.nll_beta
+    prior_rollout = getattr(config, "prior_rollout", False)
     features, agent_states, mask = batch["features"], batch["agent"], batch["mask"]
     batch_size, n = mask.shape
     steps = batch["actions"].shape[1]
@@ -404,15 +452,20 @@ def world_model_loss(model: WorldModel, batch: dict[str, torch.Tensor], context:
     totals = {"objects_nll": 0.0, "agent_nll": 0.0, "kl": 0.0, "reward": 0.0, "success": 0.0}
     for t in range(steps):
         target = _change_target(model, objects, agent, features[:, t + 1], agent_states[:, t + 1])
+        open_loop_step = t + 1 >= context
         out = model.step(
-            state, objects, batch["categories"], mask, agent, batch["actions"][:, t], batch["goal"], target
-        )
-        objects_nll = _gaussian_nll(target["objects"], out.objects_mean, out.objects_std, beta)
-        objects_nll = (objects_nll * real).sum(1)
-        totals["objects_nll"] = totals["objects_nll"] + (objects_nll / real.sum(1).clamp_min(1)).mean()
-        totals["agent_nll"] = (
-            totals["agent_nll"] + _gaussian_nll(target["agent"], out.agent_mean, out.agent_std, beta).mean()
-        )
+            state, objects, batch["categories"], mask, agent, batch["actions"][:, t], batch["goal"], target,
+            prior_path=prior_rollout and open_loop_step,
+        )  # fmt: skip
+        paths = [(out.objects_mean, out.objects_std, out.agent_mean, out.agent_std)]
+        if out.prior_path is not None:
+            paths.append(out.prior_path)
+        for objects_mean, objects_std, agent_mean, agent_std in paths:
+            objects_nll = (_gaussian_nll(target["objects"], objects_mean, objects_std, beta) * real).sum(1)
+            totals["objects_nll"] = totals["objects_nll"] + (objects_nll / real.sum(1).clamp_min(1)).mean()
+            totals["agent_nll"] = (
+                totals["agent_nll"] + _gaussian_nll(target["agent"], agent_mean, agent_std, beta).mean()
+            )
         if out.kl is not None:
             kl_real = out.kl_mask.float()
             totals["kl"] = totals["kl"] + ((out.kl * kl_real).sum(1) / kl_real.sum(1).clamp_min(1)).mean()
@@ -423,10 +476,10 @@ def world_model_loss(model: WorldModel, batch: dict[str, torch.Tensor], context:
                 out.success_logit, batch["success"][:, t - 1]
             )
         state = out.state
-        if t + 1 < context:
+        if not open_loop_step:
             objects, agent = features[:, t + 1], agent_states[:, t + 1]
         else:
-            objects, agent = _apply(model, objects, agent, out)
+            objects, agent = _apply(model, objects, agent, *paths[-1][::2])
     # Reward and success have a target from the second step of the window on.
     parts = {k: v / (steps - 1 if k in ("reward", "success") else steps) for k, v in totals.items()}
     loss = (
@@ -470,7 +523,7 @@ def open_loop(
     positions, stds, rewards, tcp = [], [], [], []
     for t in range(context, context + horizon):
         out = model.step(state, objects, categories, mask, agent, actions[:, t], goal, sample=not mode)
-        objects, agent = _apply(model, objects, agent, out)
+        objects, agent = _apply(model, objects, agent, out.objects_mean, out.agent_mean)
         state = out.state
         positions.append(objects[..., :3])
         tcp.append(agent[..., :3])

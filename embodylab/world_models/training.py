@@ -57,6 +57,7 @@ def object_centric_config(
         absolute_positions=config.absolute_positions,
         agent_latent=config.agent_latent,
         nll_beta=config.nll_beta,
+        prior_rollout=config.prior_rollout,
         goal_dim=goal_dim,
         action_dim=action_dim,
     )
