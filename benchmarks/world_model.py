@@ -18,8 +18,9 @@ Prints tables; writes benchmarks/results/world_model.json and plots world_model_
     python benchmarks/world_model.py --parts push --workers 2
 
 Run time on 2 cores: the LabPush part ~75 min with `--workers 2` (9 models of 7,500 steps, ~11.5 min
-each two at a time, then 30 MPPI episodes of ~40 s); the LabClutter part (3 seeds x 3 models) adds
-about as much again, on one core.
+each two at a time, then 30 MPPI episodes of ~40 s); the LabClutter part (3 seeds x 3 models on 29-step
+windows) ~45 min with `--workers 2`. `benchmarks/world_model_floor.py` measures how low any model's error
+can go on the same held-out episodes.
 """
 
 from __future__ import annotations
