@@ -95,18 +95,8 @@ class MonolithicRSSM(WorldModel):
         return F.pad(x, (0, 0) * (x.dim() - 2) + (0, missing)) if missing else x
 
     def step(
-        self,
-        state,
-        objects,
-        categories,
-        mask,
-        agent,
-        action,
-        goal,
-        target=None,
-        sample=True,
-        prior_path=False,
-    ) -> Step:
+        self, state, objects, categories, mask, agent, action, goal, target=None, sample=True, prior_path=False
+    ) -> Step:  # fmt: skip
         batch, n = objects.shape[:2]
         self._check_objects(n)
         real = mask[..., None].float()

@@ -212,18 +212,8 @@ class WorldModel(nn.Module):
         raise NotImplementedError
 
     def step(
-        self,
-        state,
-        objects,
-        categories,
-        mask,
-        agent,
-        action,
-        goal,
-        target=None,
-        sample=True,
-        prior_path=False,
-    ) -> Step:
+        self, state, objects, categories, mask, agent, action, goal, target=None, sample=True, prior_path=False
+    ) -> Step:  # fmt: skip
         """Predicts the change over one step from the current `objects` [B, N, 16], `agent` [B, AGENT_DIM] and
         `action` [B, A]. With `target` (the observed changes, normalised: objects [B, N, 13], agent
         [B, AGENT_DIM]) the latent comes from the posterior, else from the prior (a sample, or its mean when
@@ -285,18 +275,8 @@ class ObjectCentricWorldModel(WorldModel):
         )
 
     def step(
-        self,
-        state,
-        objects,
-        categories,
-        mask,
-        agent,
-        action,
-        goal,
-        target=None,
-        sample=True,
-        prior_path=False,
-    ) -> Step:
+        self, state, objects, categories, mask, agent, action, goal, target=None, sample=True, prior_path=False
+    ) -> Step:  # fmt: skip
         batch, n = objects.shape[:2]
         object_tokens = self.object_tokens(objects, categories, agent, goal)
         agent_token = self.agent_encoder(torch.cat([self.normalise_agent(agent), action], -1))[:, None]
@@ -438,11 +418,11 @@ def world_model_loss(model: WorldModel, batch: dict[str, torch.Tensor], context:
     The first `context` steps take the true states as input (teacher forcing); after them the model takes
     its own predictions, with gradients through them, so that open-loop errors are what it learns to
     avoid. Every step's loss compares the predicted change with the true next state from wherever the
-    model stands."""
+    model stands. With `prior_rollout` each open-loop step also decodes the prior's mean latent, adds that
+    prediction's NLL, and rolls on it, as `open_loop` and the planner do."""
     config = model.config
     context = config.context if context is None else context
     beta = config.nll_beta
-    prior_rollout = getattr(config, "prior_rollout", False)
     features, agent_states, mask = batch["features"], batch["agent"], batch["mask"]
     batch_size, n = mask.shape
     steps = batch["actions"].shape[1]
@@ -455,7 +435,7 @@ def world_model_loss(model: WorldModel, batch: dict[str, torch.Tensor], context:
         open_loop_step = t + 1 >= context
         out = model.step(
             state, objects, batch["categories"], mask, agent, batch["actions"][:, t], batch["goal"], target,
-            prior_path=prior_rollout and open_loop_step,
+            prior_path=config.prior_rollout and open_loop_step,
         )  # fmt: skip
         paths = [(out.objects_mean, out.objects_std, out.agent_mean, out.agent_std)]
         if out.prior_path is not None:
