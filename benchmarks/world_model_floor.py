@@ -13,13 +13,15 @@ position RMSE at horizons 1, 10, 25, windows of context 4 + 25 every 10 steps):
 - `stand_still`: every object predicted to stay where it is.
 
 The replay is checked against the recorded data (a dataset not written by `collect` with these seeds and
-object counts raises ValueError). Writes benchmarks/results/world_model_floor.json.
+object counts raises ValueError). Writes benchmarks/results/world_model_floor.json and a plot of RMSE
+against horizon beside it (with the world models of `world_model.json`).
 
     python benchmarks/world_model_floor.py --dataset runs/bench_world_model/data/clutter_test
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -79,10 +81,11 @@ def measure(config: FloorConfig) -> dict:
     envs = {n: gym.make(config.env_id, n_objects=n).unwrapped for n in set(config.n_objects)}
     rng = np.random.default_rng(0)
     length = config.context + config.horizon
+    horizons = range(1, config.horizon + 1)
     squared = {
-        eps: {k: {h: [] for h in HORIZONS} for k in ("sample", "mean", "best_of_k")} for eps in config.eps
+        eps: {k: {h: [] for h in horizons} for k in ("sample", "mean", "best_of_k")} for eps in config.eps
     }
-    still = {h: [] for h in HORIZONS}
+    still = {h: [] for h in horizons}
     for e in tqdm(range(len(data.lengths)), desc="replay", unit="episode"):
         n = config.n_objects[e % len(config.n_objects)]
         if int(data.mask[e].sum()) != n:
@@ -92,7 +95,7 @@ def measure(config: FloorConfig) -> dict:
         states = replay_states(env, data.actions[e, :steps], config.seed + e, truth[: steps + 1])
         for s in range(0, steps - length + 1, config.stride):
             start = s + config.context
-            for h in HORIZONS:
+            for h in horizons:
                 still[h] += list(((truth[start] - truth[start + h]) ** 2).sum(-1))
             for eps in config.eps:
                 runs = np.empty((config.samples, config.horizon, n, 3))
@@ -103,7 +106,7 @@ def measure(config: FloorConfig) -> dict:
                     for t in range(config.horizon):
                         env.step(data.actions[e, start + t])
                         runs[k, t] = env.object_states().features[:n, :3]
-                for h in HORIZONS:
+                for h in horizons:
                     error = ((runs[:, h - 1] - truth[start + h]) ** 2).sum(-1)  # [K, n]
                     squared[eps]["sample"][h] += list(error.mean(0))
                     squared[eps]["mean"][h] += list(
@@ -121,10 +124,53 @@ def measure(config: FloorConfig) -> dict:
     return {
         "machine": machine_info(),
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
-        "objects_scored": len(still[HORIZONS[0]]),
+        "objects_scored": len(still[1]),
         "stand_still": {f"rmse@{h}": rms(v) for h, v in still.items()},
         "simulator": floors,
     }
+
+
+def plot(result: dict, out: Path, models: Path = RESULTS / "world_model.json") -> Path:
+    """RMSE against horizon: the floors, standing still, and the world models of `models` (their means over
+    seeds at horizons 1, 10, 25) where that file exists."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def curve(values: dict) -> tuple[list[int], list[float]]:
+        h = sorted(int(k.split("@")[1]) for k in values)
+        return h, [1000 * values[f"rmse@{i}"] for i in h]
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    ax.plot(*curve(result["stand_still"]), "k:", label="every object stands still")
+    for (eps, kinds), colour in zip(result["simulator"].items(), ("tab:green", "tab:olive"), strict=False):
+        off = f"{1000 * float(eps.split('=')[1]):g} mrad off"
+        ax.plot(*curve(kinds["sample"]), color=colour, label=f"MuJoCo {off}: one replay")
+        ax.plot(*curve(kinds["mean"]), "--", color=colour, label=f"MuJoCo {off}: mean of replays")
+    if models.exists():
+        runs = json.loads(models.read_text())["runs"]
+        styles = (
+            ("object-centric", "o", "tab:blue"),
+            ("deterministic", "s", "tab:orange"),
+            ("monolithic", "^", "tab:red"),
+        )
+        for kind, marker, colour in styles:
+            points = {
+                h: np.mean([1000 * r["clutter"][kind]["in_distribution"][f"rmse@{h}"] for r in runs])
+                for h in HORIZONS
+            }
+            ax.plot(
+                list(points), list(points.values()), marker=marker, color=colour, label=f"{kind} world model"
+            )
+    ax.set_xlabel("open-loop horizon (steps)")
+    ax.set_ylabel("object position RMSE (mm)")
+    ax.set_title("Held-out LabClutter: world models against MuJoCo's own floor")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
 
 
 def main(config: FloorConfig) -> None:
@@ -139,6 +185,7 @@ def main(config: FloorConfig) -> None:
         "open-loop floor on held-out LabClutter", ["predictor", *(f"RMSE@{h} mm" for h in HORIZONS)], rows
     )
     write_json(config.out, result)
+    print(f"wrote {plot(result, config.out.with_suffix('.png'))}")
 
 
 if __name__ == "__main__":
