@@ -496,7 +496,7 @@ def test_prior_rollout_trains_the_open_loop_steps_on_the_priors_mean(tiny_batch,
     with_prior, parts = world_model_loss(model, tiny_batch)
     model.config = replace(model.config, prior_rollout=False)
     torch.manual_seed(0)
-    without, parts_without = world_model_loss(model, tiny_batch)
+    _, parts_without = world_model_loss(model, tiny_batch)
     # The prior path adds its NLL on every open-loop step; both losses backpropagate.
     assert parts["objects_nll"] != pytest.approx(parts_without["objects_nll"])
     with_prior.backward()

@@ -24,6 +24,7 @@ from embodylab.world_models.object_centric import (
     RELATIVE_DIM,
     ObjectCentricConfig,
     ObjectCentricWorldModel,
+    Prediction,
     Step,
     WorldModel,
     _gaussian,
@@ -130,13 +131,13 @@ class MonolithicRSSM(WorldModel):
         n_objects_out = c.max_objects * DYNAMIC_DIM
         n_change = n_objects_out + AGENT_DIM
 
-        def decode(z: torch.Tensor):
+        def decode(z: torch.Tensor) -> Prediction:
             out = self.decoder(torch.cat([h, z, action], -1))
             mean, std = out[:, :n_change], F.softplus(out[:, n_change:]) + 0.1
             slots = (batch, c.max_objects, DYNAMIC_DIM)
             objects_mean = mean[:, :n_objects_out].reshape(slots)[:, :n]
             objects_std = std[:, :n_objects_out].reshape(slots)[:, :n]
-            return objects_mean, objects_std, mean[:, n_objects_out:], std[:, n_objects_out:]
+            return Prediction(objects_mean, objects_std, mean[:, n_objects_out:], std[:, n_objects_out:])
 
         objects_mean, objects_std, agent_mean, agent_std = decode(z)
         return Step(

@@ -33,6 +33,7 @@ masked. `latent_dim=0` gives the deterministic ablation (same code, no latent, n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -124,6 +125,15 @@ def _kl(mean_q, std_q, mean_p, std_p) -> torch.Tensor:
     return (torch.log(std_p / std_q) + (std_q**2 + (mean_q - mean_p) ** 2) / (2 * std_p**2) - 0.5).sum(-1)
 
 
+class Prediction(NamedTuple):
+    """One decoding of a step's change (normalised units): objects [B, N, 13] and agent [B, AGENT_DIM]."""
+
+    objects_mean: torch.Tensor
+    objects_std: torch.Tensor
+    agent_mean: torch.Tensor
+    agent_std: torch.Tensor
+
+
 @dataclass
 class Step:
     """One predicted step for a batch of B scenes of N object slots.
@@ -142,10 +152,9 @@ class Step:
     kl: torch.Tensor | None
     kl_mask: torch.Tensor
     state: torch.Tensor
-    prior_path: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-    """with `step(..., prior_path=True)` and a target: (objects_mean, objects_std, agent_mean, agent_std)
-    decoded from the prior's mean latent instead of the posterior's sample (what an open-loop rollout
-    decodes)"""
+    prior_path: Prediction | None = None
+    """with `step(..., prior_path=True)` and a target: the change decoded from the prior's mean latent
+    instead of the posterior's sample (what an open-loop rollout decodes)"""
 
 
 class WorldModel(nn.Module):
@@ -312,7 +321,7 @@ class ObjectCentricWorldModel(WorldModel):
             [self.object_inputs_of(objects, agent, goal), own_agent[:, None].expand(-1, n, -1)], -1
         )
 
-        def decode(z: torch.Tensor | None):
+        def decode(z: torch.Tensor | None) -> Prediction:
             if z is None:
                 features = torch.cat([h, recurrent], -1)
             else:
@@ -320,10 +329,8 @@ class ObjectCentricWorldModel(WorldModel):
                     z = torch.cat([torch.zeros_like(z[:, :1]), z[:, 1:]], 1)
                 features = torch.cat([h, z, recurrent], -1)
             agent_out = _gaussian(self.agent_decoder(torch.cat([features[:, 0], own_agent], -1)))
-            return (
-                *_gaussian(self.object_decoder(torch.cat([features[:, 1:], own_objects], -1))),
-                *agent_out,
-            )
+            objects_out = _gaussian(self.object_decoder(torch.cat([features[:, 1:], own_objects], -1)))
+            return Prediction(*objects_out, *agent_out)
 
         objects_mean, objects_std, agent_mean, agent_std = decode(z if self.config.latent_dim else None)
         along_prior = (
@@ -388,12 +395,12 @@ def sample_windows(data, batch_size: int, length: int, rng) -> dict[str, torch.T
 
 
 # ---- loss --------------------------------------------------------------------------------------------
-def _apply(model: WorldModel, objects, agent, objects_mean, agent_mean) -> tuple[torch.Tensor, torch.Tensor]:
+def _apply(model: WorldModel, objects, agent, out: Step | Prediction) -> tuple[torch.Tensor, torch.Tensor]:
     """The next objects [B, N, 16] and agent [B, AGENT_DIM] from the predicted (normalised) change means."""
-    dynamic = objects[..., :DYNAMIC_DIM] + objects_mean * model.delta_std
+    dynamic = objects[..., :DYNAMIC_DIM] + out.objects_mean * model.delta_std
     quaternion = F.normalize(dynamic[..., 3:7], dim=-1)
     next_objects = torch.cat([dynamic[..., :3], quaternion, dynamic[..., 7:], objects[..., DYNAMIC_DIM:]], -1)
-    return next_objects, agent + agent_mean * model.agent_delta_std
+    return next_objects, agent + out.agent_mean * model.agent_delta_std
 
 
 def _change_target(model: WorldModel, objects, agent, next_objects, next_agent) -> dict[str, torch.Tensor]:
@@ -437,14 +444,15 @@ def world_model_loss(model: WorldModel, batch: dict[str, torch.Tensor], context:
             state, objects, batch["categories"], mask, agent, batch["actions"][:, t], batch["goal"], target,
             prior_path=config.prior_rollout and open_loop_step,
         )  # fmt: skip
-        paths = [(out.objects_mean, out.objects_std, out.agent_mean, out.agent_std)]
-        if out.prior_path is not None:
-            paths.append(out.prior_path)
-        for objects_mean, objects_std, agent_mean, agent_std in paths:
-            objects_nll = (_gaussian_nll(target["objects"], objects_mean, objects_std, beta) * real).sum(1)
+        # The posterior's decoding (the ELBO's), then the prior's mean where decoded: the one rolled on.
+        paths = [out] if out.prior_path is None else [out, out.prior_path]
+        for path in paths:
+            objects_nll = _gaussian_nll(target["objects"], path.objects_mean, path.objects_std, beta)
+            objects_nll = (objects_nll * real).sum(1)
             totals["objects_nll"] = totals["objects_nll"] + (objects_nll / real.sum(1).clamp_min(1)).mean()
             totals["agent_nll"] = (
-                totals["agent_nll"] + _gaussian_nll(target["agent"], agent_mean, agent_std, beta).mean()
+                totals["agent_nll"]
+                + _gaussian_nll(target["agent"], path.agent_mean, path.agent_std, beta).mean()
             )
         if out.kl is not None:
             kl_real = out.kl_mask.float()
@@ -459,7 +467,7 @@ def world_model_loss(model: WorldModel, batch: dict[str, torch.Tensor], context:
         if not open_loop_step:
             objects, agent = features[:, t + 1], agent_states[:, t + 1]
         else:
-            objects, agent = _apply(model, objects, agent, *paths[-1][::2])
+            objects, agent = _apply(model, objects, agent, paths[-1])
     # Reward and success have a target from the second step of the window on.
     parts = {k: v / (steps - 1 if k in ("reward", "success") else steps) for k, v in totals.items()}
     loss = (
@@ -503,7 +511,7 @@ def open_loop(
     positions, stds, rewards, tcp = [], [], [], []
     for t in range(context, context + horizon):
         out = model.step(state, objects, categories, mask, agent, actions[:, t], goal, sample=not mode)
-        objects, agent = _apply(model, objects, agent, out.objects_mean, out.agent_mean)
+        objects, agent = _apply(model, objects, agent, out)
         state = out.state
         positions.append(objects[..., :3])
         tcp.append(agent[..., :3])

@@ -255,7 +255,7 @@ class MPPIPlanner:
                     state, objects, scene["categories"], scene["mask"], agent, actions[:, t], scene["goal"],
                     sample=False,
                 )  # fmt: skip
-                objects, agent = _apply(model, objects, agent, out.objects_mean, out.agent_mean)
+                objects, agent = _apply(model, objects, agent, out)
                 state = out.state
                 weight = self.config.terminal_weight if t == horizon - 1 else 1.0
                 total += weight * shaped_reward(
@@ -298,7 +298,7 @@ class MPPIPlanner:
             if t > 0:
                 yield out.reward * model.reward_std + model.reward_mean, objects, agent
             if t < horizon:
-                objects, agent = _apply(model, objects, agent, out.objects_mean, out.agent_mean)
+                objects, agent = _apply(model, objects, agent, out)
                 state = out.state
 
 
