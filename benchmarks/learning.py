@@ -400,7 +400,7 @@ def plot(name: str, results: list[dict]) -> Path:
     ax.set_xlabel("env steps")
     ax.set_ylabel("eval success rate")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"{name}: {group.algo.upper()}+HER on {group.env.split('/')[-1]}")
+    ax.set_title(f"{name}\n{group.algo.upper()}+HER on {group.env.split('/')[-1]}", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = RESULTS / f"learning_{name}.png"
