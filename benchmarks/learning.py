@@ -280,14 +280,14 @@ GROUPS = {
         PUSH_DEMOS_IBRL_HAND_START, ("n_step_return", 3), curriculum="uniform"
     ),
     "push_hand_start_uniform_nstep5": with_overrides(PUSH_HAND_START_UNIFORM, ("n_step_return", 5)),
+    # push_hand_start_uniform_nstep3 without the start-state arms: what the 3-step returns do alone.
+    "push_nstep3": with_overrides(
+        PUSH_HAND_START_UNIFORM, ("n_step_return", 3), curriculum="none", curriculum_variants="default"
+    ),
     # The best 50k recipe so far (push_demos_ibrl_hand_start_uniform) with two gradient updates per env step:
     # compute for samples, without the LayerNorm critics of the 4-update run (push_demos_fixed_entropy_utd4).
     "push_demos_ibrl_hand_start_uniform_utd2": with_overrides(
         PUSH_DEMOS_IBRL_HAND_START, ("gradient_steps", 100), curriculum="uniform"
-    ),
-    # push_hand_start_uniform_nstep3 without the start-state arms: what the 3-step returns do alone.
-    "push_nstep3": with_overrides(
-        PUSH_HAND_START_UNIFORM, ("n_step_return", 3), curriculum="none", curriculum_variants="default"
     ),
 }
 
