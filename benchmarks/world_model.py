@@ -79,6 +79,9 @@ class WorldModelBenchConfig:
     """the stochastic models' open-loop training steps roll on their prior's mean (`TrainWMConfig.prior_rollout`).
     Without it, window 29, training seed 0: object-centric RMSE@25 59.6 mm, monolithic 38.2; with it 36.9 and
     36.8 (README, world models)"""
+    true_change_posterior: bool = False
+    """the stochastic models' posteriors read the true change from the true state
+    (`TrainWMConfig.true_change_posterior`; probes on 2 seeds in the README, not yet run here)"""
     d_model: int = 64
     nll_beta: float = 0.0
     """β of the β-NLL every model is trained with (`TrainWMConfig.nll_beta`; 0: the plain Gaussian NLL)"""
@@ -192,6 +195,7 @@ def train(
         window=config.window if window is None else window, prior_rollout=config.prior_rollout,
         seed=seed + seed_offset, checkpoint_every=steps, val_every=1_000_000, progress=True, max_objects=3,
         nll_beta=nll_beta, init_from=init_from, agent_latent=config.agent_latent,
+        true_change_posterior=config.true_change_posterior,
     )  # fmt: skip
     return train_world_model(train_config)
 

@@ -505,3 +505,32 @@ def test_prior_rollout_trains_the_open_loop_steps_on_the_priors_mean(tiny_batch,
     for kind in ("object-centric", "monolithic"):
         _train(dataset, tmp_path / kind, 2, model=kind, prior_rollout=True)
         assert read_checkpoint(tmp_path / kind)[0]["model"]["prior_rollout"] is True
+
+
+@pytest.mark.parametrize("switch", [False, True])
+def test_the_posterior_reads_the_true_change_only_with_true_change_posterior(tiny_batch, switch):
+    torch.manual_seed(0)
+    model = ObjectCentricWorldModel(replace(TINY, prior_rollout=True, true_change_posterior=switch))
+    model.set_normalizer(tiny_batch)
+    seen, step = [], model.step
+
+    def recording_step(state, objects, categories, mask, agent, action, goal, target=None, **kwargs):
+        seen.append((objects, target))
+        return step(state, objects, categories, mask, agent, action, goal, target, **kwargs)
+
+    model.step = recording_step
+    world_model_loss(model, tiny_batch)
+    features = tiny_batch["features"]
+    for t, (objects, target) in enumerate(seen):
+        true_change = (features[:, t + 1, :, :13] - features[:, t, :, :13]) / model.delta_std
+        from_input = (features[:, t + 1, :, :13] - objects[..., :13]) / model.delta_std
+        torch.testing.assert_close(target["objects"], true_change if switch else from_input)
+    # After the context the model stands on its own prediction, where the two changes part.
+    rolled = seen[TINY.context][0]
+    assert not torch.allclose(rolled, features[:, TINY.context])
+
+
+def test_true_change_posterior_reaches_both_models_saved_configs(dataset, tmp_path):
+    for kind in ("object-centric", "monolithic"):
+        _train(dataset, tmp_path / kind, 2, model=kind, true_change_posterior=True)
+        assert read_checkpoint(tmp_path / kind)[0]["model"]["true_change_posterior"] is True

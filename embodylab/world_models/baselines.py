@@ -51,6 +51,8 @@ class MonolithicConfig:
     nll_beta: float = 0.0
     prior_rollout: bool = False
     """see `ObjectCentricConfig.prior_rollout`"""
+    true_change_posterior: bool = False
+    """see `ObjectCentricConfig.true_change_posterior`"""
     context: int = 4
     window: int = 20
 
@@ -178,6 +180,7 @@ def matched_monolithic_config(config: ObjectCentricConfig, max_objects: int) -> 
             success_weight=config.success_weight,
             nll_beta=config.nll_beta,
             prior_rollout=config.prior_rollout,
+            true_change_posterior=config.true_change_posterior,
             context=config.context,
             window=config.window,
         )

@@ -38,6 +38,9 @@ class TrainWMConfig:
     """stochastic models: open-loop training steps roll on the prediction decoded from the prior's mean latent,
     as evaluation and planning do, and score it beside the ELBO's (see `ObjectCentricConfig.prior_rollout`;
     False: the loss before 2026-12-07, whose rollouts followed the posterior)"""
+    true_change_posterior: bool = False
+    """stochastic models: the posterior reads the true change from the true state, not the change from the
+    rolled prediction with its open-loop error (see `ObjectCentricConfig.true_change_posterior`)"""
     absolute_positions: bool = False
     """object-centric models: object tokens also see absolute x, y (the ablation of translation equivariance)"""
     nll_beta: float = 0.0

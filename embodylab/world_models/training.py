@@ -58,6 +58,7 @@ def object_centric_config(
         agent_latent=config.agent_latent,
         nll_beta=config.nll_beta,
         prior_rollout=config.prior_rollout,
+        true_change_posterior=config.true_change_posterior,
         goal_dim=goal_dim,
         action_dim=action_dim,
     )
