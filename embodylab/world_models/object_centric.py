@@ -107,8 +107,10 @@ class ObjectCentricConfig:
     change from where the model stands, which after the context is the rolled prediction: that change also
     holds the open-loop error to correct, which a latent the prior cannot predict then carries. The decoder's
     target is the change from where the model stands either way. Off: the model before this switch. With
-    `prior_rollout`, window 29, training seeds 0 and 1, it lowered best-of-8@25 from 33.4/34.9 to 31.5/33.6
-    mm, RMSE@25 36.9/37.1 → 36.2/37.9 (README, world models; not yet run over the benchmark's 3 seeds)"""
+    `prior_rollout`, window 29, over the benchmark's 3 training seeds it lowered best-of-8@25 from 33.0 to
+    32.4 mm (33.4/34.9/30.8 → 31.5/34.0/31.8: lower on two seeds, higher on the third), still above the
+    deterministic ablation's 32.1, and raised RMSE@25 from 35.7 to 36.3 mm (README, world models;
+    `benchmarks/results/world_model_true_change_posterior.json`), so it stays off"""
     absolute_positions: bool = False
     """object tokens also see their absolute table-plane position (x, y). Off by default: pushing and
     collisions look the same anywhere on the table, so an object's change is a function of where it lies
