@@ -82,7 +82,7 @@ class WorldModelBenchConfig:
     true_change_posterior: bool = False
     """the stochastic models' posteriors read the true change from the true state
     (`TrainWMConfig.true_change_posterior`). With it, 3 seeds: object-centric best-of-8@25 32.4 mm against
-    33.0 without, still above the deterministic ablation's 32.1; `world_model_true_change_posterior.json`)"""
+    33.0 without, still above the deterministic ablation's 32.1 (`world_model_true_change_posterior.json`)"""
     d_model: int = 64
     nll_beta: float = 0.0
     """β of the β-NLL every model is trained with (`TrainWMConfig.nll_beta`; 0: the plain Gaussian NLL)"""
