@@ -289,6 +289,15 @@ GROUPS = {
     "push_demos_ibrl_hand_start_uniform_utd2": with_overrides(
         PUSH_DEMOS_IBRL_HAND_START, ("gradient_steps", 100), curriculum="uniform"
     ),
+    # The same recipe with 256x256 networks (the width RLPD and SB3's SAC defaults use) instead of 64x64,
+    # at one update per step: more capacity per sample rather than more updates per sample.
+    "push_demos_ibrl_hand_start_uniform_wide": with_overrides(
+        PUSH_DEMOS_IBRL_HAND_START, ("net_arch", (256, 256)), curriculum="uniform"
+    ),
+    # ... and with DDPG+HER's three 256-wide layers.
+    "push_demos_ibrl_hand_start_uniform_wide3": with_overrides(
+        PUSH_DEMOS_IBRL_HAND_START, ("net_arch", (256, 256, 256)), curriculum="uniform"
+    ),
 }
 
 
