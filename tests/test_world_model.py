@@ -10,6 +10,7 @@ from embodylab.world_models.config import TrainWMConfig
 from embodylab.world_models.data import MAX_OBJECTS, collect, load_dataset
 from embodylab.world_models.object_centric import (
     AGENT_DIM,
+    DYNAMIC_DIM,
     ObjectCentricConfig,
     ObjectCentricWorldModel,
     batch_windows,
@@ -522,8 +523,10 @@ def test_the_posterior_reads_the_true_change_only_with_true_change_posterior(tin
     world_model_loss(model, tiny_batch)
     features = tiny_batch["features"]
     for t, (objects, target) in enumerate(seen):
-        true_change = (features[:, t + 1, :, :13] - features[:, t, :, :13]) / model.delta_std
-        from_input = (features[:, t + 1, :, :13] - objects[..., :13]) / model.delta_std
+        true_change = (
+            features[:, t + 1, :, :DYNAMIC_DIM] - features[:, t, :, :DYNAMIC_DIM]
+        ) / model.delta_std
+        from_input = (features[:, t + 1, :, :DYNAMIC_DIM] - objects[..., :DYNAMIC_DIM]) / model.delta_std
         torch.testing.assert_close(target["objects"], true_change if switch else from_input)
     # After the context the model stands on its own prediction, where the two changes part.
     rolled = seen[TINY.context][0]
