@@ -294,6 +294,15 @@ GROUPS = {
     "push_demos_ibrl_hand_start_uniform_wide": with_overrides(
         PUSH_DEMOS_IBRL_HAND_START, ("net_arch", (256, 256)), curriculum="uniform"
     ),
+    # The 256x256 recipe for 200k steps: where it first reaches 80% (64x64 IBRL: 155k and 160k).
+    "push_demos_ibrl_hand_start_uniform_wide_long": with_overrides(
+        PUSH_DEMOS_IBRL_HAND_START,
+        ("net_arch", (256, 256)),
+        curriculum="uniform",
+        steps=200_000,
+        eval_every=5000,
+        seeds=(0,),
+    ),
     # ... and with DDPG+HER's three 256-wide layers.
     "push_demos_ibrl_hand_start_uniform_wide3": with_overrides(
         PUSH_DEMOS_IBRL_HAND_START, ("net_arch", (256, 256, 256)), curriculum="uniform"

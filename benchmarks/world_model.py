@@ -83,6 +83,9 @@ class WorldModelBenchConfig:
     """the stochastic models' posteriors read the true change from the true state
     (`TrainWMConfig.true_change_posterior`). With it, 3 seeds: object-centric best-of-8@25 32.4 mm against
     33.0 without, still above the deterministic ablation's 32.1 (`world_model_true_change_posterior.json`)"""
+    residual_latent: bool = False
+    """the stochastic object-centric model's latent decodes a residual over a deterministic path trained as the
+    ablation is (`TrainWMConfig.residual_latent`); the monolithic RSSM is matched to its parameter count"""
     d_model: int = 64
     nll_beta: float = 0.0
     """β of the β-NLL every model is trained with (`TrainWMConfig.nll_beta`; 0: the plain Gaussian NLL)"""
@@ -196,7 +199,7 @@ def train(
         window=config.window if window is None else window, prior_rollout=config.prior_rollout,
         seed=seed + seed_offset, checkpoint_every=steps, val_every=1_000_000, progress=True, max_objects=3,
         nll_beta=nll_beta, init_from=init_from, agent_latent=config.agent_latent,
-        true_change_posterior=config.true_change_posterior,
+        true_change_posterior=config.true_change_posterior, residual_latent=config.residual_latent,
     )  # fmt: skip
     return train_world_model(train_config)
 

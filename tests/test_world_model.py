@@ -13,6 +13,7 @@ from embodylab.world_models.object_centric import (
     DYNAMIC_DIM,
     ObjectCentricConfig,
     ObjectCentricWorldModel,
+    _gaussian_nll,
     batch_windows,
     open_loop,
     parameter_count,
@@ -537,3 +538,60 @@ def test_true_change_posterior_reaches_both_models_saved_configs(dataset, tmp_pa
     for kind in ("object-centric", "monolithic"):
         _train(dataset, tmp_path / kind, 2, model=kind, true_change_posterior=True)
         assert read_checkpoint(tmp_path / kind)[0]["model"]["true_change_posterior"] is True
+
+
+RESIDUAL_HEAD = ("prior", "posterior", "object_change_encoder", "object_residual_decoder")
+
+
+def test_residual_latent_trains_its_head_without_gradient_into_the_trunk(tiny_batch):
+    torch.manual_seed(0)
+    model = ObjectCentricWorldModel(replace(TINY, residual_latent=True))
+    model.set_normalizer(tiny_batch)
+    scene = _scene(2, 3)
+    target = {"objects": torch.randn(2, 3, 13), "agent": torch.randn(2, AGENT_DIM)}
+    out = _step(model, scene, target=target)
+    # The ELBO's terms (the sampled residual's NLL and the KL) reach the latent's head only.
+    elbo = _gaussian_nll(target["objects"], out.objects_mean, out.objects_std).sum() + out.kl.sum()
+    elbo.backward()
+    for name, parameter in model.named_parameters():
+        reached = parameter.grad is not None and bool(parameter.grad.abs().sum() > 0)
+        if name.split(".")[0] in ("posterior", "object_change_encoder", "object_residual_decoder"):
+            assert reached, name
+        elif name.split(".")[0] not in RESIDUAL_HEAD:
+            assert not reached, name
+    # The whole loss trains the trunk (through the deterministic path) and the head.
+    model.zero_grad()
+    loss, parts = world_model_loss(model, tiny_batch)
+    loss.backward()
+    assert parts["kl"] > 0
+    for module in ("mixer", "cell", "object_decoder", "object_residual_decoder", "posterior"):
+        grads = [p.grad for p in getattr(model, module).parameters()]
+        assert any(g is not None and g.abs().sum() > 0 for g in grads), module
+        assert all(torch.isfinite(g).all() for g in grads if g is not None)
+
+
+def test_residual_latent_decodes_the_deterministic_change_plus_the_latents_residual():
+    torch.manual_seed(0)
+    model = ObjectCentricWorldModel(replace(TINY, residual_latent=True)).eval()
+    scene = _scene(3, 3)
+    with torch.no_grad():
+        mode = _step(model, scene, sample=False)
+        sampled = _step(model, scene)
+    deterministic = mode.deterministic_path
+    assert deterministic is not None and sampled.deterministic_path is not None
+    # One deterministic path under every latent; the samples differ from the prior's mean only by the residual.
+    torch.testing.assert_close(sampled.deterministic_path.objects_mean, deterministic.objects_mean)
+    torch.testing.assert_close(mode.agent_mean, sampled.agent_mean)
+    assert not torch.allclose(mode.objects_mean, sampled.objects_mean)
+    assert not torch.allclose(mode.objects_mean, deterministic.objects_mean)
+
+
+def test_residual_latent_reaches_the_saved_config_and_needs_an_object_latent(dataset, tmp_path):
+    _train(dataset, tmp_path / "oc", 2, residual_latent=True)
+    assert read_checkpoint(tmp_path / "oc")[0]["model"]["residual_latent"] is True
+    assert load_world_model(tmp_path / "oc")[0].config.residual_latent is True
+    assert deterministic_config(replace(TINY, residual_latent=True)).residual_latent is False
+    with pytest.raises(ValueError, match="residual_latent"):
+        ObjectCentricWorldModel(replace(TINY, residual_latent=True, agent_latent=True))
+    with pytest.raises(ValueError, match="residual_latent"):
+        ObjectCentricWorldModel(replace(TINY, residual_latent=True, latent_dim=0))

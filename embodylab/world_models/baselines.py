@@ -158,7 +158,7 @@ class MonolithicRSSM(WorldModel):
 
 def deterministic_config(config: ObjectCentricConfig) -> ObjectCentricConfig:
     """The deterministic ablation of `config`: the same model without its latent (and so without KL)."""
-    return replace(config, latent_dim=0)
+    return replace(config, latent_dim=0, residual_latent=False)
 
 
 def matched_monolithic_config(config: ObjectCentricConfig, max_objects: int) -> MonolithicConfig:

@@ -41,6 +41,9 @@ class TrainWMConfig:
     true_change_posterior: bool = False
     """stochastic models: the posterior reads the true change from the true state, not the change from the
     rolled prediction with its open-loop error (see `ObjectCentricConfig.true_change_posterior`)"""
+    residual_latent: bool = False
+    """object-centric model: the latent decodes a residual over a deterministic path trained as the ablation is
+    (see `ObjectCentricConfig.residual_latent`)"""
     absolute_positions: bool = False
     """object-centric models: object tokens also see absolute x, y (the ablation of translation equivariance)"""
     nll_beta: float = 0.0
