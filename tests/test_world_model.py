@@ -586,6 +586,23 @@ def test_residual_latent_decodes_the_deterministic_change_plus_the_latents_resid
     assert not torch.allclose(mode.objects_mean, deterministic.objects_mean)
 
 
+def test_residual_latent_rolls_on_the_deterministic_path_and_reads_the_residual_out(tiny_batch):
+    torch.manual_seed(0)
+    model = ObjectCentricWorldModel(replace(TINY, residual_latent=True)).eval()
+    model.set_normalizer(tiny_batch)
+    # A residual of a constant change: rolled on, its offset would grow with every step.
+    last = model.object_residual_decoder[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+        without = open_loop(model, tiny_batch, context=2, horizon=5, mode=True)["positions"]
+        last.bias[:3] = 1.0
+        shifted = open_loop(model, tiny_batch, context=2, horizon=5, mode=True)["positions"]
+    offset = shifted - without  # [1, B, H, N, 3]
+    expected = model.delta_std[:3].expand_as(offset)
+    torch.testing.assert_close(offset, expected)
+
+
 def test_residual_latent_reaches_the_saved_config_and_needs_an_object_latent(dataset, tmp_path):
     _train(dataset, tmp_path / "oc", 2, residual_latent=True)
     assert read_checkpoint(tmp_path / "oc")[0]["model"]["residual_latent"] is True

@@ -483,6 +483,20 @@ def _apply(model: WorldModel, objects, agent, out: Step | Prediction) -> tuple[t
     return next_objects, agent + out.agent_mean * model.agent_delta_std
 
 
+def advance(model: WorldModel, objects, agent, out: Step) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One open-loop step: the objects and agent to roll on, and the predicted objects [B, N, 16].
+
+    They are one and the same except with `residual_latent`, where, as in training, the trunk rolls on its
+    deterministic path and the latent's residual is the true state's deviation from that path: read out on
+    top of it, never rolled on (rolling on it would add the correction again at every later step)."""
+    if out.deterministic_path is None:
+        objects, agent = _apply(model, objects, agent, out)
+        return objects, agent, objects
+    predicted, _ = _apply(model, objects, agent, out)
+    objects, agent = _apply(model, objects, agent, out.deterministic_path)
+    return objects, agent, predicted
+
+
 def _change_target(model: WorldModel, objects, agent, next_objects, next_agent) -> dict[str, torch.Tensor]:
     return {
         "objects": (next_objects[..., :DYNAMIC_DIM] - objects[..., :DYNAMIC_DIM]) / model.delta_std,
@@ -603,9 +617,9 @@ def open_loop(
     positions, stds, rewards, tcp = [], [], [], []
     for t in range(context, context + horizon):
         out = model.step(state, objects, categories, mask, agent, actions[:, t], goal, sample=not mode)
-        objects, agent = _apply(model, objects, agent, out)
+        objects, agent, predicted = advance(model, objects, agent, out)
         state = out.state
-        positions.append(objects[..., :3])
+        positions.append(predicted[..., :3])
         tcp.append(agent[..., :3])
         stds.append(out.objects_std[..., :3] * model.delta_std[:3])
         rewards.append(out.reward * model.reward_std + model.reward_mean)

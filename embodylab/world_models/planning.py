@@ -45,7 +45,7 @@ import torch
 from tqdm import tqdm
 
 from embodylab.world_models.data import CATEGORIES, EpisodeRecorder, object_centric_observation
-from embodylab.world_models.object_centric import AGENT_SLICE, WorldModel, _apply, _change_target
+from embodylab.world_models.object_centric import AGENT_SLICE, WorldModel, _change_target, advance
 from embodylab.world_models.value import StateValue
 
 
@@ -255,11 +255,11 @@ class MPPIPlanner:
                     state, objects, scene["categories"], scene["mask"], agent, actions[:, t], scene["goal"],
                     sample=False,
                 )  # fmt: skip
-                objects, agent = _apply(model, objects, agent, out)
+                objects, agent, predicted = advance(model, objects, agent, out)
                 state = out.state
                 weight = self.config.terminal_weight if t == horizon - 1 else 1.0
                 total += weight * shaped_reward(
-                    objects, scene["categories"], agent, scene["goal"], self.config
+                    predicted, scene["categories"], agent, scene["goal"], self.config
                 )
             return total
         rewards = self._predicted_rewards(model, state, scene, actions)
@@ -298,7 +298,7 @@ class MPPIPlanner:
             if t > 0:
                 yield out.reward * model.reward_std + model.reward_mean, objects, agent
             if t < horizon:
-                objects, agent = _apply(model, objects, agent, out)
+                objects, agent, _ = advance(model, objects, agent, out)
                 state = out.state
 
 
