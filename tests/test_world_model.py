@@ -453,14 +453,16 @@ def test_a_checkpoint_from_before_the_action_mean_loads_with_a_zero_one(dataset,
 
 
 def test_a_checkpoint_from_before_the_agent_latent_switch_loads_with_the_agents_latent(dataset, tmp_path):
-    _train(dataset, tmp_path / "run", 1)
+    _train(dataset, tmp_path / "run", 1, residual_latent=False)
     config_path = tmp_path / "run" / "checkpoint" / "config.json"
     meta = json.loads(config_path.read_text())
     assert meta["model"]["agent_latent"] is False  # the default since
     assert load_world_model(tmp_path / "run")[0].config.agent_latent is False
-    del meta["model"]["agent_latent"]
+    # Written before both switches: neither key.
+    del meta["model"]["agent_latent"], meta["model"]["residual_latent"]
     config_path.write_text(json.dumps(meta))
-    assert load_world_model(tmp_path / "run")[0].config.agent_latent is True
+    loaded = load_world_model(tmp_path / "run")[0].config
+    assert loaded.agent_latent is True and loaded.residual_latent is False
 
 
 @pytest.mark.parametrize("kind", ["object-centric", "monolithic"])
@@ -603,10 +605,16 @@ def test_residual_latent_rolls_on_the_deterministic_path_and_reads_the_residual_
     torch.testing.assert_close(offset, expected)
 
 
-def test_residual_latent_reaches_the_saved_config_and_needs_an_object_latent(dataset, tmp_path):
-    _train(dataset, tmp_path / "oc", 2, residual_latent=True)
+def test_residual_latent_is_train_wms_default_reaches_the_saved_config_and_needs_an_object_latent(
+    dataset, tmp_path
+):
+    _train(dataset, tmp_path / "oc", 2)
     assert read_checkpoint(tmp_path / "oc")[0]["model"]["residual_latent"] is True
     assert load_world_model(tmp_path / "oc")[0].config.residual_latent is True
+    # The agent's latent (the model before) leaves it off rather than failing on the default.
+    _train(dataset, tmp_path / "agent", 1, agent_latent=True)
+    saved = read_checkpoint(tmp_path / "agent")[0]["model"]
+    assert saved["agent_latent"] is True and saved["residual_latent"] is False
     assert deterministic_config(replace(TINY, residual_latent=True)).residual_latent is False
     with pytest.raises(ValueError, match="residual_latent"):
         ObjectCentricWorldModel(replace(TINY, residual_latent=True, agent_latent=True))

@@ -59,7 +59,7 @@ def object_centric_config(
         nll_beta=config.nll_beta,
         prior_rollout=config.prior_rollout,
         true_change_posterior=config.true_change_posterior,
-        residual_latent=config.residual_latent and config.latent_dim > 0,
+        residual_latent=config.residual_latent and config.latent_dim > 0 and not config.agent_latent,
         goal_dim=goal_dim,
         action_dim=action_dim,
     )
