@@ -318,10 +318,18 @@ GROUPS = {
     # The 256x256 recipe with batches of 512 (more samples per update), and with Adam's rate at 3e-4 (SB3's and
     # RLPD's for 256-wide networks) instead of 1e-3.
     "push_demos_ibrl_hand_start_uniform_wide_batch512": with_overrides(
-        PUSH_DEMOS_IBRL_HAND_START, ("net_arch", (256, 256)), ("batch_size", 512), curriculum="uniform", seeds=(0,)
+        PUSH_DEMOS_IBRL_HAND_START,
+        ("net_arch", (256, 256)),
+        ("batch_size", 512),
+        curriculum="uniform",
+        seeds=(0,),
     ),
     "push_demos_ibrl_hand_start_uniform_wide_lr3e4": with_overrides(
-        PUSH_DEMOS_IBRL_HAND_START, ("net_arch", (256, 256)), ("learning_rate", 3e-4), curriculum="uniform", seeds=(0,)
+        PUSH_DEMOS_IBRL_HAND_START,
+        ("net_arch", (256, 256)),
+        ("learning_rate", 3e-4),
+        curriculum="uniform",
+        seeds=(0,),
     ),
     # Without demonstrations: the only no-demo recipe that learned on one seed (start states, 3-step returns;
     # 50% at 200k on seed 0) with the 256x256 networks that took the demos recipe from 155k to 70k.
