@@ -217,6 +217,8 @@ GROUPS = {
     "pickplace_demos_ibrl": PICKPLACE_DEMOS_IBRL,
     # pickplace_demos_ibrl with 3-step returns (push_demos_ibrl_nstep3).
     "pickplace_demos_ibrl_nstep3": with_overrides(PICKPLACE_DEMOS_IBRL, ("n_step_return", 3)),
+    # IBRL on LabPickPlace with the 256x256 networks that took LabPush+demos from 155k to 70k.
+    "pickplace_demos_ibrl_wide": with_overrides(PICKPLACE_DEMOS_IBRL, ("net_arch", (256, 256))),
     "push_curriculum_ucb": Group(
         "embodylab/LabPush-v0",
         200_000,
@@ -301,7 +303,7 @@ GROUPS = {
         curriculum="uniform",
         steps=200_000,
         eval_every=5000,
-        seeds=(0, 1),
+        seeds=(0, 1, 2),
     ),
     # ... and with DDPG+HER's three 256-wide layers.
     "push_demos_ibrl_hand_start_uniform_wide3": with_overrides(
@@ -431,7 +433,7 @@ def summarise(name: str, results: list[dict]) -> dict:
     }
 
 
-def plot(name: str, results: list[dict]) -> Path:
+def plot(name: str, results: list[dict], directory: Path = RESULTS) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -452,7 +454,7 @@ def plot(name: str, results: list[dict]) -> Path:
     ax.set_title(f"{name}\n{group.algo.upper()}+HER on {group.env.split('/')[-1]}", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = RESULTS / f"learning_{name}.png"
+    path = directory / f"learning_{name}.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -473,11 +475,7 @@ def main(config: LearningBenchConfig) -> None:
         for name, seed in jobs:
             if (config.runs / f"{name}_s{seed}" / "evaluations.csv").exists():
                 done[name].append(read_run(name, seed, str(config.runs)))
-        finished = {n: summarise(n, sorted(r, key=lambda x: x["seed"])) for n, r in done.items() if r}
-        for name, results in done.items():
-            if results:
-                plot(name, results)
-        _merge_into(config.out, finished)
+        _merge_into(config.out, {n: r for n, r in done.items() if r})
         return
     with ProcessPoolExecutor(max_workers=config.workers) as pool:
         futures = {pool.submit(run_one, n, s, str(config.runs), config.patience): (n, s) for n, s in jobs}
@@ -490,21 +488,24 @@ def main(config: LearningBenchConfig) -> None:
                 f"steps to bar {result['steps_to_bar']}, {result['wall_time_s']:.0f} s",
                 flush=True,
             )
-            finished = {n: summarise(n, sorted(r, key=lambda x: x["seed"])) for n, r in done.items() if r}
-            for n, r in done.items():
-                if r:
-                    plot(n, r)
-            _merge_into(config.out, finished)
+            _merge_into(config.out, {n: r for n, r in done.items() if r})
 
 
-def _merge_into(out: Path, finished: dict[str, dict]) -> None:
-    """Writes the `finished` groups into `out`, keeping the groups and other top-level keys already there.
-    The file is read at every write, not once at the start: another invocation running other groups side
-    by side writes into it too."""
+def _merge_into(out: Path, finished: dict[str, list[dict]]) -> None:
+    """Writes the `finished` runs into `out` and redraws their groups' curves, keeping the groups, the other
+    seeds of these groups and the other top-level keys already there: a seed added with `--seeds` joins the
+    seeds that ran before, whose run folders may be gone. The file is read at every write, not once at the
+    start: another invocation running other groups side by side writes into it too."""
     import json
 
     document = json.loads(out.read_text()) if out.exists() else {}
-    groups = {**document.get("groups", {}), **finished}
+    groups = dict(document.get("groups", {}))
+    for name, results in finished.items():
+        new_seeds = {r["seed"] for r in results}
+        kept = [r for r in groups.get(name, {}).get("runs", []) if r["seed"] not in new_seeds]
+        merged = sorted([*kept, *results], key=lambda r: r["seed"])
+        groups[name] = summarise(name, merged)
+        plot(name, merged, out.parent)
     write_json(out, {**document, "machine": machine_info(), "groups": groups})
 
 

@@ -40,3 +40,32 @@ def test_harness_writes_json_markdown_and_chart(tmp_path):
     assert results["acceptance"]["pickplace_over_fetch"]["met"] is None  # peers not measured
     assert (tmp_path / "throughput.md").read_text().startswith("| env |")
     assert (tmp_path / "throughput.png").stat().st_size > 1000
+
+
+def test_a_seed_added_to_a_group_joins_the_seeds_already_in_the_results(tmp_path):
+    import learning
+
+    def run(seed: int, success: float) -> dict:
+        curve = [{"step": 2000.0, "success_rate": success, "wall_time_s": 1.0}]
+        return {
+            "group": "reach",
+            "seed": seed,
+            "curve": curve,
+            "steps_to_bar": 2000.0 if success >= 0.95 else None,
+            "final_success": success,
+            "best_success": success,
+            "wall_time_s": 1.0,
+            "env_steps": 2000.0,
+            "unfinished": False,
+        }
+
+    out = tmp_path / "learning.json"
+    out.write_text(json.dumps({"groups": {"other": {"kept": True}}, "earlier": 1}))
+    learning._merge_into(out, {"reach": [run(0, 1.0), run(1, 0.5)]})
+    learning._merge_into(out, {"reach": [run(2, 1.0), run(1, 1.0)]})  # seed 1 rerun, seed 2 added
+    document = json.loads(out.read_text())
+    reach = document["groups"]["reach"]
+    assert [r["seed"] for r in reach["runs"]] == [0, 1, 2]
+    assert reach["best_success"] == [1.0, 1.0, 1.0] and reach["seeds_run"] == 3 and reach["met"]
+    assert document["groups"]["other"] == {"kept": True} and document["earlier"] == 1
+    assert (tmp_path / "learning_reach.png").exists()
