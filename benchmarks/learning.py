@@ -218,7 +218,7 @@ GROUPS = {
     # pickplace_demos_ibrl with 3-step returns (push_demos_ibrl_nstep3).
     "pickplace_demos_ibrl_nstep3": with_overrides(PICKPLACE_DEMOS_IBRL, ("n_step_return", 3)),
     # IBRL on LabPickPlace with the 256x256 networks that took LabPush+demos from 155k to 70k.
-    "pickplace_demos_ibrl_wide": with_overrides(PICKPLACE_DEMOS_IBRL, ("net_arch", (256, 256))),
+    "pickplace_demos_ibrl_wide": with_overrides(PICKPLACE_DEMOS_IBRL, ("net_arch", (256, 256)), seeds=(0, 1)),
     "push_curriculum_ucb": Group(
         "embodylab/LabPush-v0",
         200_000,
