@@ -75,6 +75,14 @@ PUSH_DEMOS_IBRL = Group(
 PUSH_DEMOS_IBRL_HAND_START = replace(PUSH_DEMOS_IBRL, curriculum="ucb", curriculum_variants="hand_start")
 """IBRL with 20 demos on LabPush (`push_demos_ibrl`) under a UCB curriculum over the hand's start state."""
 
+PUSH_DEMOS_WIDE = replace(
+    PUSH_DEMOS_IBRL_HAND_START,
+    curriculum="uniform",
+    algo_overrides=(*PUSH_DEMOS_IBRL_HAND_START.algo_overrides, ("net_arch", (256, 256))),
+)
+"""`push_demos_ibrl_hand_start_uniform` with 256x256 networks: the best LabPush + demos recipe, which the
+`_wide_*` groups vary."""
+
 PUSH_HAND_START_UNIFORM = Group(
     "embodylab/LabPush-v0",
     200_000,
@@ -293,17 +301,10 @@ GROUPS = {
     ),
     # The same recipe with 256x256 networks (the width RLPD and SB3's SAC defaults use) instead of 64x64,
     # at one update per step: more capacity per sample rather than more updates per sample.
-    "push_demos_ibrl_hand_start_uniform_wide": with_overrides(
-        PUSH_DEMOS_IBRL_HAND_START, ("net_arch", (256, 256)), curriculum="uniform"
-    ),
+    "push_demos_ibrl_hand_start_uniform_wide": PUSH_DEMOS_WIDE,
     # The 256x256 recipe for 200k steps: where it first reaches 80% (64x64 IBRL: 155k and 160k).
-    "push_demos_ibrl_hand_start_uniform_wide_long": with_overrides(
-        PUSH_DEMOS_IBRL_HAND_START,
-        ("net_arch", (256, 256)),
-        curriculum="uniform",
-        steps=200_000,
-        eval_every=5000,
-        seeds=(0, 1, 2),
+    "push_demos_ibrl_hand_start_uniform_wide_long": replace(
+        PUSH_DEMOS_WIDE, steps=200_000, eval_every=5000, seeds=(0, 1, 2)
     ),
     # ... and with DDPG+HER's three 256-wide layers.
     "push_demos_ibrl_hand_start_uniform_wide3": with_overrides(
@@ -311,27 +312,15 @@ GROUPS = {
     ),
     # The 256x256 recipe with 3-step returns (with 64x64 IBRL they raised the mean at 50k from 12% to 25%).
     "push_demos_ibrl_hand_start_uniform_wide_nstep3": with_overrides(
-        PUSH_DEMOS_IBRL_HAND_START,
-        ("net_arch", (256, 256)),
-        ("n_step_return", 3),
-        curriculum="uniform",
-        seeds=(0,),
+        PUSH_DEMOS_WIDE, ("n_step_return", 3), seeds=(0,)
     ),
     # The 256x256 recipe with batches of 512 (more samples per update), and with Adam's rate at 3e-4 (SB3's and
     # RLPD's for 256-wide networks) instead of 1e-3.
     "push_demos_ibrl_hand_start_uniform_wide_batch512": with_overrides(
-        PUSH_DEMOS_IBRL_HAND_START,
-        ("net_arch", (256, 256)),
-        ("batch_size", 512),
-        curriculum="uniform",
-        seeds=(0,),
+        PUSH_DEMOS_WIDE, ("batch_size", 512), seeds=(0,)
     ),
     "push_demos_ibrl_hand_start_uniform_wide_lr3e4": with_overrides(
-        PUSH_DEMOS_IBRL_HAND_START,
-        ("net_arch", (256, 256)),
-        ("learning_rate", 3e-4),
-        curriculum="uniform",
-        seeds=(0,),
+        PUSH_DEMOS_WIDE, ("learning_rate", 3e-4), seeds=(0,)
     ),
     # Without demonstrations: the only no-demo recipe that learned on one seed (start states, 3-step returns;
     # 50% at 200k on seed 0) with the 256x256 networks that took the demos recipe from 155k to 70k.
