@@ -23,8 +23,8 @@ import tyro
 from common import machine_info, write_json
 from tqdm import tqdm
 
-from embodylab.cli import print_table, resolve_env_id, short_id
-from embodylab.envs.registry import HOUSEHOLD_ENVS
+from embodylab.envs.registry import HOUSEHOLD_ENVS, resolve_env_id, short_id
+from embodylab.recording import print_table
 from embodylab.skills.oracle import run_oracle
 
 

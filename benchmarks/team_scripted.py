@@ -20,8 +20,8 @@ import tyro
 from common import machine_info, write_json
 from tqdm import tqdm
 
-from embodylab.cli import print_table
 from embodylab.envs.team import make
+from embodylab.recording import print_table
 from embodylab.skills.experts import TeamCarryExpert
 
 

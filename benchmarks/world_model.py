@@ -38,7 +38,7 @@ import torch
 import tyro
 from common import machine_info, worker_pool, write_json
 
-from embodylab.cli import print_table
+from embodylab.recording import print_table
 from embodylab.world_models.config import TrainWMConfig
 from embodylab.world_models.data import collect, load_dataset
 from embodylab.world_models.evaluation import evaluate_open_loop, plot_trajectories

@@ -28,7 +28,7 @@ import tyro
 from common import machine_info, write_json
 from world_model import WorldModelBenchConfig, collect_data
 
-from embodylab.cli import print_table
+from embodylab.recording import print_table
 from embodylab.world_models.config import TrainWMConfig
 from embodylab.world_models.data import WorldModelData, load_dataset
 from embodylab.world_models.evaluation import MOVING, evaluate_open_loop

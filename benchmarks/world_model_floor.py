@@ -33,7 +33,7 @@ from common import machine_info, write_json
 from tqdm import tqdm
 
 import embodylab  # noqa: F401 - registers the environments
-from embodylab.cli import print_table
+from embodylab.recording import print_table
 from embodylab.world_models.data import load_dataset
 from embodylab.world_models.evaluation import HORIZONS
 

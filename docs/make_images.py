@@ -20,9 +20,8 @@ import numpy as np
 import tyro
 from PIL import Image, ImageDraw
 
-from embodylab.cli import short_id
 from embodylab.core.rendering import OffscreenRenderer
-from embodylab.envs.registry import LAB_ENVS
+from embodylab.envs.registry import LAB_ENVS, short_id
 from embodylab.skills.experts import make_expert
 
 SHOWCASE = {  # task: (share of max_episode_steps the expert plays first, azimuth deg, distance m)

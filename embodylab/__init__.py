@@ -5,7 +5,7 @@ open3d; `gymnasium.make("embodylab/LabReach-v0")` then builds one.
 """
 
 from embodylab.envs.registry import env_ids, make, register_all
-from embodylab.envs.vector import make_vec
+from embodylab.vector import make_vec
 
 __version__ = "0.1.0"
 __all__ = ["env_ids", "make", "make_vec", "register_all", "__version__"]

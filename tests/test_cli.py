@@ -2,7 +2,9 @@ import imageio.v2 as imageio
 import pytest
 
 from embodylab import env_ids
-from embodylab.cli import contact_sheet_path, main, render_episodes
+from embodylab.cli import main
+from embodylab.cli.render import render_episodes
+from embodylab.recording import contact_sheet_path
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:

@@ -157,11 +157,11 @@ def test_import_embodylab_does_not_import_pettingzoo():
 
 
 def test_cli_renders_a_team_episode(capsys, tmp_path, monkeypatch):
-    import embodylab.envs.team.render as team_render
+    import embodylab.envs.team as team
     from embodylab.cli import main
 
     # 30-step episodes keep the test fast; the scripted team's success is tested through `rollout`.
-    monkeypatch.setattr(team_render, "make", lambda *a, **kw: make(*a, **kw, max_episode_steps=30))
+    monkeypatch.setattr(team, "make", lambda *a, **kw: make(*a, **kw, max_episode_steps=30))
     video = tmp_path / "team.gif"
     main(["render", "team", "--agents", "3", "--policy", "scripted", "--out", str(video), "--size", "48"])
     out = capsys.readouterr().out

@@ -146,9 +146,9 @@ def test_process_vector_env_wakes_a_sleeping_worker_and_reports_a_dead_one():
 
 
 def test_process_vector_env_without_shared_memory_steps_through_the_pipe(monkeypatch):
-    from embodylab.envs import vector
+    from embodylab.vector import shared_memory
 
-    monkeypatch.setattr(vector, "_STORES_STAY_ORDERED", False)  # what a non-x86 machine does
+    monkeypatch.setattr(shared_memory, "STORES_STAY_ORDERED", False)  # what a non-x86 machine does
     actions = np.random.default_rng(2).uniform(-1, 1, size=(55, 3, 4))
     traces = []
     for mode in ("processes", "sync"):
@@ -166,9 +166,9 @@ def test_process_vector_env_without_shared_memory_steps_through_the_pipe(monkeyp
 
 
 def test_process_vector_env_sends_infos_too_large_for_shared_memory_through_the_pipe(monkeypatch):
-    from embodylab.envs import vector
+    from embodylab.vector import shared_memory
 
-    monkeypatch.setattr(vector, "_INFO_CAPACITY", 1)  # no step's infos fit: every reply takes the pipe
+    monkeypatch.setattr(shared_memory, "INFO_CAPACITY", 1)  # no step's infos fit: every reply takes the pipe
     vec = embodylab.make_vec("embodylab/LabReach-v0", 4, mode="processes", num_workers=2)
     reference = embodylab.make_vec("embodylab/LabReach-v0", 4, mode="sync")
     for env in (vec, reference):

@@ -82,6 +82,10 @@ HOUSEHOLD_ENVS = (
     ),
 )
 ALL_ENVS: tuple[EnvEntry, ...] = LAB_ENVS + HOUSEHOLD_ENVS
+TEAM_ENV_IDS = ("TeamCarry-v0",)
+"""the PettingZoo team envs, made by `embodylab.envs.team.make(id, n_agents=N)` (not registered with
+Gymnasium, which has no multi-agent registry)"""
+TEAM_ID_ALIASES = ("team", "TeamCarry", *TEAM_ENV_IDS, *(f"{NAMESPACE}/{i}" for i in TEAM_ENV_IDS))
 
 
 def register_all() -> None:
@@ -103,6 +107,31 @@ def entry(env_id: str) -> EnvEntry:
         if e.id == full:
             return e
     raise ValueError(f"unknown env id {env_id!r}; valid ids: {', '.join(env_ids())}")
+
+
+def short_id(env_id: str) -> str:
+    """`env_id` without the `embodylab/` namespace: `embodylab/LabReach-v0` -> `LabReach-v0`."""
+    return env_id.removeprefix(f"{NAMESPACE}/")
+
+
+def resolve_env_id(env_id: str) -> str:
+    """The full registered id of `env_id`; the `embodylab/` namespace and the `-vN` version may be omitted
+    (the latest version is taken).
+
+    Raises:
+        ValueError: no registered id matches; the message names every valid id."""
+    try:
+        return entry(env_id).id
+    except ValueError:
+        versions = [e.id for e in ALL_ENVS if short_id(e.id).rsplit("-v", 1)[0] == short_id(env_id)]
+        if versions:
+            return max(versions, key=lambda i: int(i.rsplit("-v", 1)[1]))
+        raise
+
+
+def is_team_id(env_id: str) -> bool:
+    """True for the names of the team env (`team`, `TeamCarry`, `TeamCarry-v0`, with or without namespace)."""
+    return env_id in TEAM_ID_ALIASES
 
 
 def make(env_id: str, **kwargs) -> gym.Env:

@@ -9,9 +9,6 @@ every `sample(batch_size)` draws half the batch from each — symmetric sampling
 
 from __future__ import annotations
 
-import os
-import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 import gymnasium as gym
@@ -21,7 +18,9 @@ from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.her import HerReplayBuffer
 
-from embodylab.skills.experts import make_expert
+from embodylab.datasets import write_local_dataset
+from embodylab.rollout import Transition, play_episode
+from embodylab.skills.experts import ExpertPolicy, make_expert
 
 DATASET_NAME = "expert-v0"
 """Minari's dataset name; the id is `embodylab/<Task>/expert-v0`."""
@@ -31,32 +30,43 @@ class DemoDatasetError(ValueError):
     """A demonstration dataset that is missing, unreadable or does not fit the env; names the path."""
 
 
-@contextmanager
-def _minari_root(root: Path):
-    """Minari writes under `$MINARI_DATASETS_PATH`; point it at `root` for the duration."""
-    previous = os.environ.get("MINARI_DATASETS_PATH")
-    os.environ["MINARI_DATASETS_PATH"] = str(root)
-    try:
-        yield
-    finally:
-        if previous is None:
-            del os.environ["MINARI_DATASETS_PATH"]
+class _EpisodeLists:
+    """One episode's observations, actions, rewards and flags as `play_episode` reports them."""
+
+    def __init__(self) -> None:
+        self.observations: list = []
+        self.actions: list = []
+        self.rewards: list[float] = []
+        self.terminations: list[bool] = []
+        self.truncations: list[bool] = []
+
+    def reset(self, observation, info: dict) -> None:
+        self.observations.append(observation)
+
+    def add(self, step: Transition) -> None:
+        self.observations.append(step.observation)
+        self.actions.append(step.action)
+        self.rewards.append(float(step.reward))
+        self.terminations.append(bool(step.terminated))
+        self.truncations.append(bool(step.truncated))
+
+    def buffer(self, episode_id: int, seed: int):
+        from minari.data_collector import EpisodeBuffer
+
+        first = self.observations[0]
+        if isinstance(first, dict):
+            stacked = {key: np.stack([o[key] for o in self.observations]) for key in first}
         else:
-            os.environ["MINARI_DATASETS_PATH"] = previous
-
-
-def write_local_dataset(root: str | Path, dataset_id: str, buffers: list[dict], **metadata) -> Path:
-    """Write `buffers` as the Minari dataset `dataset_id` under `root` (not the user's Minari home) and
-    return its `data/` directory. `metadata` goes to `minari.create_dataset_from_buffers`."""
-    import minari
-
-    root = Path(root).resolve()
-    with _minari_root(root), warnings.catch_warnings():
-        # Minari asks for a code link and an e-mail address for published datasets, and an env spec that
-        # datasets mixing task variants (object counts) cannot have; these datasets are local.
-        warnings.filterwarnings("ignore", message=".*(code_permalink|author_email|eval_env|env_spec).*")
-        minari.create_dataset_from_buffers(dataset_id, buffers, author="embodylab", **metadata)
-    return root / dataset_id / "data"
+            stacked = np.stack(self.observations)
+        return EpisodeBuffer(
+            id=episode_id,
+            seed=seed,
+            observations=stacked,
+            actions=np.stack(self.actions).astype(np.float32),
+            rewards=self.rewards,
+            terminations=self.terminations,
+            truncations=self.truncations,
+        )
 
 
 def record_demos(env: gym.Env, episodes: int, root: str | Path, seed: int = 0) -> Path:
@@ -64,41 +74,14 @@ def record_demos(env: gym.Env, episodes: int, root: str | Path, seed: int = 0) -
     Minari dataset `embodylab/<Task>/expert-v0` under `root`. Returns the dataset's data directory, the
     path `load_demo_episodes` and `--demo-dataset` take. Failed episodes are kept: an expert's near-misses
     are still good actions, and HER relabels them to successes."""
-    from minari.data_collector import EpisodeBuffer
-
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1; got {episodes}")
-    expert = make_expert(env)
+    policy = ExpertPolicy(make_expert(env))
     buffers = []
     for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        expert.reset()
-        observations, actions, rewards, terminations, truncations = [obs], [], [], [], []
-        while True:
-            action = expert.act()
-            obs, reward, terminated, truncated, _ = env.step(action)
-            observations.append(obs)
-            actions.append(action)
-            rewards.append(float(reward))
-            terminations.append(bool(terminated))
-            truncations.append(bool(truncated))
-            if terminated or truncated:
-                break
-        if isinstance(obs, dict):
-            stacked = {key: np.stack([o[key] for o in observations]) for key in obs}
-        else:
-            stacked = np.stack(observations)
-        buffers.append(
-            EpisodeBuffer(
-                id=episode,
-                seed=seed + episode,
-                observations=stacked,
-                actions=np.stack(actions).astype(np.float32),
-                rewards=rewards,
-                terminations=terminations,
-                truncations=truncations,
-            )
-        )
+        lists = _EpisodeLists()
+        play_episode(env, policy, seed=seed + episode, on_reset=lists.reset, on_step=lists.add)
+        buffers.append(lists.buffer(episode, seed + episode))
     task = type(env.unwrapped).__name__.removesuffix("Env")
     dataset_id = f"embodylab/{task}/{DATASET_NAME}"
     return write_local_dataset(

@@ -15,6 +15,9 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from embodylab.recording import write_video
+from embodylab.rollout import play_episode
+
 EVAL_SEED = 1_000_000
 """Evaluation episodes use seeds EVAL_SEED, EVAL_SEED + 1, ...: never a training episode's seed, and the
 same goals at every evaluation, so that successive numbers compare."""
@@ -27,32 +30,19 @@ def run_episodes(model, env: gym.Env, episodes: int, video: str | Path | None = 
 
     Returns `success_rate` (final `info["is_success"]`), `mean_return`, `mean_length` and per-episode
     lists. With `video`, records the first episode (`env` needs `render_mode="rgb_array"`)."""
-    from embodylab.cli import video_writer
 
-    returns, lengths, successes, frames = [], [], [], []
-    for episode in range(episodes):
-        obs, info = env.reset(seed=EVAL_SEED + episode)
-        record = video is not None and episode == 0
-        if record:
-            frames.append(env.render())
-        total, length = 0.0, 0
-        while True:
-            action, _ = model.predict(obs, deterministic=True)
-            obs, reward, terminated, truncated, info = env.step(action)
-            total += float(reward)
-            length += 1
-            if record:
-                frames.append(env.render())
-            if terminated or truncated:
-                break
-        returns.append(total)
-        lengths.append(length)
-        successes.append(bool(info.get("is_success", False)))
+    def policy(observation):
+        return model.predict(observation, deterministic=True)[0]
+
+    results = [
+        play_episode(env, policy, seed=EVAL_SEED + episode, render=video is not None and episode == 0)
+        for episode in range(episodes)
+    ]
     if video is not None:
-        Path(video).parent.mkdir(parents=True, exist_ok=True)
-        with video_writer(Path(video), fps=env.metadata.get("render_fps", 25)) as writer:
-            for frame in frames:
-                writer.append_data(frame)
+        write_video(video, results[0].frames, fps=env.metadata.get("render_fps", 25))
+    returns = [r.episode_return for r in results]
+    lengths = [r.length for r in results]
+    successes = [r.success for r in results]
     return {
         "episodes": episodes,
         "success_rate": float(np.mean(successes)),

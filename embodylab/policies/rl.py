@@ -34,8 +34,7 @@ from stable_baselines3.sac.policies import MlpPolicy as SACMlpPolicy
 from stable_baselines3.sac.policies import MultiInputPolicy as SACMultiInputPolicy
 from tqdm import tqdm
 
-from embodylab.cli import UsageError, resolve_env_id
-from embodylab.envs.registry import make
+from embodylab.envs.registry import make, resolve_env_id
 from embodylab.policies.bc import DemoSAC
 from embodylab.policies.checkpoint import (
     latest_checkpoint,
@@ -100,7 +99,7 @@ def _preset_id(env_id: str) -> str:
     to `make_model` with its env for a cross-check) as it is, taking the default preset."""
     try:
         return resolve_env_id(env_id)
-    except UsageError:
+    except ValueError:
         return env_id
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
+from embodylab.rollout import DrivesEnv, is_team_env, play_episode
+
 _EXPERTS: dict[str, type[Expert]] = {}
-DEFAULT_MAX_STEPS = 1000
 
 
 def expert_for(env_class_name: str):
@@ -64,32 +65,55 @@ def make_expert(env: gym.Env) -> Expert:
     return _EXPERTS[name](env)
 
 
+class ExpertPolicy:
+    """A scripted expert as a policy of `embodylab.rollout.play_episode`: reset with the episode, then one
+    action per call (the expert reads the env's state itself, not the observation)."""
+
+    def __init__(self, expert):
+        self.expert = expert
+
+    def reset(self, observation) -> None:
+        self.expert.reset()
+
+    def __call__(self, observation):
+        return self.expert.act()
+
+
+class OraclePolicy(DrivesEnv):
+    """The household tasks' expert: the symbolic oracle (`embodylab.skills.oracle.run_oracle`) plans from
+    the env's atoms and runs the skill primitives, which step the env themselves; `report` is its last
+    `RunReport` (skills run, re-plans, failures)."""
+
+    def __init__(self) -> None:
+        self.report = None
+
+    def drive(self, env: gym.Env) -> None:
+        from embodylab.skills.oracle import run_oracle
+
+        self.report = run_oracle(env)
+
+
+def expert_policy(env) -> ExpertPolicy | OraclePolicy:
+    """The scripted policy of any embodylab env, for `play_episode`: the task's expert (lab), the
+    cooperative controller (TeamCarry) or the oracle planner (household).
+
+    Raises:
+        ValueError: the env's task has no scripted expert."""
+    if is_team_env(env):
+        return ExpertPolicy(TeamCarryExpert(env))
+    if hasattr(env.unwrapped, "goal_atoms"):  # a household env: the symbolic oracle plans and runs skills
+        return OraclePolicy()
+    return ExpertPolicy(make_expert(env))
+
+
 def rollout(env: gym.Env, seed: int) -> bool:
     """Play one episode of `env` with its scripted expert from `reset(seed=seed)`; True if it succeeded.
 
     Household envs are played by the oracle (`embodylab.skills.oracle.run_oracle`): a symbolic plan
-    executed through the skill primitives, re-planned when a skill fails.
-
-    The episode runs until the env terminates or truncates (its time limit, or `DEFAULT_MAX_STEPS` for
-    an env without one); success is the final step's `info["is_success"]`.
+    executed through the skill primitives, re-planned when a skill fails. TeamCarry is played by
+    `TeamCarryExpert`. Success is the final step's `info["is_success"]` (for a team, every agent's).
     """
-    if type(env.unwrapped).__name__ == "TeamCarryEnv":  # a PettingZoo team env: see the section below
-        return team_rollout(env, seed)
-    if hasattr(env.unwrapped, "goal_atoms"):  # a household env: the symbolic oracle plans and runs skills
-        from embodylab.skills.oracle import run_oracle
-
-        env.reset(seed=seed)
-        return run_oracle(env).success
-    expert = make_expert(env)
-    env.reset(seed=seed)
-    expert.reset()
-    max_steps = getattr(env.spec, "max_episode_steps", None) or DEFAULT_MAX_STEPS
-    info: dict = {}
-    for _ in range(max_steps):
-        _, _, terminated, truncated, info = env.step(expert.act())
-        if terminated or truncated:
-            break
-    return bool(info.get("is_success", False))
+    return play_episode(env, expert_policy(env), seed=seed).success
 
 
 @expert_for("LabReachEnv")
@@ -491,17 +515,6 @@ class PickPlaceExpert(Expert):
 
 
 # ==== Team: the cooperative controller of TeamCarry (PettingZoo ParallelEnv) ==============================
-def team_rollout(env, seed: int) -> bool:
-    """Play one TeamCarry episode with `TeamCarryExpert` from `reset(seed=seed)`; True if it succeeded."""
-    expert = TeamCarryExpert(env)
-    env.reset(seed=seed)
-    expert.reset()
-    infos: dict = {}
-    while env.agents:
-        _, _, _, _, infos = env.step(expert.act())
-    return bool(infos and all(info["is_success"] for info in infos.values()))
-
-
 def assign_handles(cost: np.ndarray) -> np.ndarray:
     """Minimum-cost one-to-one assignment of agents (rows) to handles (columns) of a square `cost`
     matrix, by dynamic programming over subsets of handles (exact; fine for the at most 8 agents).

@@ -23,6 +23,8 @@ from gymnasium import spaces
 from tqdm import tqdm
 
 from embodylab.core.control import PandaArm
+from embodylab.datasets import write_local_dataset
+from embodylab.rollout import Transition, play_episode
 
 MAX_OBJECTS = 8
 FEATURE_DIM = 16
@@ -97,11 +99,11 @@ class _Policy:
         self.name, self.env, self.noise, self.rng = name, env, noise, rng
         self.expert = None if name == "random" else make_expert(env)
 
-    def reset(self) -> None:
+    def reset(self, observation) -> None:
         if self.expert is not None:
             self.expert.reset()
 
-    def act(self) -> np.ndarray:
+    def __call__(self, observation) -> np.ndarray:
         shape = self.env.action_space.shape
         if self.expert is None:
             return self.rng.uniform(-1.0, 1.0, shape).astype(np.float32)
@@ -149,17 +151,19 @@ def collect(
     bar = tqdm(total=episodes * max_steps, desc=f"collect {full_id}", unit="step", disable=not progress)
     for episode in range(episodes):
         count = counts[episode % len(counts)]
-        env, actor = envs[count], policies[count]
-        env.reset(seed=seed + episode)
-        actor.reset()
-        recorder.start(env, seed + episode)
-        while True:
-            action = actor.act()
-            _, reward, terminated, truncated, info = env.step(action)
-            recorder.add(env, action, reward, terminated, truncated, info)
+        env = envs[count]
+
+        def record(step: Transition, env=env) -> None:
+            recorder.add(env, step.action, step.reward, step.terminated, step.truncated, step.info)
             bar.update()
-            if terminated or truncated:
-                break
+
+        play_episode(
+            env,
+            policies[count],
+            seed=seed + episode,
+            on_reset=lambda _obs, _info, env=env, s=seed + episode: recorder.start(env, s),
+            on_step=record,
+        )
         bar.update(max_steps - recorder.steps)
         recorder.finish()
     bar.close()
@@ -242,8 +246,6 @@ class EpisodeRecorder:
     def write(self, out: str | Path, dataset_id: str, env: gym.Env, **metadata) -> Path:
         """Writes the finished episodes as the Minari dataset `dataset_id` under `out`; returns its data
         directory. `metadata` (algorithm_name, description) goes to Minari."""
-        from embodylab.policies.demos import write_local_dataset
-
         if not self.buffers:
             raise ValueError("no finished episodes to write")
         return write_local_dataset(

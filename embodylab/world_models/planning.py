@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from embodylab.rollout import play_episode
 from embodylab.world_models.data import CATEGORIES, EpisodeRecorder, object_centric_observation
 from embodylab.world_models.object_centric import AGENT_SLICE, WorldModel, _change_target, advance
 from embodylab.world_models.value import StateValue
@@ -435,6 +436,20 @@ def run_planner(
     return {"env_id": env_id, **result}
 
 
+class _ObjectCentricPolicy:
+    """A planner over `object_centric_observation`s as a policy of `play_episode`, which hands policies
+    the env's own observation: the planner sees the object-centric state of `env` instead."""
+
+    def __init__(self, env: gym.Env, planner):
+        self.env, self.planner = env, planner
+
+    def reset(self, observation) -> None:
+        self.planner.reset(object_centric_observation(self.env))
+
+    def __call__(self, observation):
+        return self.planner.act(object_centric_observation(self.env))
+
+
 def play_episodes(
     env: gym.Env, planner, seeds, desc: str, progress: bool = True, recorder: EpisodeRecorder | None = None
 ) -> dict:
@@ -445,30 +460,25 @@ def play_episodes(
     seeds = list(seeds)
     bar = tqdm(total=len(seeds), desc=desc, unit="episode", disable=not progress)
     for episode_seed in seeds:
-        env.reset(seed=episode_seed)
-        obs = object_centric_observation(env)
-        planner.reset(obs)
-        if recorder is not None:
-            recorder.start(env, episode_seed)
-        info, steps, total = {}, 0, 0.0
-        while True:
-            action = planner.act(obs)
-            _, reward, terminated, truncated, info = env.step(action)
-            if recorder is not None:
-                recorder.add(env, action, reward, terminated, truncated, info)
-            obs = object_centric_observation(env)
-            steps, total = steps + 1, total + float(reward)
-            if terminated or truncated:
-                break
+        episode = play_episode(
+            env,
+            _ObjectCentricPolicy(env, planner),
+            seed=episode_seed,
+            on_reset=None if recorder is None else lambda _obs, _info, s=episode_seed: recorder.start(env, s),
+            on_step=None
+            if recorder is None
+            else lambda t: recorder.add(env, t.action, t.reward, t.terminated, t.truncated, t.info),
+        )
         if recorder is not None:
             recorder.finish()
+        info = episode.info
         results.append(
             {
                 "seed": episode_seed,
-                "success": bool(info.get("is_success", False)),
+                "success": episode.success,
                 "final_goal_distance": float(info.get("goal_distance", np.nan)),
-                "return": total,
-                "steps": steps,
+                "return": episode.episode_return,
+                "steps": episode.length,
             }
         )
         bar.update()

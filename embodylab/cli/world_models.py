@@ -8,7 +8,8 @@
     embodylab plan-wm runs/wm --cost learned --value runs/value
     embodylab train-wm --dataset runs/data/c --init-from runs/wm --out runs/wm_dagger --steps 500
 
-torch loads only when a command runs; bad input becomes the CLI's one-line `UsageError`.
+torch loads only when a command runs; the library's `ValueError`s on bad input become one-line errors in
+`embodylab.cli.main`.
 """
 
 from __future__ import annotations
@@ -21,17 +22,8 @@ from typing import Literal
 
 import tyro
 
+from embodylab.envs.registry import resolve_env_id
 from embodylab.world_models.config import TrainValueConfig, TrainWMConfig
-
-
-def _usage_errors(function, *args, **kwargs):
-    """Calls `function`; a bad dataset, checkpoint or value becomes the CLI's one-line `UsageError`."""
-    from embodylab.cli import UsageError
-
-    try:
-        return function(*args, **kwargs)
-    except (ValueError, FileNotFoundError) as err:
-        raise UsageError(str(err)) from err
 
 
 @dataclass
@@ -54,12 +46,10 @@ class Collect:
     """dataset name (default: the policy)"""
 
     def run(self) -> None:
-        from embodylab.cli import resolve_env_id
         from embodylab.world_models.data import collect, load_dataset
 
         start = time.perf_counter()
-        path = _usage_errors(
-            collect,
+        path = collect(
             resolve_env_id(self.env),
             self.policy,
             self.episodes,
@@ -84,7 +74,7 @@ class TrainWM(TrainWMConfig):
     def run(self) -> None:
         from embodylab.world_models.training import train_world_model
 
-        summary = _usage_errors(train_world_model, self)
+        summary = train_world_model(self)
         print(
             f"{summary['model']}: {summary['parameters']} parameters, {summary['steps']} steps in "
             f"{summary['train_time_s']} s ({summary['samples_per_s']} samples/s); held-out loss {summary['val_loss']}"
@@ -110,9 +100,6 @@ class EvalWM:
     seed: int = 0
 
     def run(self) -> None:
-        _usage_errors(self._run)
-
-    def _run(self) -> None:
         import torch
 
         from embodylab.world_models.data import load_dataset
@@ -203,12 +190,8 @@ class PlanWM:
     on-policy data to fine-tune the model on (`train-wm --init-from RUN`, a DAgger round)"""
 
     def run(self) -> None:
-        _usage_errors(self._run)
-
-    def _run(self) -> None:
         import torch
 
-        from embodylab.cli import resolve_env_id
         from embodylab.world_models.planning import MPPIConfig, run_planner
         from embodylab.world_models.training import load_world_model
         from embodylab.world_models.value import load_value
@@ -257,7 +240,7 @@ class TrainValue(TrainValueConfig):
     def run(self) -> None:
         from embodylab.world_models.value import train_value
 
-        summary = _usage_errors(train_value, self)
+        summary = train_value(self)
         shown = f"; held-out RMSE {summary['val_rmse']:.3f}" if "val_rmse" in summary else ""
         print(
             f"value (discount {summary['discount']}) fitted to {summary['train_steps']} steps' returns in "
