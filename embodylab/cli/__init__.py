@@ -47,6 +47,3 @@ def main(args: list[str] | None = None) -> None:
 
 
 __all__ = ["COMMANDS", "UsageError", "main"]
-
-if __name__ == "__main__":
-    main()

@@ -28,7 +28,12 @@ from embodylab.world_models.config import TrainValueConfig, TrainWMConfig
 
 @dataclass
 class Collect:
-    """Play episodes with a random, expert or noisy-expert policy; write a world-model Minari dataset."""
+    """Play episodes with a random, expert or noisy-expert policy; write a world-model Minari dataset.
+
+    The dataset holds the object-centric state (objects padded to 8, proprioception, goal), not the env's
+    observations, so Minari's recover_environment() does not apply to it (its description says so): make
+    the env with embodylab.make(ID) to act in it. Expert demonstrations for RL (`embodylab.policies.demos.record_demos`) are
+    datasets of the env's own observations, which recover_environment() rebuilds."""
 
     env: str = "LabPush-v0"
     """env id (the embodylab/ namespace is optional)"""

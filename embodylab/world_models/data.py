@@ -174,14 +174,31 @@ def collect(
         f"embodylab/{task}/{name or policy}-v0",
         env,
         algorithm_name=f"embodylab {policy}",
-        description=(
-            f"{episodes} {policy} episodes of {full_id} (object counts {counts}, noise {noise}): "
-            "object-centric world-model data (embodylab.world_models.data)"
+        description=world_model_dataset_description(
+            f"{episodes} {policy} episodes of {full_id}", counts, noise if policy == "noisy-expert" else None
         ),
     )
     for each in envs.values():
         each.close()
     return path
+
+
+NOT_RECOVERABLE = (
+    "Minari's recover_environment() does not apply: the observations are the object-centric state "
+    "(object_states() padded to 8 objects, proprioception, goal), not the env's own observations; "
+    "make the env with embodylab.make(ID) (and n_objects=N for LabClutter) to act in it."
+)
+"""Why a world-model dataset carries no env spec, said in every such dataset's description."""
+
+
+def world_model_dataset_description(what: str, counts: list, noise: float | None) -> str:
+    """The description of a world-model dataset: what was played, the object counts, the action noise
+    (only where a noisy policy added some) and why the env cannot be recovered from it."""
+    details = [] if counts == [None] else [f"object counts {counts}"]
+    if noise is not None:
+        details.append(f"action noise std {noise}")
+    shown = f" ({', '.join(details)})" if details else ""
+    return f"{what}{shown}: object-centric world-model data (embodylab.world_models.data). {NOT_RECOVERABLE}"
 
 
 class EpisodeRecorder:

@@ -45,7 +45,12 @@ import torch
 from tqdm import tqdm
 
 from embodylab.rollout import play_episode
-from embodylab.world_models.data import CATEGORIES, EpisodeRecorder, object_centric_observation
+from embodylab.world_models.data import (
+    CATEGORIES,
+    EpisodeRecorder,
+    object_centric_observation,
+    world_model_dataset_description,
+)
 from embodylab.world_models.object_centric import AGENT_SLICE, WorldModel, _change_target, advance
 from embodylab.world_models.value import StateValue
 
@@ -425,9 +430,10 @@ def run_planner(
                     f"embodylab/{task}/{record_name}-v0",
                     env,
                     algorithm_name="embodylab MPPI over a learned world model",
-                    description=(
-                        f"{episodes} MPPI episodes of {env_id} (seeds {seed}-{seed + episodes - 1}): "
-                        "object-centric world-model data (embodylab.world_models.data)"
+                    description=world_model_dataset_description(
+                        f"{episodes} MPPI episodes of {env_id} (seeds {seed}-{seed + episodes - 1})",
+                        [None],
+                        None,
                     ),
                 )
             )

@@ -1,0 +1,5 @@
+"""`python -m embodylab.cli ...`: the `embodylab` command."""
+
+from embodylab.cli import main
+
+main()
