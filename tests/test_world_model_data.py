@@ -9,8 +9,11 @@ from embodylab.envs.lab.clutter import MAX_OBJECTS, MIN_SEPARATION
 from embodylab.skills.experts import rollout
 from embodylab.world_models.data import (
     CATEGORIES,
+    CategoryVocabulary,
     WorldModelDatasetError,
     category_ids,
+    check_categories,
+    collect,
     load_dataset,
 )
 
@@ -48,9 +51,29 @@ def test_clutter_expert_pushes_the_target_through_four_cubes():
     assert sum(rollout(env, seed) for seed in range(4)) >= 3
 
 
-def test_unknown_category_names_the_valid_ones():
-    with pytest.raises(ValueError, match="valid categories: " + ", ".join(CATEGORIES)):
-        category_ids(["cube", "teapot"])
+def test_a_new_category_gets_the_next_id_after_the_embedded_ones():
+    vocabulary = CategoryVocabulary()
+    np.testing.assert_array_equal(vocabulary.ids(["cube", "teapot", "tube", "teapot"]), [0, 3, 2, 3])
+    assert vocabulary.names == [*CATEGORIES, "teapot"]
+    np.testing.assert_array_equal(category_ids(["mug"]), [len(CATEGORIES)])
+
+
+def test_collection_keeps_the_names_of_categories_the_models_do_not_embed(tmp_path, monkeypatch):
+    from embodylab.core.scene import ObjectStates
+    from embodylab.envs.lab.push import LabPushEnv
+
+    original = LabPushEnv.object_states
+
+    def renamed(self):  # a task whose objects are of a category no model embeds
+        states = original(self)
+        return ObjectStates(states.names, ["teapot"] * len(states.names), states.features)
+
+    monkeypatch.setattr(LabPushEnv, "object_states", renamed)
+    data = load_dataset(collect("LabPush-v0", "random", 1, tmp_path, progress=False))
+    assert data.category_names == (*CATEGORIES, "teapot")
+    assert (data.categories[data.mask] == len(CATEGORIES)).all()
+    with pytest.raises(ValueError, match=r"categories \['teapot'\] that the world models do not embed"):
+        check_categories(data)
 
 
 def test_collect_cli_writes_a_loadable_object_centric_dataset(capsys, tmp_path):

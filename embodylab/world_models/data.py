@@ -1,11 +1,17 @@
 """World-model datasets: collect object-centric rollouts as Minari datasets and load them as padded tensors.
 
 Each step of a dataset holds the object-centric state of `env.unwrapped.object_states()` padded to
-`MAX_OBJECTS` objects (features float32 [MAX_OBJECTS, 16] in the world frame, category ids into
-`CATEGORIES`, a mask of the real objects), the robot's proprioception (float32 [21], see
+`MAX_OBJECTS` objects (features float32 [MAX_OBJECTS, 16] in the world frame, category ids, a mask of
+the real objects), the robot's proprioception (float32 [21], see
 `PandaArm.proprio`) and the task goal (world frame, metres), as a Minari observation dict; the action,
 the reward and `infos["success"]` per step. Scenes of different object counts share one dataset: padding
 and the mask make them one tensor.
+
+Categories are open: ids 0, 1, 2 are `CATEGORIES` (what the world models embed), and any other category
+(a new task's objects) gets the next id in the order a dataset first meets it. The dataset keeps its
+names in `categories.json` beside its `data/` folder, and `load_dataset` maps the ids of several datasets
+into one vocabulary (`WorldModelData.category_names`). A model refuses categories it does not embed
+(`check_categories`) instead of guessing.
 
     collect("embodylab/LabClutter-v0", "noisy-expert", 100, "runs/data/clutter", n_objects=(1, 2, 3))
     data = load_dataset("runs/data/clutter")     # WorldModelData, numpy arrays [E, T(+1), ...]
@@ -13,9 +19,11 @@ and the mask make them one tensor.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -30,7 +38,10 @@ MAX_OBJECTS = 8
 FEATURE_DIM = 16
 """position 3, quaternion (w, x, y, z) 4, linear velocity 3, angular velocity 3, half-extents 3."""
 CATEGORIES = ("cube", "target_cube", "tube")
-"""object categories a world model embeds; the id of a category is its index here."""
+"""object categories a world model embeds; the id of a category is its index here. Other categories get
+ids after these (`CategoryVocabulary`)."""
+CATEGORIES_FILE = "categories.json"
+"""beside a dataset's `data/` folder: the names of its category ids, in id order"""
 POLICIES = ("random", "expert", "noisy-expert")
 OBSERVATION_KEYS = ("object_features", "object_categories", "object_mask", "proprio", "goal")
 INFO_KEYS = ("success",)
@@ -40,21 +51,45 @@ class WorldModelDatasetError(ValueError):
     """A world-model dataset that is missing, unreadable or lacks fields; the message names the path."""
 
 
-def category_ids(categories: Sequence[str]) -> np.ndarray:
-    """int64 ids of `categories` in `CATEGORIES`; an unknown category raises ValueError naming the valid ones."""
-    unknown = sorted(set(categories) - set(CATEGORIES))
-    if unknown:
-        raise ValueError(f"unknown object categories {unknown}; valid categories: {', '.join(CATEGORIES)}")
-    return np.array([CATEGORIES.index(c) for c in categories], dtype=np.int64)
+class CategoryVocabulary:
+    """Category names -> int64 ids: `CATEGORIES` first (ids 0..2), then every other name in the order it is
+    first seen, so that a new task's object category never breaks collection."""
+
+    def __init__(self, names: Sequence[str] = CATEGORIES):
+        self.names: list[str] = list(names)
+
+    def ids(self, categories: Sequence[str]) -> np.ndarray:
+        for name in categories:
+            if name not in self.names:
+                self.names.append(name)
+        return np.array([self.names.index(c) for c in categories], dtype=np.int64)
 
 
-def observation_space(goal_dim: int) -> spaces.Dict:
+def category_ids(categories: Sequence[str], vocabulary: CategoryVocabulary | None = None) -> np.ndarray:
+    """int64 ids of `categories` in `vocabulary` (default: a new one, `CATEGORIES` first), which grows by
+    the names it has not seen."""
+    return (vocabulary or CategoryVocabulary()).ids(categories)
+
+
+def check_categories(data: WorldModelData, embedded: int = len(CATEGORIES)) -> None:
+    """Raises ValueError when `data`'s real objects have category ids a model with `embedded` category
+    embeddings cannot take; the message names the categories."""
+    used = np.unique(data.categories[data.mask])
+    extra = [data.category_names[i] for i in used if i >= embedded]
+    if extra:
+        raise ValueError(
+            f"the dataset holds object categories {extra} that the world models do not embed; they embed "
+            f"{', '.join(data.category_names[:embedded])}"
+        )
+
+
+def observation_space(goal_dim: int, n_categories: int = len(CATEGORIES)) -> spaces.Dict:
     """The Minari observation space of world-model datasets (objects padded to `MAX_OBJECTS`)."""
     inf = np.inf
     return spaces.Dict(
         {
             "object_features": spaces.Box(-inf, inf, (MAX_OBJECTS, FEATURE_DIM), np.float32),
-            "object_categories": spaces.Box(0, len(CATEGORIES) - 1, (MAX_OBJECTS,), np.int64),
+            "object_categories": spaces.Box(0, n_categories - 1, (MAX_OBJECTS,), np.int64),
             "object_mask": spaces.Box(0.0, 1.0, (MAX_OBJECTS,), np.float32),
             "proprio": spaces.Box(-inf, inf, (PandaArm.PROPRIO_DIM,), np.float32),
             "goal": spaces.Box(-inf, inf, (goal_dim,), np.float32),
@@ -62,8 +97,11 @@ def observation_space(goal_dim: int) -> spaces.Dict:
     )
 
 
-def object_centric_observation(env: gym.Env) -> dict[str, np.ndarray]:
-    """The object-centric state of `env` now, padded to `MAX_OBJECTS` (one observation of the dataset)."""
+def object_centric_observation(
+    env: gym.Env, vocabulary: CategoryVocabulary | None = None
+) -> dict[str, np.ndarray]:
+    """The object-centric state of `env` now, padded to `MAX_OBJECTS` (one observation of the dataset);
+    category ids from `vocabulary` (default: `CATEGORIES`, then the others in order of appearance)."""
     task = env.unwrapped
     states = task.object_states()
     n = len(states.names)
@@ -74,7 +112,7 @@ def object_centric_observation(env: gym.Env) -> dict[str, np.ndarray]:
     features = np.zeros((MAX_OBJECTS, FEATURE_DIM), np.float32)
     features[:n] = states.features
     categories = np.zeros(MAX_OBJECTS, np.int64)
-    categories[:n] = category_ids(states.categories)
+    categories[:n] = category_ids(states.categories, vocabulary)
     mask = np.zeros(MAX_OBJECTS, np.float32)
     mask[:n] = 1.0
     proprio = task.arm.proprio(np.empty(PandaArm.PROPRIO_DIM, np.float32))
@@ -211,6 +249,7 @@ class EpisodeRecorder:
 
     def __init__(self) -> None:
         self.buffers: list = []
+        self.vocabulary = CategoryVocabulary()
         self._episode: dict | None = None
 
     @property
@@ -221,7 +260,7 @@ class EpisodeRecorder:
     def start(self, env: gym.Env, seed: int | None) -> None:
         self._episode = {
             "seed": seed,
-            "observations": [object_centric_observation(env)],
+            "observations": [object_centric_observation(env, self.vocabulary)],
             "actions": [],
             "rewards": [],
             "terminations": [],
@@ -233,7 +272,7 @@ class EpisodeRecorder:
         if self._episode is None:
             raise RuntimeError("EpisodeRecorder.add before start: call start(env, seed) after env.reset")
         episode = self._episode
-        episode["observations"].append(object_centric_observation(env))
+        episode["observations"].append(object_centric_observation(env, self.vocabulary))
         episode["actions"].append(np.asarray(action, np.float32))
         episode["rewards"].append(float(reward))
         episode["terminations"].append(bool(terminated))
@@ -265,14 +304,16 @@ class EpisodeRecorder:
         directory. `metadata` (algorithm_name, description) goes to Minari."""
         if not self.buffers:
             raise ValueError("no finished episodes to write")
-        return write_local_dataset(
+        data_path = write_local_dataset(
             out,
             dataset_id,
             self.buffers,
             action_space=env.action_space,
-            observation_space=observation_space(env.unwrapped.goal.size),
+            observation_space=observation_space(env.unwrapped.goal.size, len(self.vocabulary.names)),
             **metadata,
         )
+        (data_path.parent / CATEGORIES_FILE).write_text(json.dumps(self.vocabulary.names) + "\n")
+        return data_path
 
 
 @dataclass
@@ -293,13 +334,21 @@ class WorldModelData:
     rewards: np.ndarray
     success: np.ndarray
     lengths: np.ndarray
+    category_names: tuple[str, ...] = CATEGORIES
+    """the name of every category id, in id order (`CATEGORIES` first)"""
+
+    ARRAYS: ClassVar[tuple[str, ...]] = (
+        "features", "categories", "mask", "proprio", "goal", "actions", "rewards", "success", "lengths",
+    )  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.lengths)
 
     def subset(self, index) -> WorldModelData:
         """The episodes at `index` (an array of episode indices or a boolean mask)."""
-        return WorldModelData(**{k: getattr(self, k)[index] for k in self.__dataclass_fields__})
+        return WorldModelData(
+            **{k: getattr(self, k)[index] for k in self.ARRAYS}, category_names=self.category_names
+        )
 
     @staticmethod
     def concatenate(parts: Sequence[WorldModelData]) -> WorldModelData:
@@ -309,8 +358,14 @@ class WorldModelData:
             raise ValueError(
                 f"datasets of different episode lengths {sorted(lengths)} cannot be concatenated"
             )
+        names = {p.category_names for p in parts}
+        if len(names) != 1:
+            raise ValueError(
+                f"datasets of different category vocabularies {sorted(names)} cannot be concatenated"
+            )
         return WorldModelData(
-            **{k: np.concatenate([getattr(p, k) for p in parts]) for k in WorldModelData.__dataclass_fields__}
+            **{k: np.concatenate([getattr(p, k) for p in parts]) for k in WorldModelData.ARRAYS},
+            category_names=names.pop(),
         )
 
     @property
@@ -343,7 +398,7 @@ def load_dataset(path: str | Path) -> WorldModelData:
     """
     from minari import MinariDataset
 
-    raw = []
+    raw, vocabulary, remaps = [], CategoryVocabulary(), []
     for data_path in find_datasets(path):
         try:
             episodes = list(MinariDataset(data_path).iterate_episodes())
@@ -352,8 +407,11 @@ def load_dataset(path: str | Path) -> WorldModelData:
         if not episodes:
             raise WorldModelDatasetError(f"the Minari dataset at {data_path} holds no episodes")
         _check_fields(data_path, episodes)
+        names_file = data_path.parent / CATEGORIES_FILE
+        names = json.loads(names_file.read_text()) if names_file.is_file() else list(CATEGORIES)
+        remaps += [vocabulary.ids(names)] * len(episodes)  # this dataset's ids -> the merged vocabulary's
         raw += episodes
-    return _pad_episodes(raw)
+    return _pad_episodes(raw, remaps, tuple(vocabulary.names))
 
 
 def _check_fields(data_path: Path, episodes: list) -> None:
@@ -370,7 +428,7 @@ def _check_fields(data_path: Path, episodes: list) -> None:
             )
 
 
-def _pad_episodes(raw: list) -> WorldModelData:
+def _pad_episodes(raw: list, remaps: list[np.ndarray], category_names: tuple[str, ...]) -> WorldModelData:
     steps = max(len(e.actions) for e in raw)
 
     def padded(values: np.ndarray, length: int) -> np.ndarray:
@@ -384,7 +442,12 @@ def _pad_episodes(raw: list) -> WorldModelData:
     success = np.stack([padded(np.asarray(e.infos["success"], np.float32)[1:], steps) for e in raw])
     return WorldModelData(
         features=obs["object_features"].astype(np.float32),
-        categories=obs["object_categories"][:, 0].astype(np.int64),
+        categories=np.stack(
+            [
+                remap[ids]
+                for remap, ids in zip(remaps, obs["object_categories"][:, 0].astype(np.int64), strict=True)
+            ]
+        ),
         mask=obs["object_mask"][:, 0] > 0.5,
         proprio=obs["proprio"].astype(np.float32),
         goal=obs["goal"].astype(np.float32),
@@ -392,4 +455,5 @@ def _pad_episodes(raw: list) -> WorldModelData:
         rewards=np.stack([padded(np.asarray(e.rewards, np.float32), steps) for e in raw]),
         success=success,
         lengths=np.array([len(e.actions) for e in raw], dtype=np.int64),
+        category_names=category_names,
     )

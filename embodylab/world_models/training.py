@@ -26,7 +26,7 @@ from embodylab.world_models.baselines import (
     matched_monolithic_config,
 )
 from embodylab.world_models.config import MODELS, TrainWMConfig
-from embodylab.world_models.data import WorldModelData, load_dataset
+from embodylab.world_models.data import WorldModelData, check_categories, load_dataset
 from embodylab.world_models.object_centric import (
     ObjectCentricConfig,
     ObjectCentricWorldModel,
@@ -170,6 +170,7 @@ def train_world_model(config: TrainWMConfig) -> dict:
 
     torch.set_num_threads(config.threads)
     data = load_dataset(config.dataset)
+    check_categories(data)
     train_data, val_data = split(data, config.val_every)
     if not len(train_data):
         raise ValueError(

@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from embodylab.core.scene import OBJECT_FEATURE_DIM
 from embodylab.world_models.config import TrainValueConfig
-from embodylab.world_models.data import CATEGORIES, WorldModelData, load_dataset
+from embodylab.world_models.data import CATEGORIES, WorldModelData, check_categories, load_dataset
 from embodylab.world_models.object_centric import AGENT_DIM, AGENT_SLICE, MIN_STD, RELATIVE_SCALE
 
 WEIGHTS = "value.pt"
@@ -268,6 +268,8 @@ def load_value(path: str | Path) -> StateValue:
 def train_value(config: TrainValueConfig) -> dict:
     """Loads the world-model dataset `config.dataset`, fits the value and saves it to `config.out`; its
     summary."""
-    fit = fit_value(load_dataset(config.dataset), config)
+    data = load_dataset(config.dataset)
+    check_categories(data)
+    fit = fit_value(data, config)
     save_value(config.out, fit, config, config.dataset)
     return fit.summary
