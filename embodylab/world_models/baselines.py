@@ -28,7 +28,7 @@ from embodylab.world_models.object_centric import (
     Step,
     WorldModel,
     _gaussian,
-    _kl,
+    balanced_kl,
     parameter_count,
 )
 
@@ -125,9 +125,9 @@ class MonolithicRSSM(WorldModel):
             change = torch.cat([self._pad(target["objects"] * real).flatten(1), target["agent"]], -1)
             post_mean, post_std = _gaussian(self.posterior(torch.cat([h, change], -1)))
             z = post_mean + post_std * torch.randn_like(post_std)
-            dyn = _kl(post_mean.detach(), post_std.detach(), prior_mean, prior_std)
-            rep = _kl(post_mean, post_std, prior_mean.detach(), prior_std.detach())
-            kl = (c.kl_dyn * dyn.clamp_min(c.free_bits) + c.kl_rep * rep.clamp_min(c.free_bits))[:, None]
+            kl = balanced_kl(post_mean, post_std, prior_mean, prior_std, c.kl_dyn, c.kl_rep, c.free_bits)[
+                :, None
+            ]
         else:
             z = prior_mean + prior_std * torch.randn_like(prior_std) if sample else prior_mean
         n_objects_out = c.max_objects * DYNAMIC_DIM

@@ -152,6 +152,15 @@ def _kl(mean_q, std_q, mean_p, std_p) -> torch.Tensor:
     return (torch.log(std_p / std_q) + (std_q**2 + (mean_q - mean_p) ** 2) / (2 * std_p**2) - 0.5).sum(-1)
 
 
+def balanced_kl(post_mean, post_std, prior_mean, prior_std, kl_dyn: float, kl_rep: float, free_bits: float):
+    """DreamerV3's KL balancing with free bits: `kl_dyn` weighs the prior's pull towards the (fixed)
+    posterior, `kl_rep` the posterior's towards the (fixed) prior, and each term is clamped from below at
+    `free_bits` nats, so the prior learns faster than the representation collapses onto it."""
+    dyn = _kl(post_mean.detach(), post_std.detach(), prior_mean, prior_std)
+    rep = _kl(post_mean, post_std, prior_mean.detach(), prior_std.detach())
+    return kl_dyn * dyn.clamp_min(free_bits) + kl_rep * rep.clamp_min(free_bits)
+
+
 class Prediction(NamedTuple):
     """One decoding of a step's change (normalised units): objects [B, N, 13] and agent [B, AGENT_DIM]."""
 
@@ -349,10 +358,7 @@ class ObjectCentricWorldModel(WorldModel):
                 post_mean, post_std = _gaussian(self.posterior(torch.cat([h, change], -1)))
                 z = post_mean + post_std * torch.randn_like(post_std)
                 c = self.config
-                # KL balancing: the prior learns towards the posterior faster than the reverse.
-                dyn = _kl(post_mean.detach(), post_std.detach(), prior_mean, prior_std)
-                rep = _kl(post_mean, post_std, prior_mean.detach(), prior_std.detach())
-                kl = c.kl_dyn * dyn.clamp_min(c.free_bits) + c.kl_rep * rep.clamp_min(c.free_bits)
+                kl = balanced_kl(post_mean, post_std, prior_mean, prior_std, c.kl_dyn, c.kl_rep, c.free_bits)
             else:
                 z = prior_mean + prior_std * torch.randn_like(prior_std) if sample else prior_mean
         own_agent = torch.cat([self.normalise_agent(agent), action], -1)
@@ -419,9 +425,7 @@ class ObjectCentricWorldModel(WorldModel):
             post_mean, post_std = _gaussian(self.posterior(post_in))
             z = post_mean + post_std * torch.randn_like(post_std)
             c = self.config
-            dyn = _kl(post_mean.detach(), post_std.detach(), prior_mean, prior_std)
-            rep = _kl(post_mean, post_std, prior_mean.detach(), prior_std.detach())
-            kl = c.kl_dyn * dyn.clamp_min(c.free_bits) + c.kl_rep * rep.clamp_min(c.free_bits)
+            kl = balanced_kl(post_mean, post_std, prior_mean, prior_std, c.kl_dyn, c.kl_rep, c.free_bits)
             kl = torch.cat([torch.zeros_like(kl[:, :1]), kl], 1)  # the agent's token holds no latent
         else:
             z = prior_mean + prior_std * torch.randn_like(prior_std) if sample else prior_mean
