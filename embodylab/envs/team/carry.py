@@ -60,6 +60,7 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
 from embodylab.core.rendering import OffscreenRenderer
+from embodylab.core.scene import CONTROL_HZ, PHYSICS_TIMESTEP
 from embodylab.envs.team.layout import (
     HANDLE_HALF_LENGTH,
     PAYLOAD_SHAPES,
@@ -70,8 +71,6 @@ from embodylab.envs.team.layout import (
 )
 from embodylab.envs.team.scene import HAND_HEIGHT, LIFT_RANGE, SceneCache
 
-PHYSICS_TIMESTEP = 0.002
-CONTROL_HZ = 25
 MAX_AGENTS = 8
 MAX_OBSTACLES = 4
 MAX_SPEED = 1.0  # m/s, base speed at action 1

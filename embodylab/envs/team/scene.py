@@ -1,8 +1,8 @@
 """The one builder of TeamCarry scenes: a `TeamLayout` compiled to MuJoCo through `mujoco.MjSpec`.
 
 The lab `SceneSpec` describes a tabletop around one arm; the team scene needs mobile human-proxy
-bodies and runtime grip constraints, so it is built here directly with `MjSpec`, reusing the project's
-floor, camera and option conventions.
+bodies and runtime grip constraints, so it is built here directly with `MjSpec`; its physics options,
+render settings, floor, sky and lights come from the builders every suite shares (`core.builders`).
 
 Agent `i` (world frame, z up) is a body `agent{i}` on three joints (`agent{i}/x`, `agent{i}/y` slides,
 `agent{i}/yaw` hinge) driven by velocity actuators, with one collision capsule and visual-only limbs.
@@ -27,8 +27,14 @@ from functools import cmp_to_key
 import mujoco
 import numpy as np
 
-from embodylab.core.mujoco_backend import FLOOR_GRID_SPACING, MAX_OFFSCREEN
-from embodylab.core.scene import look_at_xyaxes
+from embodylab.core.builders import (
+    add_checker_floor,
+    add_lights,
+    add_skybox,
+    set_physics_options,
+    set_render_quality,
+)
+from embodylab.core.scene import LightSpec, look_at_xyaxes
 from embodylab.envs.team.layout import (
     HAND_HALF_SPACING,
     HAND_REACH,
@@ -69,6 +75,7 @@ ROBOT_DARK = (0.2, 0.22, 0.25, 1)
 FLOOR_BITS = (1, 1)
 PAYLOAD_BITS = (3, 3)
 BODY_BITS = (2, 2)
+TEAM_LIGHTS = (LightSpec(pos=(0.0, 0.0, 6.0), directional=True, diffuse=(0.5, 0.5, 0.5), castshadow=False),)
 CAPSULE, SPHERE, BOX, CYLINDER, ELLIPSOID = (
     mujoco.mjtGeom.mjGEOM_CAPSULE,
     mujoco.mjtGeom.mjGEOM_SPHERE,
@@ -348,50 +355,24 @@ def build_team_spec(layout: TeamLayout, timestep: float) -> mujoco.MjSpec:
     """The `MjSpec` of one TeamCarry episode (see the module docstring for names and frames)."""
     spec = mujoco.MjSpec()
     spec.modelname = "teamcarry"
-    spec.compiler.degree = False
-    spec.option.timestep = timestep
-    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
-    spec.option.cone = mujoco.mjtCone.mjCONE_PYRAMIDAL
-    spec.visual.global_.offwidth = MAX_OFFSCREEN
-    spec.visual.global_.offheight = MAX_OFFSCREEN
-    spec.visual.quality.numslices = 16
-    spec.visual.quality.numstacks = 8
-    spec.visual.quality.offsamples = 0
-    spec.visual.headlight.ambient = [0.4, 0.4, 0.4]
-    spec.visual.headlight.diffuse = [0.5, 0.5, 0.5]
+    set_physics_options(spec, timestep, cone="pyramidal")
+    set_render_quality(
+        spec, numslices=16, numstacks=8, headlight_ambient=[0.4] * 3, headlight_diffuse=[0.5] * 3
+    )
     spec.stat.center = [0.0, 0.0, 0.5]
     spec.stat.extent = layout.room_half * 2
     world = spec.worldbody
     room = layout.room_half
 
-    spec.add_texture(
-        name="sky",
-        type=mujoco.mjtTexture.mjTEXTURE_SKYBOX,
-        builtin=mujoco.mjtBuiltin.mjBUILTIN_GRADIENT,
-        rgb1=[0.85, 0.9, 0.95],
-        rgb2=[0.55, 0.65, 0.8],
-        width=64,
-        height=64,
-    )
-    checker = spec.add_texture(
-        name="floor_tex",
-        type=mujoco.mjtTexture.mjTEXTURE_2D,
-        builtin=mujoco.mjtBuiltin.mjBUILTIN_CHECKER,
+    add_skybox(spec, top_rgb=[0.85, 0.9, 0.95], bottom_rgb=[0.55, 0.65, 0.8])
+    add_checker_floor(
+        spec,
+        room + 20.0,
         rgb1=[0.72, 0.66, 0.58],
         rgb2=[0.66, 0.6, 0.52],
-        width=256,
-        height=256,
-    )
-    spec.add_material(name="floor_mat", texrepeat=[room + 20.0, room + 20.0], reflectance=0.0).textures[
-        mujoco.mjtTextureRole.mjTEXROLE_RGB
-    ] = checker.name
-    world.add_geom(
-        name="floor",
-        type=mujoco.mjtGeom.mjGEOM_PLANE,
-        size=[room + 20.0, room + 20.0, FLOOR_GRID_SPACING],
-        material="floor_mat",
-        contype=FLOOR_BITS[0],
-        conaffinity=FLOOR_BITS[1],
+        texrepeat=room + 20.0,
+        reflectance=0.0,
+        collision_bits=FLOOR_BITS,
     )
     wall = dict(contype=BODY_BITS[0], conaffinity=BODY_BITS[1], rgba=[0.85, 0.85, 0.82, 1], density=0)
     for sx, sy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
@@ -403,13 +384,7 @@ def build_team_spec(layout: TeamLayout, timestep: float) -> mujoco.MjSpec:
         )
     for g in obstacle_geoms(layout):
         _add_geom(world, g, BODY_BITS, group=0)
-    world.add_light(
-        pos=[0, 0, 6],
-        dir=[0, 0, -1],
-        diffuse=[0.5, 0.5, 0.5],
-        castshadow=False,
-        type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL,
-    )
+    add_lights(spec, TEAM_LIGHTS)
     world.add_camera(
         name="overview",
         pos=[0, -room * 1.35, room * 1.5],
