@@ -185,7 +185,7 @@ class TeamCarryEnv(ParallelEnv):
     def reset(self, seed: int | None = None, options: dict | None = None):
         """Draws a new layout from the env's generator (re-seeded by `seed`) and resets the physics to it.
         The first layout of each scene topology (payload shape, obstacle count) is compiled; later ones
-        are written into that compiled model (`scene.SceneCache`), which is what makes a reset cheap.
+        are written into that compiled model (`scene_cache.SceneCache`), which is what makes a reset cheap.
         `options` is accepted for API compatibility and not used."""
         if seed is not None:
             self._np_random, self._np_random_seed = seeding.np_random(seed)
@@ -221,11 +221,8 @@ class TeamCarryEnv(ParallelEnv):
 
     def _bind_views(self, views: SceneViews) -> None:
         """The hot path's views into `self.data` (`scene_cache.SceneViews`) as attributes."""
-        self._agent_qpos, self._agent_qvel, self._agent_ctrl = (
-            views.agent_qpos,
-            views.agent_qvel,
-            views.agent_ctrl,
-        )
+        self._agent_qpos, self._agent_qvel = views.agent_qpos, views.agent_qvel
+        self._agent_ctrl = views.agent_ctrl
         self._grip_active, self._hands = views.grip_active, views.hands
         self._payload_qpos, self._payload_qvel = views.payload_qpos, views.payload_qvel
         self._payload_pos, self._payload_rot = views.payload_pos, views.payload_rot
