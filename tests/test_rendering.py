@@ -191,7 +191,7 @@ def test_the_coarse_floor_grid_renders_what_a_fine_one_does():
     import gymnasium as gym
 
     import embodylab  # noqa: F401  (registers the envs)
-    from embodylab.core.mujoco_backend import FLOOR_GRID_SPACING
+    from embodylab.core.builders import FLOOR_GRID_SPACING
 
     env = gym.make("embodylab/LabPickPlace-v0")
     env.reset(seed=0)

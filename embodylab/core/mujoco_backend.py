@@ -9,6 +9,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
+from embodylab.core.builders import add_checker_floor, add_lights, set_physics_options, set_render_quality
 from embodylab.core.robot import (
     MobileBaseNames,
     PandaNames,
@@ -36,12 +37,6 @@ _GEOM_TYPES = {
 }
 WORLD_COLLISION_BITS = (1, 3)  # (contype, conaffinity) of objects and furniture: they touch everything
 GOAL_MARKER_BODY = "goal_marker"
-MAX_OFFSCREEN = 1024
-FLOOR_GRID_SPACING = 0.5
-"""metres between the rendered grid lines of a floor plane (its size[2]; collision ignores it). The renderer
-draws one lit quad per grid cell: at 0.05 m a 6 m floor is 14,400 quads, which cost a software rasteriser
-~40% of a 64x64 frame, for an image identical to within one intensity level under the scenes' directional
-lights (benchmarks/render.py)."""
 
 
 def mujoco_geom_size(shape: Shape, half_extents) -> list[float]:
@@ -105,45 +100,29 @@ def build_mjspec(scene: SceneSpec) -> tuple[mujoco.MjSpec, PandaNames | None]:
     scene.validate()
     spec = mujoco.MjSpec()
     spec.modelname = "embodylab"
-    spec.compiler.degree = False  # every angle in embodylab is in radians
-    spec.option.timestep = scene.timestep
-    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
-    spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
-    spec.option.noslip_iterations = 3
-    spec.visual.global_.offwidth = MAX_OFFSCREEN
-    spec.visual.global_.offheight = MAX_OFFSCREEN
-    spec.visual.quality.shadowsize = 2048
+    set_physics_options(spec, scene.timestep, cone="elliptic", noslip_iterations=3)
     # Software rasterisers spend their time on triangles and multisampling, not on pixels: coarser round
     # shapes and no MSAA render 64x64 observations ~6x faster and look the same at 256x256.
-    spec.visual.quality.numslices = 12
-    spec.visual.quality.numstacks = 6
-    spec.visual.quality.offsamples = 0
-    spec.visual.headlight.ambient = [0.35, 0.35, 0.35]
-    spec.visual.headlight.diffuse = [0.4, 0.4, 0.4]
+    set_render_quality(
+        spec,
+        numslices=12,
+        numstacks=6,
+        headlight_ambient=[0.35] * 3,
+        headlight_diffuse=[0.4] * 3,
+        shadowsize=2048,
+    )
     spec.stat.center = [0.0, 0.0, 0.1]
     spec.stat.extent = 1.2
     world = spec.worldbody
-
-    checker = spec.add_texture(
-        name="floor_tex",
-        type=mujoco.mjtTexture.mjTEXTURE_2D,
-        builtin=mujoco.mjtBuiltin.mjBUILTIN_CHECKER,
+    add_checker_floor(
+        spec,
+        scene.floor_half_size,
         rgb1=[0.32, 0.34, 0.38],
         rgb2=[0.26, 0.28, 0.32],
-        width=256,
-        height=256,
-    )
-    spec.add_material(name="floor_mat", texrepeat=[6, 6], reflectance=0.1).textures[
-        mujoco.mjtTextureRole.mjTEXROLE_RGB
-    ] = checker.name
-    world.add_geom(
-        name="floor",
-        type=mujoco.mjtGeom.mjGEOM_PLANE,
-        size=[scene.floor_half_size, scene.floor_half_size, FLOOR_GRID_SPACING],
-        pos=[0, 0, scene.floor_height],
-        material="floor_mat",
-        contype=1,
-        conaffinity=3,
+        texrepeat=6,
+        reflectance=0.1,
+        collision_bits=(1, 3),
+        height=scene.floor_height,
     )
     if scene.table is not None:
         t = scene.table
@@ -168,16 +147,7 @@ def build_mjspec(scene: SceneSpec) -> tuple[mujoco.MjSpec, PandaNames | None]:
                     contype=0,
                     conaffinity=0,
                 )
-    for light in scene.lights:
-        world.add_light(
-            pos=light.pos,
-            dir=light.direction,
-            diffuse=light.diffuse,
-            castshadow=light.castshadow,
-            type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL
-            if light.directional
-            else mujoco.mjtLightType.mjLIGHT_SPOT,
-        )
+    add_lights(spec, scene.lights)
     for cam in scene.cameras:
         world.add_camera(
             name=cam.name, pos=cam.pos, xyaxes=look_at_xyaxes(cam.pos, cam.lookat), fovy=cam.fovy

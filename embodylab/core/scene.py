@@ -17,6 +17,11 @@ Quat = tuple[float, float, float, float]
 RGBA = tuple[float, float, float, float]
 
 IDENTITY_QUAT: Quat = (1.0, 0.0, 0.0, 0.0)
+PHYSICS_TIMESTEP = 0.002
+"""seconds per physics step, in every embodylab suite."""
+CONTROL_HZ = 25
+"""control steps per second, in every embodylab suite: each control step runs 1 / (CONTROL_HZ x timestep)
+physics steps."""
 OBJECT_FEATURE_DIM = 16
 """position 3, quaternion (w, x, y, z) 4, linear velocity 3, angular velocity 3, half-extents 3."""
 
@@ -169,7 +174,7 @@ class SceneSpec:
     goal_marker: bool = True
     goal_marker_rgba: RGBA = (0.1, 0.9, 0.1, 0.45)
     goal_marker_radius: float = 0.02
-    timestep: float = 0.002
+    timestep: float = PHYSICS_TIMESTEP
     floor_height: float = -0.75
     floor_half_size: float = 3.0
     """metres: the floor plane spans ±this in x and y"""

@@ -32,12 +32,10 @@ from gymnasium import spaces
 
 from embodylab.core.control import CONTROL_MODES, PandaArm
 from embodylab.core.mujoco_backend import MujocoScene
-from embodylab.core.scene import OBJECT_FEATURE_DIM, ObjectStates, SceneSpec
+from embodylab.core.scene import CONTROL_HZ, OBJECT_FEATURE_DIM, ObjectStates, SceneSpec
 
 OBS_MODES = ("state", "rgb", "depth", "rgbd", "segmentation", "pointcloud")
 REWARD_TYPES = ("dense", "sparse")
-PHYSICS_TIMESTEP = 0.002
-CONTROL_HZ = 25
 # MuJoCo checks qpos, qvel and qacc for NaN/inf/overflow every step; when one fails it resets the state
 # and counts a warning, so these counters are how a diverged simulation shows.
 _DIVERGENCE_WARNINGS = range(int(mujoco.mjtWarning.mjWARN_BADQPOS), int(mujoco.mjtWarning.mjWARN_BADCTRL) + 1)

@@ -14,20 +14,11 @@ within 8 cm of a handle bar's axis; it lets go when grip is off or when its cons
 the role's limit, and then stays open until grip is switched off and on again. Out-of-range entries
 are clipped; NaN or inf raise `ValueError` naming the agent and entry.
 
-Observation (per agent, float32 `Box(171,)`, every position and velocity in the agent's own frame:
-x forward, y left, z up; metres, m/s, rad/s):
+Observation (per agent, float32 `Box(171,)` for `max_agents` = 8; `observation.ObservationLayout`
+names the columns; every position and velocity in the agent's own frame: x forward, y left, z up;
+metres, m/s, rad/s):
 
-    [0:13)    self: x/room, y/room, sin yaw, cos yaw, vx, vy, wz, hand height, hand vertical velocity,
-              left grip, right grip, is robot, time left fraction
-    [13:28)   payload: position (3), sin/cos of its yaw relative to the agent (2), velocity (3),
-              yaw rate (1), half-extents (3), shape one-hot table/box/sofa (3)
-    [28:36)   goal: position relative to the agent (2), sin/cos of goal yaw relative to the agent (2),
-              goal position in the payload frame (2), sin/cos of the payload's yaw error (2)
-    [36:92)   handles: max_agents slots x (position 3, outward normal 2, gripped by anyone 1), then a
-              mask of max_agents (1 = slot used)
-    [92:155)  other agents, in order i+1, i+2, ...: (max_agents - 1) slots x (position 2, sin/cos of
-              relative yaw 2, velocity 2, gripping 1, is robot 1), then a mask of max_agents - 1
-    [155:171) obstacles: MAX_OBSTACLES slots x (position 2, radius 1), then a mask of MAX_OBSTACLES
+<observation table>
 
 `state()` is the global state (float32 `[185]`, world frame): payload position 3, quaternion 4, linear
 and angular velocity 6, half-extents 3, shape one-hot 3, mass / 100, goal x, y, sin, cos yaw, time left
@@ -60,6 +51,7 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
 from embodylab.core.rendering import OffscreenRenderer
+from embodylab.core.scene import CONTROL_HZ, PHYSICS_TIMESTEP
 from embodylab.envs.team.layout import (
     HANDLE_HALF_LENGTH,
     PAYLOAD_SHAPES,
@@ -68,22 +60,20 @@ from embodylab.envs.team.layout import (
     TeamLayout,
     sample_layout,
 )
-from embodylab.envs.team.scene import HAND_HEIGHT, LIFT_RANGE, SceneCache
+from embodylab.envs.team.metrics import LIFTED_CLEARANCE, CarryMetrics
+from embodylab.envs.team.observation import MAX_OBSTACLES, ObservationLayout, ObservationPlan
+from embodylab.envs.team.scene import HAND_HEIGHT, LIFT_RANGE
+from embodylab.envs.team.scene_cache import SceneCache, SceneViews
 
-PHYSICS_TIMESTEP = 0.002
-CONTROL_HZ = 25
 MAX_AGENTS = 8
-MAX_OBSTACLES = 4
 MAX_SPEED = 1.0  # m/s, base speed at action 1
 MAX_YAW_RATE = 1.5  # rad/s
 GRIP_REACH = 0.08  # m from a hand's centre to a handle bar's axis
-LIFTED_CLEARANCE = 0.02  # m: the payload counts as lifted when its lowest corner is this high
 SET_DOWN_CLEARANCE = 0.01  # m
 SET_DOWN_SPEED = 0.05  # m/s
 SUCCESS_DISTANCE = 0.1  # m
 SUCCESS_YAW = np.deg2rad(15.0)
 ACTION_NAMES = ("vx", "vy", "wz", "hand_height", "grip")
-SELF_DIM, PAYLOAD_DIM, GOAL_DIM, HANDLE_DIM, OTHER_DIM, OBSTACLE_DIM = 13, 15, 8, 6, 8, 3
 CAMERAS = ("follow", "overview")
 # Reductions called as ufunc methods: on arrays this small numpy's Python-level wrappers (`ndarray.sum`,
 # `np.min`, `ndarray.any`) cost as much as the reduction itself.
@@ -92,6 +82,10 @@ _sum, _min, _any = np.add.reduce, np.minimum.reduce, np.logical_or.reduce
 
 def _wrap(angle):
     return (angle + np.pi) % (2 * np.pi) - np.pi
+
+
+if __doc__:  # the observation table comes from the named layout (absent under python -OO)
+    __doc__ = __doc__.replace("<observation table>", ObservationLayout(MAX_AGENTS).table())
 
 
 class TeamCarryEnv(ParallelEnv):
@@ -144,14 +138,8 @@ class TeamCarryEnv(ParallelEnv):
         self.possible_agents = [f"agent_{i}" for i in range(n_agents)]
         self.agents: list[str] = []
         self._index = {a: i for i, a in enumerate(self.possible_agents)}
-        obs_dim = (
-            SELF_DIM
-            + PAYLOAD_DIM
-            + GOAL_DIM
-            + max_agents * (HANDLE_DIM + 1)
-            + (max_agents - 1) * (OTHER_DIM + 1)
-            + MAX_OBSTACLES * (OBSTACLE_DIM + 1)
-        )
+        self._observation_layout = ObservationLayout(max_agents)
+        obs_dim = self._observation_layout.size
         self._observation_space = spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
         self._action_space = spaces.Box(-1.0, 1.0, (len(ACTION_NAMES),), np.float32)
         self.state_space = spaces.Box(
@@ -162,8 +150,8 @@ class TeamCarryEnv(ParallelEnv):
         self._np_random, self._np_random_seed = seeding.np_random(None)
         self._renderer: OffscreenRenderer | None = None
         self._scenes = SceneCache(PHYSICS_TIMESTEP)
-        self._observation_plans: dict[tuple[int, int], dict[str, Any]] = {}
-        self._views: dict[int, dict[str, np.ndarray]] = {}  # by id of a model the scene cache holds
+        self._observation_plans: dict[tuple[int, int], ObservationPlan] = {}  # by (handles, obstacles)
+        self._metrics = CarryMetrics(1.0 / CONTROL_HZ)
         self._controls = np.empty((n_agents, len(ACTION_NAMES)))
         self._heading_cs, self._products = np.empty((n_agents, 2)), np.empty((n_agents, 2, 2))
         lo, hi = LIFT_RANGE
@@ -197,7 +185,7 @@ class TeamCarryEnv(ParallelEnv):
     def reset(self, seed: int | None = None, options: dict | None = None):
         """Draws a new layout from the env's generator (re-seeded by `seed`) and resets the physics to it.
         The first layout of each scene topology (payload shape, obstacle count) is compiled; later ones
-        are written into that compiled model (`scene.SceneCache`), which is what makes a reset cheap.
+        are written into that compiled model (`scene_cache.SceneCache`), which is what makes a reset cheap.
         `options` is accepted for API compatibility and not used."""
         if seed is not None:
             self._np_random, self._np_random_seed = seeding.np_random(seed)
@@ -210,17 +198,13 @@ class TeamCarryEnv(ParallelEnv):
             self.max_obstacles,
             self._np_random,
         )
-        model, data, ids = self._scenes.load(self.layout)
-        if model is not self.model:
+        scene = self._scenes.load(self.layout)
+        if scene.model is not self.model:
             if self._renderer is not None:
                 self._renderer.close()
                 self._renderer = None
-            self.model, self.data, self.ids = model, data, ids
-            if id(model) not in self._views:
-                self._bind_views()
-                self._views[id(model)] = {name: getattr(self, name) for name in self._VIEWS}
-            for name, value in self._views[id(model)].items():
-                setattr(self, name, value)
+            self.model, self.data, self.ids = scene.model, scene.data, scene.ids
+            self._bind_views(scene.views)
         self._agent_qpos[:, :3] = self.layout.agent_poses
         mujoco.mj_forward(self.model, self.data)
         self._prepare_episode_constants()
@@ -228,54 +212,42 @@ class TeamCarryEnv(ParallelEnv):
         self.steps = 0
         self._grip_on = np.zeros((self.n_agents, 2), bool)
         self._grip_blocked = np.zeros((self.n_agents, 2), bool)  # broken grips wait for a re-press
-        self._lift_step: int | None = None
-        self._steps_lifted = 0
-        self._steps_all_gripping = 0
-        self._jerk_sum = 0.0
-        self._jerk_count = 0
-        self._velocity_history: list[tuple[float, float, float]] = []
-        self._max_lift = 0.0
+        self._metrics.reset()
         self._success = False
         self._update_geometry()
         self._prev_distance, self._prev_yaw_error = self._goal_errors()
         info = self._info()
         return self._observations(), {a: dict(info) for a in self.agents}
 
-    _VIEWS = (  # what `_bind_views` builds, kept per compiled model
+    def _bind_views(self, views: SceneViews) -> None:
+        """The hot path's views into `self.data` (`scene_cache.SceneViews`) as attributes."""
+        self._agent_qpos, self._agent_qvel = views.agent_qpos, views.agent_qvel
+        self._agent_ctrl = views.agent_ctrl
+        self._grip_active, self._hands = views.grip_active, views.hands
+        self._payload_qpos, self._payload_qvel = views.payload_qpos, views.payload_qvel
+        self._payload_pos, self._payload_rot = views.payload_pos, views.payload_rot
+        self._grip_eq = self.ids.grip_equalities
+
+    _UNCOPIED = (  # views into MjData or into the observation plan, rebuilt by `__setstate__`
         "_agent_qpos", "_agent_qvel", "_agent_ctrl", "_grip_active", "_hands", "_payload_qpos",
-        "_payload_qvel", "_payload_pos", "_payload_rot", "_grip_eq",
+        "_payload_qvel", "_payload_pos", "_payload_rot", "_observation_plans", "_plan", "_handle_frame",
     )  # fmt: skip
 
-    def _bind_views(self) -> None:
-        """Views into the data arrays and index arrays for the hot path, once per compiled model. The
-        scene lays out each agent's joints (x, y, yaw, lift), actuators, grips and hand sites
-        consecutively and agent after agent, so every per-agent quantity is a strided view."""
-        d, ids, n = self.data, self.ids, self.n_agents
+    def __getstate__(self) -> dict:
+        """What `copy.deepcopy` and `pickle` copy: everything but the renderer and the views (a copied
+        view would be a detached array, and a copied env would then ignore its actions)."""
+        state = {k: v for k, v in self.__dict__.items() if k not in self._UNCOPIED}
+        state["_renderer"] = None
+        return state
 
-        def per_agent(array: np.ndarray, index: np.ndarray) -> np.ndarray:
-            """The view `[n_agents, width, ...]` of `array` at `index` `[n_agents, width]`."""
-            width = index.shape[1]
-            first = int(index.min())
-            view = array[first : first + n * width].reshape(n, width, *array.shape[1:])
-            within = index - first - width * np.arange(n)[:, None]
-            if (within == np.arange(width)).all():
-                return view
-            if (within == np.arange(width)[::-1]).all():
-                return view[:, ::-1]
-            raise RuntimeError(
-                f"team scene layout changed: indices {index.tolist()} are not per agent blocks"
-            )
-
-        self._agent_qpos = per_agent(d.qpos, np.c_[ids.base_qpos, ids.lift_qpos])  # x, y, yaw, lift
-        self._agent_qvel = per_agent(d.qvel, np.c_[ids.base_qvel, ids.lift_qvel])
-        self._agent_ctrl = per_agent(d.ctrl, np.c_[ids.base_actuators, ids.lift_actuators])
-        self._grip_active = per_agent(d.eq_active, ids.grip_equalities)
-        self._hands = per_agent(d.site_xpos, ids.hand_sites)
-        self._payload_qpos = d.qpos[ids.payload_qpos : ids.payload_qpos + 7]
-        self._payload_qvel = d.qvel[ids.payload_qvel : ids.payload_qvel + 6]
-        self._payload_pos = d.xpos[ids.payload_body]
-        self._payload_rot = d.xmat[ids.payload_body].reshape(3, 3)
-        self._grip_eq = ids.grip_equalities
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._observation_plans = {}
+        if self.model is None:
+            return
+        scene = next(s for s in self._scenes.scenes() if s.model is self.model)
+        self._bind_views(scene.views)
+        self._bind_observation_plan()
 
     def _prepare_episode_constants(self) -> None:
         """Layout constants and every observation entry that stays fixed for the episode."""
@@ -294,146 +266,24 @@ class TeamCarryEnv(ParallelEnv):
         self._hx, self._hy = layout.half_extents[0], layout.half_extents[1]
         self._shape_onehot = np.array([float(layout.shape == s) for s in PAYLOAD_SHAPES])
         self._goal = np.array(layout.goal)
-        self._obstacles = np.zeros((MAX_OBSTACLES, OBSTACLE_DIM + 1))
+        self._obstacles = np.zeros((MAX_OBSTACLES, 4))  # x, y, radius, present
         for j, o in enumerate(layout.obstacles):
             self._obstacles[j] = (*o.pos, o.radius, 1.0)
         self._distances = np.empty((n, 2, h))
         self._rel, self._offset = np.empty((n, 2, h, 3)), np.empty((n, 2, h, 3))
         self._along, self._squared = np.empty((n, 2, h, 1, 1)), np.empty((n, 2, h, 1, 1))
-        self._layout_observation(h, len(layout.obstacles))
+        self._bind_observation_plan()
 
-    _PLAN = (  # what `_plan_observation` builds, kept per scene topology
-        "_world", "_w_qpos", "_w_copied", "_handle_frame", "_w_any_grip",
-        "_w_scalars", "_w_taken", "_w_scaled_xy", "_w_hand_height", "_w_goal", "_w_obstacles",
-        "_planar_from", "_n_points", "_angle_from", "_direct", "_values", "_local",
-        "_sin", "_cos", "_planar", "_angles", "_heading", "_value_columns", "_obs", "_order",
-        "_obstacle_columns",
-    )  # fmt: skip
-
-    def _layout_observation(self, h: int, n_obstacles: int) -> None:
-        """Binds the observation plan of this scene topology (built once, `_plan_observation`) and
-        writes the episode's constants into it: goal, obstacles, payload size and shape."""
-        key = (h, n_obstacles)
-        if key not in self._observation_plans:
-            self._plan_observation(h, n_obstacles)
-            self._observation_plans[key] = {name: getattr(self, name) for name in self._PLAN}
-        for name, value in self._observation_plans[key].items():
-            setattr(self, name, value)
-        self._w_goal[:] = self._goal
-        self._w_obstacles[:] = self._obstacles[:n_obstacles, :2]
-        obs = self._obs
-        obs[:, 22:25] = self._half_extents
-        obs[:, 25:28] = self._shape_onehot
-        radius, mask = self._obstacle_columns
-        obs[:, radius] = self._obstacles[:n_obstacles, 2]
-        obs[:, mask] = self._obstacles[:, 3]
-
-    def _plan_observation(self, h: int, n_obstacles: int) -> None:
-        """The buffers and index arrays that build the observation `[n_agents, obs_dim]` with a fixed,
-        small number of array operations whatever the team size.
-
-        Every step copies the world quantities the observation needs into one vector `_world` (segments
-        below). Gathers from it then give, for all agents at once, the world-frame 2-vectors each agent
-        sees (`_planar_from`; points then made relative to the agent's position), the angles it sees
-        (`_angle_from`; all but its own yaw then made relative to it) and the entries it copies unchanged
-        (`_direct`). One complex multiplication by exp(-i yaw) rotates every 2-vector into its agent's
-        frame, and one scatter puts rotated vectors, sines, cosines and copies into the observation,
-        whose fixed entries (masks, roles) are written here."""
-        n, m = self.n_agents, self.max_agents
-        handle0 = SELF_DIM + PAYLOAD_DIM + GOAL_DIM
-        other0 = handle0 + m * (HANDLE_DIM + 1)
-        obstacle0 = other0 + (m - 1) * (OTHER_DIM + 1)
-        hs, bs = np.arange(h), np.arange(n_obstacles)
-        agents = np.arange(n)
-        order = (agents[:, None] + np.arange(1, n)[None, :]) % n  # the others of agent i: i+1, i+2, ...
-        slot = np.arange(n - 1)
-
-        # The first five segments are copied from the simulation in one concatenate per step.
-        sizes = dict(qpos=4 * n, qvel=4 * n, pos=3, vel=6, grip=2 * n, any_grip=n, handles=9 * h)
-        sizes |= dict(scalars=6, taken=h, scaled_xy=2 * n, hand_height=n, goal=3, obstacles=2 * n_obstacles)
-        at, offset = {}, 0
-        for name, size in sizes.items():
-            at[name] = offset
-            offset += size
-        world = np.zeros(offset)
-        self._world = world
-        view = lambda name, *shape: world[at[name] : at[name] + sizes[name]].reshape(*shape)  # noqa: E731
-        self._w_qpos, self._w_copied = view("qpos", n, 4), world[: at["any_grip"]]
-        self._handle_frame = view("handles", 3 * h, 3)  # centres, bar half-vectors, normals (world)
-        self._w_any_grip = view("any_grip", n)
-        self._w_scalars, self._w_taken = view("scalars", 6), view("taken", h)
-        self._w_scaled_xy, self._w_hand_height = view("scaled_xy", n, 2), view("hand_height", n)
-        self._w_goal, self._w_obstacles = view("goal", 3), view("obstacles", n_obstacles, 2)
-        qpos, qvel, handles = at["qpos"], at["qvel"], at["handles"]
-        scalars = at["scalars"]  # time left, goal in the payload frame (2), sin/cos payload yaw error, yaw
-
-        def pairs(first):  # indices [..., 2] of the 2-vectors starting at `first` (world or observation)
-            first = np.asarray(first)
-            return np.stack([first, first + 1], axis=-1)
-
-        shared = lambda idx: np.broadcast_to(idx, (n, *np.shape(idx)))  # noqa: E731
-        points = [  # (world indices [n, k, 2], observation columns [k, 2] or [n, k, 2])
-            (shared(pairs([at["pos"], at["goal"]])), pairs([13, 28])),
-            (shared(pairs(handles + 3 * hs)), pairs(handle0 + HANDLE_DIM * hs)),
-            (shared(pairs(at["obstacles"] + 2 * bs)), pairs(obstacle0 + OBSTACLE_DIM * bs)),
-            (pairs(qpos + 4 * order), pairs(other0 + OTHER_DIM * slot)),
-        ]
-        vectors = [
-            (shared(pairs([at["vel"]])), pairs([18])),
-            (shared(pairs(handles + 6 * h + 3 * hs)), pairs(handle0 + HANDLE_DIM * hs + 3)),
-            (pairs(qvel + 4 * agents)[:, None], pairs([4])),
-            (pairs(qvel + 4 * order), pairs(other0 + OTHER_DIM * slot + 4)),
-        ]
-        source = np.concatenate([np.broadcast_to(i, (n, *i.shape[1:])) for i, _ in points + vectors], axis=1)
-        n_points = sum(i.shape[1] for i, _ in points)
-        self._planar_from, self._n_points = source, n_points  # [n, entities, 2]; points come first
-        planar_columns = np.concatenate([c.reshape(-1) for _, c in points + vectors])
-        entities = source.shape[1]
-
-        yaw = qpos + 4 * agents + 2
-        angle_from = np.c_[yaw, np.full(n, scalars + 5), np.full(n, at["goal"] + 2), yaw[order]]
-        self._angle_from = angle_from
-        angle_columns = np.r_[2, 16, 30, other0 + OTHER_DIM * slot + 2]
-
-        direct = [  # (world indices [n, k], observation columns [k])
-            (at["scaled_xy"] + pairs(2 * agents), [0, 1]),
-            (np.c_[qvel + 4 * agents + 2, at["hand_height"] + agents, qvel + 4 * agents + 3], [6, 7, 8]),
-            (at["grip"] + pairs(2 * agents), [9, 10]),
-            (shared(np.r_[scalars, at["pos"] + 2, at["vel"] + 2, at["vel"] + 5]), [12, 15, 20, 21]),
-            (shared(scalars + np.arange(1, 5)), [32, 33, 34, 35]),
-            (shared(handles + 3 * hs + 2), handle0 + HANDLE_DIM * hs + 2),
-            (shared(at["taken"] + hs), handle0 + HANDLE_DIM * hs + 5),
-            (at["any_grip"] + order, other0 + OTHER_DIM * slot + 6),
-        ]
-        self._direct = np.concatenate([np.broadcast_to(i, (n, len(c))) for i, c in direct], axis=1)
-        direct_columns = np.concatenate([np.asarray(c, int) for _, c in direct])
-
-        # Everything computed per step lands in `_values` [n, 2 entities | angles | angles | direct].
-        a = angle_from.shape[1]
-        self._values = np.zeros((n, 2 * entities + 2 * a + self._direct.shape[1]))
-        self._local = self._values[:, : 2 * entities].view(np.complex128)  # [n, entities]
-        self._sin = self._values[:, 2 * entities : 2 * entities + a]
-        self._cos = self._values[:, 2 * entities + a : 2 * entities + 2 * a]
-        self._planar = np.empty((n, entities, 2))
-        self._angles = np.empty((n, a))
-        self._heading = np.empty(
-            n, np.complex128
-        )  # exp(-i yaw): multiplying by it rotates into the agent frame
-        self._value_columns = np.r_[planar_columns, angle_columns, angle_columns + 1, direct_columns]
-        if len(np.unique(self._value_columns)) != len(self._value_columns):
-            raise RuntimeError("observation layout writes a column twice")
-
-        obs = np.zeros((n, self._observation_space.shape[0]))
-        obs[:, 11] = self._role_is_robot
-        obs[:, handle0 + m * HANDLE_DIM + hs] = 1.0
-        obs[:, other0 + OTHER_DIM * slot + 7] = self._role_is_robot[order]
-        obs[:, other0 + (m - 1) * OTHER_DIM + slot] = 1.0
-        self._obstacle_columns = (
-            obstacle0 + OBSTACLE_DIM * bs + 2,  # radii
-            obstacle0 + MAX_OBSTACLES * OBSTACLE_DIM + np.arange(MAX_OBSTACLES),  # mask
-        )
-        self._obs = obs
-        self._order = order
+    def _bind_observation_plan(self) -> None:
+        """Binds the observation plan of this scene topology (built once per topology) and writes the
+        episode's constants into it: goal, obstacles, payload size and shape."""
+        key = (len(self._handles_local), len(self.layout.obstacles))
+        plan = self._observation_plans.get(key)
+        if plan is None:
+            plan = ObservationPlan(self._observation_layout, self._role_is_robot, *key)
+            self._observation_plans[key] = plan
+        plan.write_episode(self._goal, self._obstacles, self._half_extents, self._shape_onehot)
+        self._plan, self._handle_frame = plan, plan.handle_frame
 
     def step(self, actions: dict[str, Any]):
         if not self.agents:
@@ -464,7 +314,7 @@ class TeamCarryEnv(ParallelEnv):
         else:
             self._release_overloaded_grips()
         self._update_geometry()
-        self._update_metrics()
+        self._metrics.update(self.steps, self._clearance, self._grip_on, self._payload_qvel[:3])
 
         distance, yaw_error = self._goal_errors()
         task = 2.0 * (self._prev_distance - distance) + 0.5 * (self._prev_yaw_error - yaw_error)
@@ -649,93 +499,41 @@ class TeamCarryEnv(ParallelEnv):
     def _set_down_at_goal(self, distance: float, yaw_error: float) -> bool:
         vx, vy, vz = self._payload_qvel[:3].tolist()
         return bool(
-            self._lift_step is not None
+            self._metrics.lifted
             and self._clearance < SET_DOWN_CLEARANCE
             and math.sqrt(vx * vx + vy * vy + vz * vz) < SET_DOWN_SPEED
             and distance < SUCCESS_DISTANCE
             and yaw_error < SUCCESS_YAW
         )
 
-    def _update_metrics(self) -> None:
-        height = self._clearance
-        self._max_lift = max(self._max_lift, height)
-        if self._lift_step is None and height > LIFTED_CLEARANCE:
-            self._lift_step = self.steps
-        if self._lift_step is None:
-            return
-        self._steps_lifted += 1
-        self._steps_all_gripping += bool((self._grip_on[:, 0] | self._grip_on[:, 1]).all())
-        history = self._velocity_history
-        history.append(tuple(self._payload_qvel[:3].tolist()))
-        if len(history) > 3:
-            del history[0]
-        if len(history) == 3:
-            jerk = [c - 2 * b + a for a, b, c in zip(*history, strict=True)]
-            self._jerk_sum += math.sqrt(sum(j * j for j in jerk)) / (1.0 / CONTROL_HZ) ** 2
-            self._jerk_count += 1
-
     def metrics(self) -> dict[str, float | bool]:
         """The TeamHOI-style metrics of the episode so far (see the module docstring)."""
-        return self._metrics(*self._goal_errors())
-
-    def _metrics(self, distance: float, yaw_error: float) -> dict[str, float | bool]:
-        return {
-            "final_distance": distance,
-            "yaw_error_deg": math.degrees(yaw_error),
-            "cooperation_time": self._steps_all_gripping / self._steps_lifted if self._steps_lifted else 0.0,
-            "payload_jerk": self._jerk_sum / self._jerk_count if self._jerk_count else 0.0,
-            "lifted": self._lift_step is not None,
-            "max_lift_height": self._max_lift,
-        }
+        return self._metrics.as_dict(*self._goal_errors())
 
     def _info(self, physics_error: str | None = None) -> dict:
-        info = {"is_success": self._success, **self._metrics(self._prev_distance, self._prev_yaw_error)}
+        info = {
+            "is_success": self._success,
+            **self._metrics.as_dict(self._prev_distance, self._prev_yaw_error),
+        }
         if physics_error is not None:
             info["physics_error"] = physics_error
         return info
 
     # ---- observations ---------------------------------------------------------------------------------
     def _observations(self) -> dict[str, np.ndarray]:
-        """Fills the observation `[n_agents, obs_dim]` (layout in the module docstring; method in
-        `_layout_observation`) and returns one float32 row per agent (fresh arrays: earlier observations
-        are never overwritten)."""
-        rot, grip = self._payload_rot, self._grip_on
-        sources = (self._agent_qpos, self._agent_qvel, self._payload_pos, self._payload_qvel, grip)
-        np.concatenate(sources, axis=None, out=self._w_copied)
-        np.logical_or(grip[:, 0], grip[:, 1], out=self._w_any_grip)
-        np.divide(self._agent_qpos[:, :2], self.room_half, out=self._w_scaled_xy)
-        np.add(self._agent_qpos[:, 3], HAND_HEIGHT, out=self._w_hand_height)
-        p_yaw = math.atan2(rot[1, 0], rot[0, 0])
-        gx, gy, gyaw = self.layout.goal
-        goal_x, goal_y = gx - self._payload_pos[0], gy - self._payload_pos[1]
-        c, s = math.cos(p_yaw), math.sin(p_yaw)
-        self._w_scalars[:] = (
+        """The observation of every agent (layout in the module docstring, built by `ObservationPlan`) as
+        one float32 row per agent (fresh arrays: earlier observations are never overwritten)."""
+        obs = self._plan.observe(
+            self._agent_qpos,
+            self._agent_qvel,
+            self._payload_pos,
+            self._payload_qvel,
+            self._payload_rot,
+            self._grip_on,
+            self._distances,
+            self.room_half,
             1.0 - self.steps / self.max_episode_steps,
-            c * goal_x + s * goal_y,
-            -s * goal_x + c * goal_y,
-            math.sin(gyaw - p_yaw),
-            math.cos(gyaw - p_yaw),
-            p_yaw,
         )
-        taken = self._w_taken
-        taken[:] = 0.0
-        if _any(grip, axis=None):
-            taken[self._distances.argmin(axis=-1)[grip]] = 1.0
-
-        world = self._world
-        angles = world.take(self._angle_from, out=self._angles, mode="clip")
-        angles[:, 1:] -= self._w_qpos[:, 2:3]  # every angle but the agent's own yaw is relative to it
-        np.sin(self._angles, out=self._sin)
-        np.cos(self._angles, out=self._cos)
-        heading = self._heading.view(np.float64).reshape(-1, 2)
-        heading[:, 0] = self._cos[:, 0]
-        np.negative(self._sin[:, 0], out=heading[:, 1])
-        planar = world.take(self._planar_from, out=self._planar, mode="clip")
-        planar[:, : self._n_points] -= self._w_qpos[:, None, :2]  # points relative to the agent
-        np.multiply(planar.view(np.complex128)[..., 0], self._heading[:, None], out=self._local)
-        world.take(self._direct, out=self._values[:, -self._direct.shape[1] :], mode="clip")
-        obs = self._obs
-        obs[:, self._value_columns] = self._values
         return dict(zip(self.agents, obs.astype(np.float32), strict=True))
 
     def state(self) -> np.ndarray:
