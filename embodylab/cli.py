@@ -5,7 +5,7 @@
     embodylab render LabReach-v0 --out runs/r.mp4    play episodes, write a video and a contact sheet
     embodylab render team --agents 4 --policy scripted --out runs/team.mp4   a TeamCarry episode
     embodylab demo                                   the expert on every lab task, then SAC+HER on LabReach
-    embodylab train --env LabReach --algo sac --her --steps 20000 --out runs/reach
+    embodylab train sac her --env LabReach --steps 20000 --out runs/reach   SAC+HER (td3, tqc, ppo; demos)
     embodylab eval runs/reach --episodes 50 --video  success rate, return, length; runs/reach/eval.json
 
 Every config is a dataclass with a `run()` method; `render_episodes` is the Python entry point of
@@ -34,7 +34,7 @@ from tqdm import tqdm
 from embodylab.core.control import CONTROL_MODES
 from embodylab.envs.base import OBS_MODES
 from embodylab.envs.registry import ALL_ENVS, LAB_ENVS, NAMESPACE, entry, make
-from embodylab.policies.config import ConfigError, TrainConfig
+from embodylab.policies.config import ConfigError, Her, Sac, TrainConfig
 from embodylab.skills.experts import make_expert
 from embodylab.skills.oracle import run_oracle
 from embodylab.world_models.commands import COMMANDS as WORLD_MODEL_COMMANDS
@@ -476,8 +476,7 @@ class Demo:
         start = time.perf_counter()
         config = TrainConfig(
             env="embodylab/LabReach-v0",
-            algo="sac",
-            her=True,
+            algo=Sac(her=Her()),
             steps=self.rl_steps,
             out=str(run_dir),
             video=False,
@@ -503,9 +502,13 @@ class Demo:
         }
 
 
+@tyro.conf.configure(tyro.conf.CascadeSubcommandArgs, tyro.conf.OmitSubcommandPrefixes)
 @dataclass
 class Train(TrainConfig):
-    """Train an SB3 agent (sac, td3, tqc, ppo; HER, demonstrations, curriculum); --resume continues a run."""
+    """Train an SB3 agent; --resume continues a run. The algorithm and its options are subcommands, their
+    flags given after them: `train sac her --env LabReach --steps 20000 --out runs/reach`; `train sac her
+    demos --record 20 --env LabPush`; `train td3 her`; `train ppo --n-steps 512`; `... curriculum --bandit
+    ucb --variants hand_start` (see `embodylab.policies.config`)."""
 
     def run(self) -> None:
         from embodylab.policies.rl import train
