@@ -31,8 +31,8 @@ class ObjectCentricConfig:
     """the agent token has a latent too (the model before this switch; checkpoints without it load with
     True). False: only object tokens do (the agent's latent is held at zero and its KL is not counted): the
     arm's response to its command is deterministic, and a latent the posterior fills with the observed tool
-    motion (up to `free_bits` nats of it for free) is one the prior cannot predict open-loop. Without it the
-    object-centric RMSE@25 on LabClutter fell from 66.6 to 61.2 mm over 3 seeds (README, world models)"""
+    motion (up to `free_bits` nats of it for free) is one the prior cannot predict open-loop (measured: docs/experiments.md,
+    "World-model switches")"""
     action_dim: int = 4
     goal_dim: int = 3
     free_bits: float = 1.0
@@ -66,11 +66,8 @@ class ObjectCentricConfig:
     """the posterior reads the true change from the true state (the step's own randomness) instead of the
     change from where the model stands, which after the context is the rolled prediction: that change also
     holds the open-loop error to correct, which a latent the prior cannot predict then carries. The decoder's
-    target is the change from where the model stands either way. Off: the model before this switch. With
-    `prior_rollout`, window 29, over the benchmark's 3 training seeds it lowered best-of-8@25 from 33.0 to
-    32.4 mm (33.4/34.9/30.8 → 31.5/34.0/31.8: lower on two seeds, higher on the third), still above the
-    deterministic ablation's 32.1, and raised RMSE@25 from 35.7 to 36.3 mm (README, world models;
-    `benchmarks/results/world_model_true_change_posterior.json`), so it stays off"""
+    target is the change from where the model stands either way. Off: the model before this switch; it
+    stays off, as it did not beat the deterministic ablation (docs/experiments.md, "World-model switches")"""
     residual_latent: bool = False
     """the latent decodes a residual over a deterministic path instead of entering the one decoder. The
     recurrent trunk (encoders, mixer, GRU) and its decoders are trained exactly as the deterministic ablation
@@ -81,13 +78,9 @@ class ObjectCentricConfig:
     single prediction decodes the prior's mean. Open-loop rollouts (`open_loop`, the planner; `advance`)
     roll on the deterministic path, as training does, and read each step's residual out on top of it: the
     residual is the true state's deviation from that path, so rolling on it would count it again.
-    Over the benchmark's 3 training seeds (window 29) best-of-8@25 31.1 mm (32.4/31.0/29.9) against the
-    separately trained ablation's 32.1 (31.1/32.8/32.4), and against its own deterministic path's 31.9
-    (33.0/31.7/31.0): the samples gain 0.6-1.1 mm on every seed; RMSE@25 31.9 mm. Without it one decoder
-    reads the latent beside the state (the model before this switch, still the default here so that
-    checkpoints load as trained; `TrainWMConfig` turns it on): its prior-mean path predicted 25 steps 3.6 mm
-    worse than the ablation's (35.7 against 32.1 mm), more than its samples won back (best-of-8 33.0). The
-    agent's arm stays deterministic (`agent_latent` must be off); `prior_rollout` does not apply (training
+    Without it one decoder reads the latent beside the state (the model before this switch, still the
+    default here so that checkpoints load as trained; `training_model_config` turns it on; the measurements
+    in docs/experiments.md, "World-model switches"). The agent's arm stays deterministic (`agent_latent` must be off); `prior_rollout` does not apply (training
     rolls on the deterministic path)"""
     absolute_positions: bool = False
     """object tokens also see their absolute table-plane position (x, y). Off by default: pushing and
