@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ from push_start_stats import FETCH_GRIPPER_SLICE
 @dataclass
 class FetchCrossCheckConfig:
     group: str = "push_large"
-    """the benchmarks/learning.py group whose algorithm and AlgoConfig are trained"""
+    """the benchmarks/learning.py group whose algorithm config (without demonstrations) is trained"""
     env: str = "FetchPush-v4"
     steps: int = 200_000
     eval_every: int = 5000
@@ -65,16 +65,9 @@ def main(config: FetchCrossCheckConfig) -> None:
         _plot(config, document["curve"], document["zero_action_success"])
         return
     group = GROUPS[config.group]
-    algo_config = group.algo_config()
-    torch.set_num_threads(algo_config.torch_threads)
-    train_config = TrainConfig(
-        env=config.env,
-        algo=group.algo,
-        her=True,
-        steps=config.steps,
-        seed=config.seed,
-        algo_config=algo_config,
-    )
+    algo = replace(group.config.algo, demos=None)
+    torch.set_num_threads(algo.torch_threads)
+    train_config = TrainConfig(env=config.env, algo=algo, steps=config.steps, seed=config.seed)
     env, eval_env = gym.make(config.env), gym.make(config.env)
     baseline = zero_action_success(eval_env, config.eval_episodes)
     env.reset(seed=config.seed)
@@ -82,7 +75,7 @@ def main(config: FetchCrossCheckConfig) -> None:
     model = make_model(train_config, env, tcp_slice=FETCH_GRIPPER_SLICE)
 
     curve, start = [], time.perf_counter()
-    bar = tqdm(total=config.steps, desc=f"{group.algo.upper()}+HER {config.env}", unit="step")
+    bar = tqdm(total=config.steps, desc=f"{algo.name.upper()}+HER {config.env}", unit="step")
     while model.num_timesteps < config.steps:
         model.learn(config.eval_every, reset_num_timesteps=False, progress_bar=False)
         result = run_episodes(model, eval_env, config.eval_episodes)
@@ -102,8 +95,8 @@ def main(config: FetchCrossCheckConfig) -> None:
                 "machine": machine_info(),
                 "env": config.env,
                 "group": config.group,
-                "algo": group.algo,
-                "algo_config": vars(algo_config.resolved(config.env)),
+                "algo": algo.name,
+                "algo_config": asdict(algo.resolved(config.env)),
                 "seed": config.seed,
                 "steps": config.steps,
                 "best_success": max(p["success_rate"] for p in curve),

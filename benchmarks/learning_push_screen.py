@@ -1,7 +1,7 @@
 """Screening what makes SAC+HER learn LabPush from 20 demonstrations (slow; not part of `make test`).
 
 Short runs (default 20k env steps, one seed, 20 evaluation episodes every 2.5k steps) of named settings
-that differ from the library defaults in a few `AlgoConfig` fields; the full 50k-step claim is
+that differ from the library defaults in a few fields of `Sac`, its `SacDemos` or the `TrainConfig`; the full 50k-step claim is
 `benchmarks/learning.py --groups push_demos`. Runs go to `runs/screen/NAME_sSEED/` one after the other
 (one torch thread); results are written after each run to benchmarks/results/learning_push_screen.json.
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import tyro
@@ -22,27 +22,27 @@ from common import machine_info, write_json
 RESULTS = Path(__file__).parent / "results"
 
 SETTINGS: dict[str, dict[str, object]] = {
-    "reset_0": {"demo_reset_prob": 0.0},
-    "reset_0.25": {"demo_reset_prob": 0.25},
-    "reset_0.5": {"demo_reset_prob": 0.5},
-    "reset_0.8": {"demo_reset_prob": 0.8},
-    "reset_0.5_bc_0": {"demo_reset_prob": 0.5, "bc_weight": 0.0},
-    "reset_0.5_net256": {"demo_reset_prob": 0.5, "net_arch": (256, 256)},
-    "reset_0.5_utd2": {"demo_reset_prob": 0.5, "gradient_steps": 100},
-    "reset_0.5_ln": {"demo_reset_prob": 0.5, "critic_layer_norm": True},
-    "reset_0.5_ln_utd2": {"demo_reset_prob": 0.5, "critic_layer_norm": True, "gradient_steps": 100},
-    "reset_0.5_dense": {"demo_reset_prob": 0.5, "reward_type": "dense"},
-    "reset_0.5_qbc": {"demo_reset_prob": 0.5, "bc_q_alpha": 2.5},
+    "reset_0": {"reset_prob": 0.0},
+    "reset_0.25": {"reset_prob": 0.25},
+    "reset_0.5": {"reset_prob": 0.5},
+    "reset_0.8": {"reset_prob": 0.8},
+    "reset_0.5_bc_0": {"reset_prob": 0.5, "bc_weight": 0.0},
+    "reset_0.5_net256": {"reset_prob": 0.5, "net_arch": (256, 256)},
+    "reset_0.5_utd2": {"reset_prob": 0.5, "gradient_steps": 100},
+    "reset_0.5_ln": {"reset_prob": 0.5, "critic_layer_norm": True},
+    "reset_0.5_ln_utd2": {"reset_prob": 0.5, "critic_layer_norm": True, "gradient_steps": 100},
+    "reset_0.5_dense": {"reset_prob": 0.5, "reward_type": "dense"},
+    "reset_0.5_qbc": {"reset_prob": 0.5, "bc_q_alpha": 2.5},
     "reset_0.5_qbc_ln_dense": {
-        "demo_reset_prob": 0.5,
+        "reset_prob": 0.5,
         "bc_q_alpha": 2.5,
         "critic_layer_norm": True,
         "reward_type": "dense",
     },
-    "reset_0.8_ln_utd2": {"demo_reset_prob": 0.8, "critic_layer_norm": True, "gradient_steps": 100},
+    "reset_0.8_ln_utd2": {"reset_prob": 0.8, "critic_layer_norm": True, "gradient_steps": 100},
 }
-"""name -> fields that differ from the defaults: `AlgoConfig` fields, or `TrainConfig` ones (reward_type)."""
-TRAIN_FIELDS = ("reward_type",)
+"""name -> fields that differ from the defaults: of `SacDemos` (reset_prob, bc_*), of `Sac`, or of
+`TrainConfig` (reward_type). Before the configs were nested `reset_prob` was `demo_reset_prob`."""
 
 
 @dataclass
@@ -60,25 +60,24 @@ class ScreenConfig:
 
 def run_setting(name: str, config: ScreenConfig) -> dict:
     os.environ.setdefault("MUJOCO_GL", "egl")
-    from embodylab.policies.config import AlgoConfig, TrainConfig
+    from embodylab.policies.config import Her, Sac, SacDemos, TrainConfig
     from embodylab.policies.rl import train
 
+    def overrides(cls: type) -> dict:
+        return {k: v for k, v in SETTINGS[name].items() if k in {f.name for f in fields(cls)}}
+
     run_dir = config.runs / f"{name}_s{config.seed}"
+    demos = SacDemos(record=config.demos, **overrides(SacDemos))
     train_config = TrainConfig(
         env=config.env,
-        algo="sac",
-        her=True,
-        demos=config.demos,
+        algo=Sac(her=Her(), demos=demos, **overrides(Sac)),
         steps=config.steps,
         seed=config.seed,
         out=str(run_dir),
         eval_every=config.eval_every,
         eval_episodes=config.eval_episodes,
         video=False,
-        **{k: v for k, v in SETTINGS[name].items() if k in TRAIN_FIELDS},
-        algo_config=replace(
-            AlgoConfig(), **{k: v for k, v in SETTINGS[name].items() if k not in TRAIN_FIELDS}
-        ),
+        **overrides(TrainConfig),
     )
     if (run_dir / "config.json").exists():  # an interrupted earlier invocation: continue it
         train_config = TrainConfig(resume=str(run_dir))

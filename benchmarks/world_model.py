@@ -29,7 +29,7 @@ import contextlib
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -39,7 +39,7 @@ import tyro
 from common import machine_info, worker_pool, write_json
 
 from embodylab.recording import print_table
-from embodylab.world_models.config import TrainWMConfig
+from embodylab.world_models.config import TrainWMConfig, training_model_config
 from embodylab.world_models.data import collect, load_dataset
 from embodylab.world_models.evaluation import evaluate_open_loop, plot_trajectories
 from embodylab.world_models.planning import MPPIConfig, run_planner
@@ -196,12 +196,15 @@ def train(
     """Trains under `work/seed{seed}/{name}` with the training seed `seed + seed_offset`."""
     run = config.work / f"seed{seed}" / name
     shutil.rmtree(run, ignore_errors=True)
-    train_config = TrainWMConfig(
-        dataset=dataset, out=run, model=model, steps=steps, batch_size=config.batch_size, d_model=config.d_model,
-        window=config.window if window is None else window, prior_rollout=config.prior_rollout,
-        seed=seed + seed_offset, checkpoint_every=steps, val_every=1_000_000, progress=True, max_objects=3,
-        nll_beta=nll_beta, init_from=init_from, agent_latent=config.agent_latent,
+    model_config = replace(
+        training_model_config(), d_model=config.d_model, window=config.window if window is None else window,
+        prior_rollout=config.prior_rollout, nll_beta=nll_beta, agent_latent=config.agent_latent,
         true_change_posterior=config.true_change_posterior, residual_latent=config.residual_latent,
+    )  # fmt: skip
+    train_config = TrainWMConfig(
+        dataset=dataset, out=run, model=model, model_config=model_config, steps=steps, batch_size=config.batch_size,
+        seed=seed + seed_offset, checkpoint_every=steps, val_every=1_000_000, progress=True, max_objects=3,
+        init_from=init_from,
     )  # fmt: skip
     return train_world_model(train_config)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ from common import machine_info, write_json
 from world_model import WorldModelBenchConfig, collect_data
 
 from embodylab.recording import print_table
-from embodylab.world_models.config import TrainWMConfig
+from embodylab.world_models.config import TrainWMConfig, training_model_config
 from embodylab.world_models.data import WorldModelData, load_dataset
 from embodylab.world_models.evaluation import MOVING, evaluate_open_loop
 from embodylab.world_models.training import load_world_model, train_world_model
@@ -107,10 +107,14 @@ def main(config: CurveConfig) -> None:
         shutil.rmtree(run, ignore_errors=True)
         points = []
         for i, steps in enumerate(config.checkpoints):
+            model_options = {k: v for k, v in options.items() if k != "model"}
+            model_config = replace(
+                training_model_config(), d_model=config.d_model, window=config.window, **model_options
+            )
             train_config = TrainWMConfig(
-                dataset=train_path, out=run, steps=steps, batch_size=config.batch_size, d_model=config.d_model,
-                window=config.window, lr=config.lr, seed=config.seed, checkpoint_every=10**9, val_every=1_000_000,
-                max_objects=3, resume=i > 0, progress=True, **options,
+                dataset=train_path, out=run, model=options["model"], model_config=model_config, steps=steps,
+                batch_size=config.batch_size, lr=config.lr, seed=config.seed, checkpoint_every=10**9,
+                val_every=1_000_000, max_objects=3, resume=i > 0, progress=True,
             )  # fmt: skip
             summary = train_world_model(train_config)
             model, _ = load_world_model(run)

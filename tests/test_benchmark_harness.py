@@ -69,3 +69,27 @@ def test_a_seed_added_to_a_group_joins_the_seeds_already_in_the_results(tmp_path
     assert reach["best_success"] == [1.0, 1.0, 1.0] and reach["seeds_run"] == 3 and reach["met"]
     assert document["groups"]["other"] == {"kept": True} and document["earlier"] == 1
     assert (tmp_path / "learning_reach.png").exists()
+
+
+def test_every_learning_group_trains_the_config_it_trained_as_a_flat_train_config():
+    """tests/data/learning_groups_v0.json: each group's run of seed 0 as the flat (version 0) TrainConfig
+    that benchmarks/learning.py built before the configs were nested."""
+    from dataclasses import replace
+
+    import learning
+
+    from embodylab.policies.config import upgrade
+
+    flat = json.loads((Path(__file__).parent / "data" / "learning_groups_v0.json").read_text())
+    assert set(flat) == set(learning.GROUPS)
+    for name, group in learning.GROUPS.items():
+        run = replace(
+            group.config,
+            seed=0,
+            out=f"runs/bench/{name}_s0",
+            video=False,
+            progress=False,
+            stop_success=group.bar,
+            stop_patience=3,
+        )
+        assert upgrade(flat[name]) == run, name

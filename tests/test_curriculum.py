@@ -155,20 +155,18 @@ def test_envs_of_a_dummy_vec_env_share_one_teacher_and_callback_logs_it():
 
 def test_training_with_a_curriculum_logs_the_teacher(tmp_path):
     pytest.importorskip("stable_baselines3")
-    from embodylab.policies.config import AlgoConfig, TrainConfig
+    from embodylab.policies.config import Curriculum, Her, Sac, TrainConfig
     from embodylab.policies.rl import train
 
     config = TrainConfig(
         env="embodylab/LabPush-v0",
-        algo="sac",
-        her=True,
-        curriculum="ucb",
+        algo=Sac(learning_starts=100, batch_size=16, net_arch=(16, 16), her=Her()),
+        curriculum=Curriculum("ucb"),
         steps=400,
         seed=0,
         out=str(tmp_path / "push_ucb"),
         eval_every=0,
         checkpoint_every=0,
-        algo_config=AlgoConfig(learning_starts=100, batch_size=16, net_arch=(16, 16)),
     )
     run = train(config)
     assert (run / "config.json").exists()
@@ -245,13 +243,6 @@ def test_curriculum_variants_pick_the_family_of_arms():
         wrap_for_curriculum(gym.make(ENV_ID), "uniform", 0, "object_count")
 
 
-def test_curriculum_variants_need_a_curriculum():
-    from embodylab.policies.config import ConfigError, TrainConfig
-
-    with pytest.raises(ConfigError, match="--curriculum"):
-        TrainConfig(env=ENV_ID, her=True, curriculum_variants="hand_start").validate()
-
-
 def test_target_share_runs_the_unchanged_task_that_often_and_still_informs_the_bandit():
     arms = [{"goal_distance": (0.1, 0.2)}, {"goal_distance": (0.2, 0.3)}, {}]
     teacher = make_teacher("ucb", arms, np.random.default_rng(0), target_share=0.4)
@@ -274,13 +265,11 @@ def test_target_share_needs_the_unchanged_task_among_the_arms_and_a_valid_share(
         make_teacher("ucb", [*ARMS, {}], np.random.default_rng(0), target_share=1.5)
 
 
-def test_curriculum_target_share_needs_a_curriculum_and_reaches_the_teacher():
-    from embodylab.policies.config import ConfigError, TrainConfig
+def test_curriculum_target_share_must_be_a_share_and_reaches_the_teacher():
+    from embodylab.policies.config import ConfigError, Curriculum, TrainConfig
     from embodylab.policies.curriculum import wrap_for_curriculum
 
-    with pytest.raises(ConfigError, match="--curriculum"):
-        TrainConfig(env=ENV_ID, her=True, curriculum_target_share=0.3).validate()
     with pytest.raises(ConfigError, match=r"\[0, 1\]"):
-        TrainConfig(env=ENV_ID, her=True, curriculum="ucb", curriculum_target_share=-0.1).validate()
+        TrainConfig(env=ENV_ID, curriculum=Curriculum("ucb", target_share=-0.1)).validate()
     env = wrap_for_curriculum(gym.make(ENV_ID), "ucb", 0, "hand_start", target_share=0.25)
     assert env.teacher.target_share == 0.25 and env.teacher.target_arm == 2

@@ -12,9 +12,12 @@ from embodylab.envs.registry import make  # noqa: E402
 from embodylab.policies import demo_resets  # noqa: E402
 from embodylab.policies.config import (  # noqa: E402
     DEFAULT_DEMO_RESET_PROB,
-    AlgoConfig,
     ConfigError,
+    Her,
+    Sac,
+    SacDemos,
     TrainConfig,
+    load_config,
 )
 from embodylab.policies.demo_resets import DemoStateResets, demonstration_states  # noqa: E402
 from embodylab.policies.demos import DemoDatasetError, load_demo_episodes, record_demos  # noqa: E402
@@ -126,47 +129,38 @@ def test_training_starts_episodes_from_demonstration_states_as_configured(push_d
 
     def episode_starts(reset_prob: float) -> tuple[TrainConfig, list[bool]]:
         # learning_starts beyond one 100-step episode: HER samples from whole episodes only.
-        algo = AlgoConfig(
+        algo = Sac(
             net_arch=(16, 16),
             batch_size=32,
             learning_starts=150,
             gradient_steps=5,
-            demo_reset_prob=reset_prob,
+            her=Her(),
+            demos=SacDemos(dataset=str(push_demos), reset_prob=reset_prob),
         )
         run_dir = train(
             TrainConfig(
                 env=PUSH,
-                her=True,
+                algo=algo,
                 steps=300,
                 eval_every=0,
                 video=False,
                 progress=False,
-                demo_dataset=str(push_demos),
                 out=str(tmp_path / str(reset_prob)),
-                algo_config=algo,
             )
         )
-        config = TrainConfig.load(run_dir)
+        config = load_config(run_dir)
         model = make_model(config, make_env(config))
         load_checkpoint(model, latest_checkpoint(run_dir))
         starts = model.replay_buffer.observations["achieved_goal"][[0, 100, 200], 0]
         return config, [any(np.allclose(start, cube, atol=1e-6) for cube in demo_cubes) for start in starts]
 
     always, from_demos = episode_starts(1.0)
-    assert from_demos == [True] * 3 and always.algo_config.demo_reset_prob == 1.0
+    assert from_demos == [True] * 3 and always.demos.reset_prob == 1.0
     assert episode_starts(0.0)[1] == [False] * 3
-    # Unset, a run records the default with demonstrations and 0 without.
-    assert AlgoConfig().resolved(PUSH, with_demos=True).demo_reset_prob == DEFAULT_DEMO_RESET_PROB
-    assert AlgoConfig().resolved(PUSH, with_demos=False).demo_reset_prob == 0.0
+    # Unset, a run records the default.
+    assert Sac(demos=SacDemos(record=2)).resolved(PUSH).demos.reset_prob == DEFAULT_DEMO_RESET_PROB
 
 
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        ({"demos": 2, "algo_config": AlgoConfig(demo_reset_prob=1.5)}, "demo_reset_prob must lie in"),
-        ({"algo_config": AlgoConfig(demo_reset_prob=0.5)}, "needs --demos"),
-    ],
-)
-def test_bad_demo_reset_probabilities_are_rejected(overrides, message):
-    with pytest.raises(ConfigError, match=message):
-        TrainConfig(env=PUSH, her=True, **overrides).validate()
+def test_bad_demo_reset_probabilities_are_rejected():
+    with pytest.raises(ConfigError, match="reset_prob must lie in"):
+        TrainConfig(env=PUSH, algo=Sac(her=Her(), demos=SacDemos(record=2, reset_prob=1.5))).validate()

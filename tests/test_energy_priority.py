@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("stable_baselines3")
 
-from embodylab.policies.config import AlgoConfig, ConfigError, TrainConfig  # noqa: E402
+from embodylab.policies.config import Her, Sac, SacDemos, TrainConfig  # noqa: E402
 from embodylab.policies.energy_priority import (  # noqa: E402
     CONTROL_PERIOD,
     ENERGY_CLIP,
@@ -29,7 +29,7 @@ def test_energy_of_resting_pushed_and_lifted_objects():
 
 @pytest.fixture
 def buffer():
-    env = make_env(TrainConfig(env="LabPush", her=True))
+    env = make_env(TrainConfig(env="LabPush", algo=Sac(her=Her())))
     buffer = EnergyHerReplayBuffer(400, env.observation_space, env.action_space, env=_VecLike(env))
     return env, buffer
 
@@ -81,24 +81,16 @@ def test_replay_draws_the_episodes_in_which_the_object_moved(buffer):
     assert samples.observations["desired_goal"].shape == (64, 3)
 
 
-def test_energy_priority_needs_her():
-    with pytest.raises(ConfigError, match="energy_priority"):
-        TrainConfig(algo="sac", her=False, algo_config=AlgoConfig(energy_priority=True)).validate()
-
-
 def test_a_run_with_demonstrations_draws_its_online_half_by_energy(tmp_path):
     from embodylab.policies.demos import record_demos
     from embodylab.policies.energy_priority import DemoEnergyHerReplayBuffer
 
-    base = TrainConfig(env="LabReach", her=True)
+    base = TrainConfig(env="LabReach", algo=Sac(her=Her()))
     with make_env(base) as env:
         dataset = record_demos(env, 1, tmp_path / "demos")
-    config = TrainConfig(
-        env="LabReach",
-        her=True,
-        demo_dataset=str(dataset),
-        algo_config=AlgoConfig(net_arch=(16, 16), batch_size=32, learning_starts=100, energy_priority=True),
-    )
+    her, demos = Her(energy_priority=True), SacDemos(dataset=str(dataset))
+    algo = Sac(net_arch=(16, 16), batch_size=32, learning_starts=100, her=her, demos=demos)
+    config = TrainConfig(env="LabReach", algo=algo)
     model = make_model(config, make_env(config))
     assert isinstance(model.replay_buffer, DemoEnergyHerReplayBuffer)
     model.learn(150)

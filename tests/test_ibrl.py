@@ -13,13 +13,13 @@ import gymnasium as gym  # noqa: E402
 import torch as th  # noqa: E402
 
 from embodylab.policies.checkpoint import latest_checkpoint, load_checkpoint  # noqa: E402
-from embodylab.policies.config import AlgoConfig, ConfigError, TrainConfig  # noqa: E402
+from embodylab.policies.config import ConfigError, Her, Sac, SacDemos, TrainConfig, load_config  # noqa: E402
 from embodylab.policies.demos import load_demo_episodes, record_demos  # noqa: E402
 from embodylab.policies.evaluation import evaluate  # noqa: E402
 from embodylab.policies.ibrl import BCProposal, better_action, fit_proposal  # noqa: E402
 from embodylab.policies.rl import make_env, make_model, train  # noqa: E402
 
-BASE = TrainConfig(env="LabReach", her=True, steps=400, eval_every=0, video=False, progress=False)
+BASE = TrainConfig(env="LabReach", algo=Sac(her=Her()), steps=400, eval_every=0, video=False, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -91,26 +91,21 @@ def test_the_critic_picks_the_better_action_per_row():
     assert th.equal(chosen, th.stack([first[0], second[1], first[2]]))
 
 
-def test_ibrl_needs_sac_with_demonstrations():
-    with pytest.raises(ConfigError, match="ibrl .* without demonstrations"):
-        replace(BASE, algo_config=AlgoConfig(ibrl=True)).validate()
-    with pytest.raises(ConfigError, match="ibrl .* got algo 'td3'"):
-        replace(BASE, algo="td3", demos=2, algo_config=AlgoConfig(ibrl=True)).validate()
+def test_ibrl_needs_at_least_one_cloning_update():
+    demos = SacDemos(record=2, ibrl=True, ibrl_bc_updates=0)
     with pytest.raises(ConfigError, match="ibrl_bc_updates must be at least 1"):
-        replace(BASE, demos=2, algo_config=AlgoConfig(ibrl=True, ibrl_bc_updates=0)).validate()
+        replace(BASE, algo=Sac(her=Her(), demos=demos)).validate()
 
 
 def test_an_ibrl_run_trains_resumes_and_evaluates_with_its_proposal(demos, tmp_path):
     dataset, _, _ = demos
-    algo = AlgoConfig(
-        net_arch=(16, 16), batch_size=32, learning_starts=100, gradient_steps=5, ibrl=True,
-        ibrl_bc_updates=100, ibrl_bc_hidden=32,
-    )  # fmt: skip
-    config = replace(
-        BASE, out=str(tmp_path / "run"), demo_dataset=str(dataset), checkpoint_every=200, algo_config=algo
+    demos = SacDemos(dataset=str(dataset), ibrl=True, ibrl_bc_updates=100, ibrl_bc_hidden=32)
+    algo = Sac(
+        net_arch=(16, 16), batch_size=32, learning_starts=100, gradient_steps=5, her=Her(), demos=demos
     )
+    config = replace(BASE, out=str(tmp_path / "run"), checkpoint_every=200, algo=algo)
     run_dir = train(replace(config, steps=200))
-    model = make_model(TrainConfig.load(run_dir), make_env(config), with_demos=False)
+    model = make_model(load_config(run_dir), make_env(config), with_demos=False)
     assert not bool(model.policy.bc_proposal.fitted)  # fitted weights come only from the checkpoint
     load_checkpoint(model, latest_checkpoint(run_dir), restore_buffer=False)
     assert bool(model.policy.bc_proposal.fitted)
@@ -129,9 +124,9 @@ def test_an_ibrl_run_trains_resumes_and_evaluates_with_its_proposal(demos, tmp_p
     assert any(np.allclose(action, a[0].numpy(), atol=1e-6) for a in (actor, cloned))
 
     # Resuming continues with the proposal the run fitted (not a refit) up to the configured steps.
-    (run_dir / "config.json").write_text(replace(TrainConfig.load(run_dir), steps=400).to_json())
+    (run_dir / "config.json").write_text(replace(load_config(run_dir), steps=400).to_json())
     train(TrainConfig(resume=str(run_dir), progress=False))
-    resumed = make_model(TrainConfig.load(run_dir), make_env(config), with_demos=False)
+    resumed = make_model(load_config(run_dir), make_env(config), with_demos=False)
     state = load_checkpoint(resumed, latest_checkpoint(run_dir), restore_buffer=False)
     assert state["num_timesteps"] == 400
     assert th.equal(resumed.policy.bc_proposal.net[0].weight, fitted)
@@ -146,8 +141,9 @@ def test_the_td_target_bootstraps_from_the_proposal_where_the_critic_prefers_it(
     from embodylab.policies.rl import _fit_proposal
 
     dataset, _, _ = demos
-    algo = AlgoConfig(net_arch=(16, 16), learning_starts=50, gradient_steps=1, ibrl=True, ibrl_bc_updates=20)
-    config = replace(BASE, out=str(tmp_path / "t"), demo_dataset=str(dataset), algo_config=algo)
+    demos = SacDemos(dataset=str(dataset), ibrl=True, ibrl_bc_updates=20)
+    algo = Sac(net_arch=(16, 16), learning_starts=50, gradient_steps=1, her=Her(), demos=demos)
+    config = replace(BASE, out=str(tmp_path / "t"), algo=algo)
     model = make_model(config, make_env(config))
     model.learn(60)
     model.train(gradient_steps=3, batch_size=32)

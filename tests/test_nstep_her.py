@@ -7,7 +7,7 @@ pytest.importorskip("stable_baselines3")
 
 from stable_baselines3.her import HerReplayBuffer  # noqa: E402
 
-from embodylab.policies.config import AlgoConfig, ConfigError, TrainConfig  # noqa: E402
+from embodylab.policies.config import ConfigError, Her, Sac, SacDemos, TrainConfig  # noqa: E402
 from embodylab.policies.nstep_her import DemoNStepHerReplayBuffer, NStepHerReplayBuffer  # noqa: E402
 from embodylab.policies.rl import make_env, make_model  # noqa: E402
 
@@ -27,7 +27,7 @@ class _VecLike:
 
 @pytest.fixture(scope="module")
 def env():
-    env = make_env(TrainConfig(env="LabPush", her=True))
+    env = make_env(TrainConfig(env="LabPush", algo=Sac(her=Her())))
     yield env
     env.close()
 
@@ -98,10 +98,9 @@ def test_bad_n_step_raises(env):
     with pytest.raises(ValueError, match="n_step"):
         _buffer(env, n_step=0)
     for bad in (
-        TrainConfig(algo="sac", her=True, algo_config=AlgoConfig(n_step_return=0)),
-        TrainConfig(algo="ppo", algo_config=AlgoConfig(n_step_return=3)),
-        TrainConfig(algo="sac", her=True, algo_config=AlgoConfig(n_step_return=3, energy_priority=True)),
-        TrainConfig(algo="sac", demos=2, algo_config=AlgoConfig(n_step_return=3)),
+        TrainConfig(algo=Sac(her=Her(), n_step_return=0)),
+        TrainConfig(algo=Sac(her=Her(energy_priority=True), n_step_return=3)),
+        TrainConfig(algo=Sac(demos=SacDemos(record=2), n_step_return=3)),
     ):
         with pytest.raises(ConfigError, match="n_step_return"):
             bad.validate()
@@ -110,14 +109,11 @@ def test_bad_n_step_raises(env):
 def test_a_run_with_demonstrations_trains_on_n_step_targets(tmp_path):
     from embodylab.policies.demos import record_demos
 
-    with make_env(TrainConfig(env="LabReach", her=True)) as env:
+    with make_env(TrainConfig(env="LabReach", algo=Sac(her=Her()))) as env:
         dataset = record_demos(env, 1, tmp_path / "demos")
-    config = TrainConfig(
-        env="LabReach",
-        her=True,
-        demo_dataset=str(dataset),
-        algo_config=AlgoConfig(net_arch=(16, 16), batch_size=32, learning_starts=100, n_step_return=3),
-    )
+    demos = SacDemos(dataset=str(dataset))
+    algo = Sac(net_arch=(16, 16), batch_size=32, learning_starts=100, n_step_return=3, her=Her(), demos=demos)
+    config = TrainConfig(env="LabReach", algo=algo)
     model = make_model(config, make_env(config))
     assert isinstance(model.replay_buffer, DemoNStepHerReplayBuffer)
     assert isinstance(model.replay_buffer.demos, NStepHerReplayBuffer)
@@ -131,7 +127,5 @@ def test_a_run_with_demonstrations_trains_on_n_step_targets(tmp_path):
 def test_plain_replay_uses_sb3s_n_step_buffer():
     from stable_baselines3.common.buffers import NStepReplayBuffer
 
-    config = TrainConfig(
-        env="LabReach", her=False, algo_config=AlgoConfig(net_arch=(16, 16), n_step_return=3)
-    )
+    config = TrainConfig(env="LabReach", algo=Sac(net_arch=(16, 16), n_step_return=3))
     assert isinstance(make_model(config, make_env(config)).replay_buffer, NStepReplayBuffer)

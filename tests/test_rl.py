@@ -1,5 +1,6 @@
 """Training, checkpoints, resume, evaluation and demonstrations of `embodylab.policies` (tiny, fast runs)."""
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -22,34 +23,45 @@ from embodylab.policies.checkpoint import (  # noqa: E402
     load_checkpoint,
 )
 from embodylab.policies.config import (  # noqa: E402
+    ALGORITHMS,
     DEFAULT_PRESET,
     TASK_PRESETS,
-    AlgoConfig,
     ConfigError,
+    Demos,
+    Her,
+    Ppo,
+    Sac,
+    SacDemos,
+    Td3,
+    Tqc,
     TrainConfig,
+    load_config,
 )
 from embodylab.policies.demos import DemoDatasetError, load_demo_episodes, record_demos  # noqa: E402
 from embodylab.policies.evaluation import evaluate  # noqa: E402
 from embodylab.policies.rl import make_env, make_model, train  # noqa: E402
 
 # Networks and batches small enough that a 1,000-step run takes a second or two on 2 cores.
-TINY = AlgoConfig(net_arch=(16, 16), batch_size=32, learning_starts=100, gradient_steps=5, n_steps=256)
+TINY = Sac(net_arch=(16, 16), batch_size=32, learning_starts=100, gradient_steps=5, her=Her())
+TINY_PPO = Ppo(net_arch=(16, 16), batch_size=32, n_steps=256)
 
 
 def tiny_config(out: Path, **overrides) -> TrainConfig:
     defaults = dict(
         env="LabReach",
-        algo="sac",
-        her=True,
+        algo=TINY,
         steps=1000,
         out=str(out),
         eval_every=0,
         checkpoint_every=500,
         video=False,
         progress=False,
-        algo_config=TINY,
     )
     return TrainConfig(**{**defaults, **overrides})
+
+
+def with_demos(algo: Sac, dataset: Path, **fields) -> Sac:
+    return replace(algo, demos=SacDemos(dataset=str(dataset), **fields))
 
 
 @pytest.fixture(scope="module")
@@ -60,16 +72,21 @@ def sac_run(tmp_path_factory) -> Path:
 
 
 def load_latest(run_dir: Path, **kwargs):
-    config = TrainConfig.load(run_dir)
+    config = load_config(run_dir)
     model = make_model(config, make_env(config))
     state = load_checkpoint(model, latest_checkpoint(run_dir), **kwargs)
     return model, state
 
 
 # ---- training and checkpoints -------------------------------------------------------------------------
-@pytest.mark.parametrize(("algo", "her"), [("sac", True), ("td3", True), ("tqc", True), ("ppo", False)])
-def test_a_1000_step_run_of_each_algorithm_writes_a_loadable_checkpoint(tmp_path, algo, her):
-    run_dir = train(tiny_config(tmp_path / algo, algo=algo, her=her))
+@pytest.mark.parametrize("algo", ["sac", "td3", "tqc", "ppo"])
+def test_a_1000_step_run_of_each_algorithm_writes_a_loadable_checkpoint(tmp_path, algo):
+    fields = {"net_arch": (16, 16), "batch_size": 32}
+    if algo == "ppo":
+        config = TINY_PPO
+    else:
+        config = ALGORITHMS[algo](**fields, learning_starts=100, gradient_steps=5, her=Her())
+    run_dir = train(tiny_config(tmp_path / algo, algo=config))
     model, state = load_latest(run_dir)
     assert state["num_timesteps"] == model.num_timesteps >= 1000
     assert (run_dir / "config.json").is_file()
@@ -79,47 +96,92 @@ def test_a_1000_step_run_of_each_algorithm_writes_a_loadable_checkpoint(tmp_path
 
 
 def test_config_json_recreates_the_run_config(sac_run):
-    config = TrainConfig.load(sac_run)
+    config = load_config(sac_run)
     assert config.env == "embodylab/LabReach-v0"  # the full id, whatever form was given
-    assert config.algo_config == TINY.resolved("embodylab/LabReach-v0")
-    assert config.algo_config.gamma == 0.95  # the task preset's value, recorded
+    assert config.algo == TINY.resolved("embodylab/LabReach-v0")
+    assert config.algo.gamma == 0.95  # the task preset's value, recorded
+    assert config.version == 1 and json.loads(config.to_json())["algo"]["name"] == "sac"
     assert TrainConfig.from_json(config.to_json()) == config
 
 
 def test_config_json_with_an_unknown_key_is_rejected_by_name():
-    text = json.dumps({"algo": "sac", "learning_rat": 1e-3})
+    text = json.dumps({"version": 1, "algo": {"name": "sac", "learning_rat": 1e-3}})
     with pytest.raises(ConfigError, match="learning_rat"):
         TrainConfig.from_json(text)
+    with pytest.raises(ConfigError, match="learning_rat"):  # version 0: the flat format
+        TrainConfig.from_json(json.dumps({"algo": "sac", "algo_config": {"learning_rat": 1e-3}}))
 
 
 def test_task_presets_fill_only_the_fields_left_unset():
-    assert AlgoConfig().resolved("embodylab/LabPush-v0").gamma == 0.98
-    assert AlgoConfig().resolved("embodylab/LabReach-v0").gamma == 0.95
-    assert AlgoConfig(gamma=0.9).resolved("embodylab/LabPush-v0").gamma == 0.9
+    assert Sac().resolved("embodylab/LabPush-v0").gamma == 0.98
+    assert Sac().resolved("embodylab/LabReach-v0").gamma == 0.95
+    assert Sac(gamma=0.9).resolved("embodylab/LabPush-v0").gamma == 0.9
 
 
 def test_an_env_of_another_library_trains_with_the_default_preset():
     # make_model takes any goal env (benchmarks/learning_fetch.py hands it Fetch's); an id embodylab does
     # not know takes the default preset instead of failing the id lookup.
-    env = make_env(TrainConfig(env="LabReach", her=True))
-    foreign = make_model(TrainConfig(env="OtherLib/Reach-v1", her=True, steps=1000), env)
+    sac_her = Sac(her=Her())
+    env = make_env(TrainConfig(env="LabReach", algo=sac_her))
+    foreign = make_model(TrainConfig(env="OtherLib/Reach-v1", algo=sac_her, steps=1000), env)
     assert foreign.gamma == DEFAULT_PRESET["gamma"] != TASK_PRESETS["embodylab/LabReach-v0"]["gamma"]
-    assert make_model(TrainConfig(env="LabReach", her=True, steps=1000), env).gamma == 0.95
+    assert make_model(TrainConfig(env="LabReach", algo=sac_her, steps=1000), env).gamma == 0.95
     # the relative goal features read the gripper where that library's observation holds it
-    moved = make_model(TrainConfig(env="OtherLib/Reach-v1", her=True, steps=1000), env, tcp_slice=(0, 3))
+    moved = make_model(TrainConfig(env="OtherLib/Reach-v1", algo=sac_her, steps=1000), env, tcp_slice=(0, 3))
     assert moved.actor.features_extractor.tcp_slice == slice(0, 3)
     assert foreign.actor.features_extractor.tcp_slice == slice(14, 17)
 
 
-def test_behaviour_cloning_with_td3_is_rejected():
-    config = TrainConfig(algo="td3", her=True, demos=2, algo_config=AlgoConfig(bc_weight=1.0))
-    with pytest.raises(ConfigError, match="bc_weight"):
-        config.validate()
+def test_options_exist_only_on_the_algorithms_that_implement_them():
+    def names(cls: type) -> set[str]:
+        return {f.name for f in dataclasses.fields(cls)}
+
+    assert not names(Ppo) & {"her", "demos", "random_action_prob", "n_step_return", "learning_starts"}
+    assert {"her", "demos", "random_action_prob", "n_step_return"} <= names(Td3) & names(Tqc) & names(Sac)
+    assert "ent_coef" in names(Sac) & names(Tqc) and "ent_coef" not in names(Td3)
+    assert not names(Td3) & {"critic_layer_norm", "action_l2"} and not names(Tqc) & {"action_l2"}
+    sac_only = {"bc_weight", "bc_q_alpha", "ibrl", "ibrl_bc_updates", "ibrl_bc_hidden"}
+    assert sac_only <= names(SacDemos) and not sac_only & names(Demos)
+    assert "energy_priority" in names(Her) and "reset_prob" in names(Demos)
 
 
-def test_her_with_ppo_is_rejected():
-    with pytest.raises(ConfigError, match="off-policy"):
-        TrainConfig(algo="ppo", her=True).validate()
+def test_demonstrations_need_exactly_one_source():
+    for demos in (Demos(), Demos(record=2, dataset="runs/x/demos")):
+        with pytest.raises(ConfigError, match="--record N .* or --dataset PATH"):
+            TrainConfig(algo=Td3(her=Her(), demos=demos)).validate()
+
+
+@pytest.mark.parametrize("name", ["sac_her", "sac_her_demos", "ppo", "td3_unresolved"])
+def test_a_config_json_of_version_0_loads_as_the_config_it_ran(name):
+    """tests/data/config_v0_*.json: config.json files written by the flat TrainConfig (version 0)."""
+    path = Path(__file__).parent / "data" / f"config_v0_{name}.json"
+    flat = json.loads(path.read_text())
+    config = load_config(path)
+    config.validate()
+    assert (config.version, config.algo.name, config.env, config.steps) == (
+        1,
+        flat["algo"],
+        flat["env"],
+        flat["steps"],
+    )
+    assert (config.her is not None) == flat["her"]
+    assert (config.demos is not None) == bool(flat["demos"] or flat["demo_dataset"])
+    options = flat["algo_config"]
+    own = {f.name for f in dataclasses.fields(config.algo)} - {"her", "demos"}
+    for key in own:
+        expected = tuple(options[key]) if key == "net_arch" else options[key]
+        assert getattr(config.algo, key) == expected, key
+    if config.her:
+        assert dataclasses.asdict(config.her) == {k: options[k] for k in dataclasses.asdict(config.her)}
+    if config.demos:
+        assert (
+            config.demos.dataset == flat["demo_dataset"]
+            and config.demos.reset_prob == options["demo_reset_prob"]
+        )
+        assert (config.demos.ibrl, config.demos.bc_weight) == (options["ibrl"], options["bc_weight"])
+    curriculum = config.curriculum
+    assert (curriculum.bandit if curriculum else "none") == flat["curriculum"]
+    assert TrainConfig.from_json(config.to_json()) == config
 
 
 def test_only_the_last_two_checkpoints_are_kept(sac_run):
@@ -228,8 +290,8 @@ def test_eval_reports_success_return_and_length_and_writes_json(sac_run, tmp_pat
 
 def test_cli_train_then_eval(capsys, tmp_path):
     out = tmp_path / "cli"
-    args = ["train", "--algo", "td3", "--her", "--steps", "300", "--out", str(out), "--eval-every", "0"]
-    args += ["--no-progress", "--algo-config.net-arch", "16", "16", "--algo-config.learning-starts", "100"]
+    args = ["train", "td3", "her", "--steps", "300", "--out", str(out), "--eval-every", "0"]
+    args += ["--no-progress", "--net-arch", "16", "16", "--learning-starts", "100"]
     main(args)
     assert f"to {out}/" in capsys.readouterr().out
     main(["eval", str(out), "--episodes", "2"])
@@ -247,7 +309,7 @@ def test_cli_eval_of_a_directory_without_a_run_is_a_usage_error(capsys, tmp_path
 # ---- demonstrations -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def demo_dataset(tmp_path_factory) -> Path:
-    config = TrainConfig(env="embodylab/LabReach-v0", her=True)
+    config = TrainConfig(env="embodylab/LabReach-v0", algo=Sac(her=Her()))
     with make_env(config) as env:
         return record_demos(env, 3, tmp_path_factory.mktemp("demos"))
 
@@ -256,14 +318,14 @@ def test_recorded_demos_are_a_minari_dataset_of_whole_episodes(demo_dataset):
     from minari import MinariDataset
 
     assert MinariDataset(demo_dataset).total_episodes == 3
-    with make_env(TrainConfig(her=True)) as env:
+    with make_env(TrainConfig(algo=Sac(her=Her()))) as env:
         episodes = load_demo_episodes(demo_dataset, env.observation_space, env.action_space)
     assert [len(e["actions"]) for e in episodes] == [50, 50, 50]
     assert episodes[0]["observations"]["desired_goal"].shape == (51, 3)
 
 
 def test_demo_buffer_samples_half_online_half_demonstrations(demo_dataset, tmp_path):
-    config = tiny_config(tmp_path / "demo", demo_dataset=str(demo_dataset))
+    config = tiny_config(tmp_path / "demo", algo=with_demos(TINY, demo_dataset))
     env = make_env(config)
     model = make_model(config, env)
     model.learning_starts = 10_000  # collect random online experience only
@@ -284,10 +346,10 @@ def test_demo_buffer_samples_half_online_half_demonstrations(demo_dataset, tmp_p
 @pytest.mark.parametrize("n_demos", [1, 3])
 def test_every_demonstration_episode_is_sampled(tmp_path, n_demos):
     """Filled exactly, SB3's HER buffer measured a single demonstration as empty: nothing to sample."""
-    config = TrainConfig(env="embodylab/LabReach-v0", her=True)
+    config = TrainConfig(env="embodylab/LabReach-v0", algo=Sac(her=Her()))
     with make_env(config) as env:
         dataset = record_demos(env, n_demos, tmp_path / "demos")
-    model = make_model(tiny_config(tmp_path / "run", demo_dataset=str(dataset)), make_env(config))
+    model = make_model(tiny_config(tmp_path / "run", algo=with_demos(TINY, dataset)), make_env(config))
     demos = model.replay_buffer.demos
     rows = demos.ep_start[: demos.size(), 0][demos.ep_length[: demos.size(), 0] > 0]
     assert sorted(set(rows.tolist())) == [50 * k for k in range(n_demos)]
@@ -295,21 +357,24 @@ def test_every_demonstration_episode_is_sampled(tmp_path, n_demos):
 
 
 def test_training_with_demos_records_them_into_the_run(tmp_path):
-    run_dir = train(tiny_config(tmp_path / "demos", demos=2, steps=300))
-    config = TrainConfig.load(run_dir)
-    assert Path(config.demo_dataset).is_relative_to(run_dir.resolve() / "demos")
+    run_dir = train(tiny_config(tmp_path / "demos", algo=replace(TINY, demos=SacDemos(record=2)), steps=300))
+    config = load_config(run_dir)
+    assert Path(config.demos.dataset).is_relative_to(run_dir.resolve() / "demos")
     assert latest_checkpoint(run_dir).name == "step_300"
 
 
 def test_a_dataset_without_the_goal_fields_is_rejected_by_name(tmp_path):
-    with make_env(TrainConfig(her=False)) as env:
+    with make_env(TrainConfig(algo=Sac())) as env:
         dataset = record_demos(env, 1, tmp_path)  # vector observations: no achieved/desired goal
-    with make_env(TrainConfig(her=True)) as env, pytest.raises(DemoDatasetError, match="observation"):
+    with (
+        make_env(TrainConfig(algo=Sac(her=Her()))) as env,
+        pytest.raises(DemoDatasetError, match="observation"),
+    ):
         load_demo_episodes(dataset, env.observation_space, env.action_space)
 
 
 def test_a_missing_dataset_is_rejected_with_its_path(tmp_path):
-    config = replace(tiny_config(tmp_path / "run"), demo_dataset=str(tmp_path / "nowhere"))
+    config = tiny_config(tmp_path / "run", algo=with_demos(TINY, tmp_path / "nowhere"))
     with pytest.raises(DemoDatasetError, match="nowhere"):
         make_model(config, make_env(config))
 
@@ -343,8 +408,8 @@ def test_the_running_normaliser_learns_the_statistics_of_training_batches_only()
 
 
 def test_normalised_runs_save_the_statistics_with_the_weights(tmp_path):
-    algo_config = replace(TINY, normalize_obs=True)
-    run_dir = train(tiny_config(tmp_path / "norm", steps=300, algo_config=algo_config))
+    algo = replace(TINY, normalize_obs=True)
+    run_dir = train(tiny_config(tmp_path / "norm", steps=300, algo=algo))
     model, _ = load_latest(run_dir)
     stats = model.policy.actor.features_extractor.running_count
     assert stats.item() > 0
@@ -357,10 +422,10 @@ def test_sac_with_demos_clones_the_demonstrated_actions(demo_dataset, tmp_path):
     from embodylab.policies.bc import DemoSAC
 
     def demo_error(bc_weight: float) -> float:
-        algo_config = replace(TINY, bc_weight=bc_weight, learning_starts=50, gradient_steps=300)
-        config = tiny_config(
-            tmp_path / f"bc{bc_weight}", demo_dataset=str(demo_dataset), algo_config=algo_config
+        algo = with_demos(
+            replace(TINY, learning_starts=50, gradient_steps=300), demo_dataset, bc_weight=bc_weight
         )
+        config = tiny_config(tmp_path / f"bc{bc_weight}", algo=algo)
         model = make_model(config, make_env(config))
         assert isinstance(model, DemoSAC) == (bc_weight > 0)
         model.learn(100)

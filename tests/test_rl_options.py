@@ -1,5 +1,5 @@
-"""SAC options for learning from demonstrations: LayerNorm critics (`AlgoConfig.critic_layer_norm`) and
-the |Q|-scaled actor term (`AlgoConfig.bc_q_alpha`)."""
+"""SAC options for learning from demonstrations: LayerNorm critics (`Sac.critic_layer_norm`) and
+the |Q|-scaled actor term (`SacDemos.bc_q_alpha`)."""
 
 from dataclasses import replace
 from pathlib import Path
@@ -13,25 +13,24 @@ pytest.importorskip("minari")
 from torch import nn  # noqa: E402
 
 from embodylab.policies.checkpoint import latest_checkpoint, load_checkpoint  # noqa: E402
-from embodylab.policies.config import AlgoConfig, ConfigError, TrainConfig  # noqa: E402
+from embodylab.policies.config import ALGORITHMS, ConfigError, Her, Sac, SacDemos, TrainConfig, load_config  # noqa: E402
 from embodylab.policies.demos import record_demos  # noqa: E402
 from embodylab.policies.rl import make_env, make_model, train  # noqa: E402
 
 
 def test_layer_norm_critics_train_and_reload_with_their_norms(tmp_path):
-    algo = AlgoConfig(net_arch=(16, 16), learning_starts=100, gradient_steps=5, critic_layer_norm=True)
+    algo = Sac(net_arch=(16, 16), learning_starts=100, gradient_steps=5, critic_layer_norm=True, her=Her())
     config = TrainConfig(
         env="LabReach",
-        her=True,
+        algo=algo,
         steps=300,
         eval_every=0,
         video=False,
         progress=False,
         out=str(tmp_path / "ln"),
-        algo_config=algo,
     )
     run_dir = train(config)
-    model = make_model(TrainConfig.load(run_dir), make_env(config))
+    model = make_model(load_config(run_dir), make_env(config))
     load_checkpoint(model, latest_checkpoint(run_dir))
     for critic in (model.policy.critic, model.policy.critic_target):
         for q_net in critic.q_networks:
@@ -45,33 +44,23 @@ def test_layer_norm_critics_train_and_reload_with_their_norms(tmp_path):
     assert (model.policy.critic.qf0[1].weight != 1.0).any()
 
 
-def test_layer_norm_critics_are_rejected_for_td3():
-    config = TrainConfig(algo="td3", algo_config=AlgoConfig(critic_layer_norm=True))
-    with pytest.raises(ConfigError, match="critic_layer_norm .* sac only; got algo 'td3'"):
-        config.validate()
-
-
 def test_q_scaled_bc_still_clones_the_demonstrations(tmp_path):
     """With `bc_q_alpha` the SAC term is in units of mean |Q|, and the policy still moves towards the
     demonstrated actions."""
     from embodylab.policies.bc import DemoSAC
 
-    base = TrainConfig(env="LabReach", her=True, steps=1000, eval_every=0, video=False, progress=False)
+    base = TrainConfig(
+        env="LabReach", algo=Sac(her=Her()), steps=1000, eval_every=0, video=False, progress=False
+    )
     with make_env(base) as env:
         dataset = record_demos(env, 3, tmp_path / "demos")
 
     def train_briefly(bc_weight: float, alpha: float | None) -> float:
-        algo = AlgoConfig(
-            net_arch=(16, 16),
-            batch_size=32,
-            learning_starts=50,
-            gradient_steps=300,
-            bc_weight=bc_weight,
-            bc_q_alpha=alpha,
+        demos = SacDemos(dataset=str(dataset), bc_weight=bc_weight, bc_q_alpha=alpha)
+        algo = Sac(
+            net_arch=(16, 16), batch_size=32, learning_starts=50, gradient_steps=300, her=Her(), demos=demos
         )
-        config = replace(
-            base, out=str(tmp_path / f"{bc_weight}_{alpha}"), demo_dataset=str(dataset), algo_config=algo
-        )
+        config = replace(base, out=str(tmp_path / f"{bc_weight}_{alpha}"), algo=algo)
         model = make_model(config, make_env(config))
         model.learn(100)
         assert isinstance(model, DemoSAC) == (bc_weight > 0)
@@ -85,16 +74,19 @@ def test_q_scaled_bc_still_clones_the_demonstrations(tmp_path):
 
 def test_non_positive_bc_q_alpha_is_rejected():
     with pytest.raises(ConfigError, match="bc_q_alpha must be positive"):
-        TrainConfig(demos=2, her=True, algo_config=AlgoConfig(bc_q_alpha=0.0)).validate()
+        TrainConfig(algo=Sac(her=Her(), demos=SacDemos(record=2, bc_q_alpha=0.0))).validate()
 
 
 # ---- uniformly random exploration ---------------------------------------------------------------------
-TINY = AlgoConfig(net_arch=(16, 16), batch_size=32, learning_starts=100, gradient_steps=5)
+TINY = dict(net_arch=(16, 16), batch_size=32, learning_starts=100, gradient_steps=5)
 
 
-def tiny_config(out: Path, **overrides) -> TrainConfig:
-    defaults = dict(env="LabReach", her=True, steps=300, eval_every=0, video=False, progress=False)
-    return TrainConfig(**{**defaults, "out": str(out), "algo_config": TINY, **overrides})
+def tiny_config(out: Path, algo: str = "sac", steps: int = 300, **fields) -> TrainConfig:
+    """A short run of `algo` with HER, tiny networks and the algorithm's `fields`."""
+    algorithm = ALGORITHMS[algo](**{**TINY, **fields}, her=Her())
+    return TrainConfig(
+        env="LabReach", algo=algorithm, steps=steps, eval_every=0, video=False, progress=False, out=str(out)
+    )
 
 
 def _buffer_actions(run_dir: Path) -> np.ndarray:
@@ -108,7 +100,8 @@ def test_random_actions_are_executed_and_stored_and_repeat_with_the_seed(tmp_pat
         tmp_path / name,
         algo=algo,
         steps=400,
-        algo_config=replace(TINY, learning_starts=0, random_action_prob=p),
+        learning_starts=0,
+        random_action_prob=p,
     )
     # p = 1: every stored action is uniform on [-1, 1] (the policy's own are tanh-squashed or noised)
     uniform = _buffer_actions(train(config("all", 1.0)))[:400]
@@ -121,9 +114,7 @@ def test_random_actions_are_executed_and_stored_and_repeat_with_the_seed(tmp_pat
 
 
 def test_stored_actions_are_the_executed_ones(tmp_path):
-    config = tiny_config(
-        tmp_path / "run", algo_config=replace(TINY, learning_starts=0, random_action_prob=0.5)
-    )
+    config = tiny_config(tmp_path / "run", learning_starts=0, random_action_prob=0.5)
     executed = []
     env = make_env(config)
     step = env.step
@@ -133,9 +124,9 @@ def test_stored_actions_are_the_executed_ones(tmp_path):
     np.testing.assert_allclose(model.replay_buffer.actions[:200, 0], np.array(executed), atol=1e-6)
 
 
-@pytest.mark.parametrize(("algo", "p"), [("ppo", 0.3), ("sac", 1.5), ("sac", -0.1)])
+@pytest.mark.parametrize(("algo", "p"), [("td3", 1.5), ("sac", -0.1)])
 def test_bad_random_action_settings_are_rejected(algo, p):
-    config = TrainConfig(algo=algo, algo_config=AlgoConfig(random_action_prob=p))
+    config = TrainConfig(algo=ALGORITHMS[algo](random_action_prob=p))
     with pytest.raises(ConfigError, match="random_action_prob"):
         config.validate()
 
@@ -147,11 +138,12 @@ def test_the_action_penalty_shrinks_the_policy_actions(tmp_path):
         config = tiny_config(
             tmp_path / f"l2_{weight}",
             steps=600,
-            algo_config=replace(TINY, gradient_steps=50, action_l2=weight),
+            gradient_steps=50,
+            action_l2=weight,
         )
         run_dir = train(config)
         env = make_env(config)
-        model = make_model(TrainConfig.load(run_dir), env)
+        model = make_model(load_config(run_dir), env)
         load_checkpoint(model, latest_checkpoint(run_dir), restore_buffer=False)
         obs, _ = env.reset(seed=0)
         actions = []
@@ -163,33 +155,30 @@ def test_the_action_penalty_shrinks_the_policy_actions(tmp_path):
     assert sizes[20.0] < 0.6 * sizes[0.0], sizes
 
 
-@pytest.mark.parametrize(("algo", "weight"), [("td3", 1.0), ("sac", -1.0)])
-def test_bad_action_penalties_are_rejected(algo, weight):
+def test_a_negative_action_penalty_is_rejected():
     with pytest.raises(ConfigError, match="action_l2"):
-        TrainConfig(algo=algo, algo_config=AlgoConfig(action_l2=weight)).validate()
+        TrainConfig(algo=Sac(action_l2=-1.0)).validate()
 
 
 # ---- entropy coefficient ------------------------------------------------------------------------------
 @pytest.mark.parametrize("algo", ["sac", "tqc"])
 def test_a_fixed_entropy_coefficient_reaches_the_algorithm_and_stays(tmp_path, algo):
-    config = tiny_config(
-        tmp_path / algo, algo=algo, algo_config=replace(TINY, learning_starts=0, ent_coef=0.05)
-    )
+    config = tiny_config(tmp_path / algo, algo=algo, learning_starts=0, ent_coef=0.05)
     model = make_model(config, make_env(config))
     model.learn(100)
     assert model.ent_coef_optimizer is None
     assert float(model.ent_coef_tensor) == pytest.approx(0.05)
 
 
-@pytest.mark.parametrize(("algo", "value"), [("td3", 0.05), ("sac", 0.0), ("sac", -1.0)])
+@pytest.mark.parametrize(("algo", "value"), [("tqc", 0.0), ("sac", 0.0), ("sac", -1.0)])
 def test_bad_entropy_coefficients_are_rejected(algo, value):
-    config = TrainConfig(algo=algo, algo_config=AlgoConfig(ent_coef=value))
+    config = TrainConfig(algo=ALGORITHMS[algo](ent_coef=value))
     with pytest.raises(ConfigError, match="ent_coef"):
         config.validate()
 
 
-def test_make_model_refuses_an_option_its_algorithm_does_not_have(tmp_path):
-    """An entropy coefficient given to TD3 raises instead of being dropped, also without train()."""
-    config = tiny_config(tmp_path, algo="td3", algo_config=replace(TINY, ent_coef=0.05))
+def test_make_model_refuses_a_value_out_of_range(tmp_path):
+    """A non-positive entropy coefficient raises instead of reaching SB3, also without train()."""
+    config = tiny_config(tmp_path, ent_coef=0.0)
     with pytest.raises(ConfigError, match="ent_coef"):
         make_model(config, make_env(config))

@@ -1,12 +1,14 @@
+import dataclasses
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from embodylab.world_models.baselines import MonolithicRSSM, deterministic_config, matched_monolithic_config
-from embodylab.world_models.config import TrainWMConfig
+from embodylab.world_models.config import TrainWMConfig, training_model_config, upgrade_wm
 from embodylab.world_models.data import MAX_OBJECTS, collect, load_dataset
 from embodylab.world_models.object_centric import (
     AGENT_DIM,
@@ -177,10 +179,15 @@ def test_the_stochastic_model_fits_the_elbo_of_a_tiny_dataset(tiny_batch):
 
 
 def _train(dataset, out, steps, **kwargs):
-    settings = dict(
-        batch_size=4, d_model=32, window=8, context=2, val_every=2, checkpoint_every=2, progress=False
-    )
-    config = TrainWMConfig(dataset=dataset, out=out, steps=steps, **(settings | kwargs))
+    """A tiny training run; `kwargs` are fields of `TrainWMConfig` or of its `model_config`."""
+    model_fields = {f.name for f in dataclasses.fields(ObjectCentricConfig)}
+    model = {"d_model": 32, "window": 8, "context": 2} | {
+        k: v for k, v in kwargs.items() if k in model_fields
+    }
+    settings = dict(batch_size=4, val_every=2, checkpoint_every=2, progress=False)
+    settings |= {k: v for k, v in kwargs.items() if k not in model_fields}
+    model_config = dataclasses.replace(training_model_config(), **model)
+    config = TrainWMConfig(dataset=dataset, out=out, steps=steps, model_config=model_config, **settings)
     return train_world_model(config)
 
 
@@ -298,11 +305,7 @@ def test_object_tokens_are_translation_equivariant_unless_absolute_positions(abs
 
 
 def test_checkpoint_keeps_the_absolute_positions_switch(dataset, tmp_path):
-    config = TrainWMConfig(
-        dataset=dataset, out=tmp_path / "run", steps=2, batch_size=4, d_model=16, window=6, context=2,
-        absolute_positions=True, progress=False,
-    )  # fmt: skip
-    train_world_model(config)
+    _train(dataset, tmp_path / "run", 2, d_model=16, window=6, absolute_positions=True)
     model, meta = load_world_model(tmp_path / "run")
     assert meta["model"]["absolute_positions"] is True
     assert model.object_inputs.start == 0  # x and y reach the object encoder
@@ -620,3 +623,37 @@ def test_residual_latent_is_train_wms_default_reaches_the_saved_config_and_needs
         ObjectCentricWorldModel(replace(TINY, residual_latent=True, agent_latent=True))
     with pytest.raises(ValueError, match="residual_latent"):
         ObjectCentricWorldModel(replace(TINY, residual_latent=True, latent_dim=0))
+
+
+def test_the_training_config_holds_the_model_config_with_the_training_defaults():
+    model = TrainWMConfig().model_config
+    assert (model.d_model, model.n_layers, model.latent_dim, model.window, model.context) == (64, 1, 8, 16, 4)
+    assert model.prior_rollout and model.residual_latent
+    assert not (model.agent_latent or model.true_change_posterior or model.absolute_positions)
+    assert model.nll_beta == 0.0
+    # the rest are the model's own defaults
+    assert dataclasses.replace(model, n_layers=2, window=20, prior_rollout=False, residual_latent=False) == (
+        ObjectCentricConfig()
+    )
+
+
+@pytest.mark.parametrize("name", ["default", "monolithic"])
+def test_a_world_model_config_of_version_0_loads_as_the_config_it_trained(name):
+    """tests/data/wm_config_v0_*.json: checkpoint config.json files of the flat TrainWMConfig (version 0)."""
+    flat = json.loads((Path(__file__).parent / "data" / f"wm_config_v0_{name}.json").read_text())["train"]
+    config = upgrade_wm(flat)
+    assert config.version == 1
+    for key, value in flat.items():
+        holder = config.model_config if hasattr(config.model_config, key) else config
+        actual = getattr(holder, key)
+        assert (str(actual) if isinstance(actual, Path) else actual) == value, key
+    assert upgrade_wm(config.to_dict()) == config
+    with pytest.raises(ValueError, match="d_modl"):
+        upgrade_wm({**flat, "d_modl": 3})
+
+
+def test_a_checkpoint_records_the_nested_config_and_eval_wm_reads_it(dataset, tmp_path):
+    _train(dataset, tmp_path / "run", 1, d_model=16)
+    meta, _ = read_checkpoint(tmp_path / "run")
+    assert meta["train"]["version"] == 1 and meta["train"]["model_config"]["d_model"] == 16
+    assert upgrade_wm(meta["train"]).model_config.d_model == 16

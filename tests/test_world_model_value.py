@@ -1,5 +1,6 @@
 import copy
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -205,13 +206,20 @@ def test_mppi_closes_plans_with_the_value_and_only_with_the_learned_reward():
 
 
 def test_train_value_and_plan_wm_with_it_from_the_command_line(capsys, push_data, tmp_path):
-    from embodylab.world_models.config import TrainWMConfig
+    from embodylab.world_models.config import TrainWMConfig, training_model_config
     from embodylab.world_models.training import train_world_model
 
     run = tmp_path / "wm"
+    model_config = replace(training_model_config(), d_model=16)
     train_world_model(
         TrainWMConfig(
-            dataset=push_data, out=run, steps=2, batch_size=4, d_model=16, val_every=2, progress=False
+            dataset=push_data,
+            out=run,
+            steps=2,
+            batch_size=4,
+            model_config=model_config,
+            val_every=2,
+            progress=False,
         )
     )
     value = tmp_path / "value"

@@ -5,7 +5,7 @@
     embodylab render LabReach-v0 --out runs/r.mp4    play episodes, write a video and a contact sheet
     embodylab render team --agents 4 --policy scripted --out runs/team.mp4   a TeamCarry episode
     embodylab demo                                   the expert on every lab task, then SAC+HER on LabReach
-    embodylab train --env LabReach --algo sac --her --steps 20000 --out runs/reach
+    embodylab train sac her --env LabReach --steps 20000 --out runs/reach   SAC+HER (td3, tqc, ppo; demos)
     embodylab eval runs/reach --episodes 50 --video  success rate, return, length; runs/reach/eval.json
 
 This is the top layer: it may import every other one, and nothing in the library imports it. Every

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from embodylab.cli.common import EnvIdArgument, UsageError
 from embodylab.envs.registry import LAB_ENVS, is_team_id, make, resolve_env_id, short_id
-from embodylab.policies.config import TrainConfig
+from embodylab.policies.config import Her, Sac, TrainConfig
 from embodylab.recording import EpisodeRecording, check_video_request, print_table
 from embodylab.rollout import play_episode
 from embodylab.skills.experts import expert_policy
@@ -244,8 +244,7 @@ class Demo:
         start = time.perf_counter()
         config = TrainConfig(
             env="embodylab/LabReach-v0",
-            algo="sac",
-            her=True,
+            algo=Sac(her=Her()),
             steps=self.rl_steps,
             out=str(run_dir),
             video=False,

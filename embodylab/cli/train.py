@@ -11,9 +11,13 @@ import tyro
 from embodylab.policies.config import TrainConfig
 
 
+@tyro.conf.configure(tyro.conf.CascadeSubcommandArgs, tyro.conf.OmitSubcommandPrefixes)
 @dataclass
 class Train(TrainConfig):
-    """Train an SB3 agent (sac, td3, tqc, ppo; HER, demonstrations, curriculum); --resume continues a run."""
+    """Train an SB3 agent; --resume continues a run. The algorithm and its options are subcommands, their
+    flags given after them: `train sac her --env LabReach --steps 20000 --out runs/reach`; `train sac her
+    demos --record 20 --env LabPush`; `train td3 her`; `train ppo --n-steps 512`; `... curriculum --bandit
+    ucb --variants hand_start` (see `embodylab.policies.config`)."""
 
     def run(self) -> None:
         from embodylab.policies.rl import train

@@ -23,7 +23,7 @@ from typing import Literal
 import tyro
 
 from embodylab.envs.registry import resolve_env_id
-from embodylab.world_models.config import TrainValueConfig, TrainWMConfig
+from embodylab.world_models.config import TrainValueConfig, TrainWMConfig, upgrade_wm
 
 
 @dataclass
@@ -114,7 +114,8 @@ class EvalWM:
         torch.set_num_threads(1)
         model, meta = load_world_model(self.run_dir)
         if self.dataset is None:
-            held_out = split(load_dataset(meta["train"]["dataset"]), int(meta["train"]["val_every"]))[1]
+            trained = upgrade_wm(meta["train"])  # any version's config.json
+            held_out = split(load_dataset(trained.dataset), trained.val_every)[1]
         else:
             held_out = load_dataset(self.dataset)
         sets = {"held_out": held_out}

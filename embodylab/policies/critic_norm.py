@@ -3,7 +3,7 @@
 RLPD (Ball et al. 2023, "Efficient online reinforcement learning with offline data") finds LayerNorm in
 the critic the piece that keeps Q-values of actions outside the data (here: the demonstrations) from
 being extrapolated upwards, which is what lets symmetric sampling with demonstrations and a higher
-update-to-data ratio work. The actor keeps SB3's plain MLP. `AlgoConfig.critic_layer_norm` selects these
+update-to-data ratio work. The actor keeps SB3's plain MLP. `Sac.critic_layer_norm` selects these
 classes (`layer_norm_policy`).
 """
 

@@ -72,7 +72,7 @@ class _EpisodeLists:
 def record_demos(env: gym.Env, episodes: int, root: str | Path, seed: int = 0) -> Path:
     """Plays `episodes` expert episodes of `env` (seeds `seed`, `seed + 1`, ...) and writes them as the
     Minari dataset `embodylab/<Task>/expert-v0` under `root`. Returns the dataset's data directory, the
-    path `load_demo_episodes` and `--demo-dataset` take. Failed episodes are kept: an expert's near-misses
+    path `load_demo_episodes` and `demos --dataset` take. Failed episodes are kept: an expert's near-misses
     are still good actions, and HER relabels them to successes."""
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1; got {episodes}")

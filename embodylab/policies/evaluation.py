@@ -110,13 +110,13 @@ def evaluate(run_dir: str | Path, episodes: int = 20, video: bool = False) -> di
     Writes `eval.json` (and `eval.mp4` of the first episode with `video`) into the run directory and
     returns the report: success rate, mean return and length, per-episode values, checkpoint and step."""
     from embodylab.policies.checkpoint import latest_checkpoint, load_checkpoint
-    from embodylab.policies.config import TrainConfig
+    from embodylab.policies.config import load_config
     from embodylab.policies.rl import make_env, make_model
 
     run_dir = Path(run_dir)
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1; got {episodes}")
-    config = TrainConfig.load(run_dir)
+    config = load_config(run_dir)  # any version's config.json
     checkpoint = latest_checkpoint(run_dir)
     env = make_env(config, render=video)
     model = make_model(config, env, with_demos=False)
@@ -128,7 +128,7 @@ def evaluate(run_dir: str | Path, episodes: int = 20, video: bool = False) -> di
     report = {
         "run": str(run_dir),
         "env": config.env,
-        "algo": config.algo,
+        "algo": config.algo.name,
         "checkpoint": str(checkpoint),
         "step": state["num_timesteps"],
         **result,

@@ -5,13 +5,13 @@ build env and model, (resume from the last checkpoint), `model.learn` with three
 bar, periodic evaluation, checkpoints — then a final checkpoint and the learning-curve PNG. The
 `embodylab train` command is a thin layer over it.
 
-    runs/NAME/config.json          the TrainConfig; `TrainConfig.load(run_dir)` re-creates the run
+    runs/NAME/config.json          the TrainConfig; `load_config(run_dir)` re-creates the run
     runs/NAME/checkpoints/step_N/  model.zip, buffer.npz, state.json (see checkpoint.py); the last 2
     runs/NAME/tb/                  TensorBoard: rollout/ (return, success rate), train/ (losses), eval/
     runs/NAME/evaluations.csv      step, wall time, success rate, return, length per evaluation
     runs/NAME/videos/step_N.mp4    first episode of each evaluation
     runs/NAME/learning_curve.png   success rate and return against env steps
-    runs/NAME/demos/               the Minari dataset recorded by --demos N
+    runs/NAME/demos/               the Minari dataset recorded by `demos --record N`
 """
 
 from __future__ import annotations
@@ -42,7 +42,14 @@ from embodylab.policies.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from embodylab.policies.config import AlgoConfig, TrainConfig
+from embodylab.policies.config import (
+    DEFAULT_BC_WEIGHT,
+    SacDemos,
+    TrainConfig,
+    _Algorithm,
+    _OffPolicy,
+    load_config,
+)
 from embodylab.policies.critic_norm import layer_norm_policy
 from embodylab.policies.demo_resets import DemoStateResets, demonstration_states
 from embodylab.policies.demos import (
@@ -58,19 +65,17 @@ from embodylab.policies.ibrl import fit_proposal, ibrl_policy
 from embodylab.policies.normalization import RunningNormExtractor
 from embodylab.policies.nstep_her import DemoNStepHerReplayBuffer, NStepHerReplayBuffer
 
-__all__ = ["AlgoConfig", "TrainConfig", "make_env", "make_model", "train"]
+__all__ = ["TrainConfig", "make_env", "make_model", "train"]
 
-DEFAULT_BC_WEIGHT = 1.0
-"""weight of SAC's Q-filtered behaviour-cloning loss when a run has demonstrations (see bc.py)."""
 TD3_ACTION_NOISE = 0.1
 """std of TD3's Gaussian exploration noise, in units of the [-1, 1] action range."""
 
 
 def make_env(config: TrainConfig, render: bool = False) -> gym.Env:
-    """The run's env: goal-conditioned with --her, with the run's reward type; rendering for videos."""
+    """The run's env: goal-conditioned with HER, with the run's reward type; rendering for videos."""
     return make(
         resolve_env_id(config.env),
-        goal_conditioned=config.her,
+        goal_conditioned=config.her is not None,
         reward_type=config.goal_reward_type,
         render_mode="rgb_array" if render else None,
     )
@@ -81,15 +86,16 @@ def _wrap_for_curriculum(env: gym.Env, config: TrainConfig) -> tuple[gym.Env, Ba
 
     The hook `embodylab.policies.curriculum` provides: `wrap_for_curriculum(env, name, seed, variants, target_share) -> env`,
     whose result exposes the `teacher` that `CurriculumCallback(teacher)` logs."""
+    curriculum = config.curriculum
     try:
         from embodylab.policies.curriculum import CurriculumCallback, wrap_for_curriculum
     except ImportError as err:
         raise NotImplementedError(
-            f"curriculum {config.curriculum!r} needs embodylab.policies.curriculum.wrap_for_curriculum, "
-            f"which is not available ({err}); use --curriculum none"
+            f"curriculum {curriculum.bandit!r} needs embodylab.policies.curriculum.wrap_for_curriculum, "
+            f"which is not available ({err}); use no-curriculum"
         ) from err
     env = wrap_for_curriculum(
-        env, config.curriculum, config.seed, config.curriculum_variants, config.curriculum_target_share
+        env, curriculum.bandit, config.seed, curriculum.variants, curriculum.target_share
     )
     return env, CurriculumCallback(env.get_wrapper_attr("teacher"))
 
@@ -103,7 +109,7 @@ def _preset_id(env_id: str) -> str:
         return env_id
 
 
-def _policy_kwargs(a: AlgoConfig, tcp_slice: tuple[int, int] | None = None) -> dict:
+def _policy_kwargs(a: _Algorithm, tcp_slice: tuple[int, int] | None = None) -> dict:
     kwargs: dict = {"net_arch": list(a.net_arch)}
     if a.normalize_obs:
         kwargs["features_extractor_class"] = RunningNormExtractor
@@ -125,10 +131,10 @@ def make_model(
     leave None; Fetch's: (0, 3)).
 
     Raises:
-        ConfigError: `config` cannot run (`TrainConfig.validate`), e.g. an option of one algorithm given to
-            another, which would otherwise be dropped without a word."""
+        ConfigError: `config` cannot run (`TrainConfig.validate`), e.g. a value out of its range."""
     config.validate()
-    a = config.algo_config.resolved(_preset_id(config.env))
+    a = config.algo.resolved(_preset_id(config.env))
+    her, demos = config.her, config.demos
     policy = "MultiInputPolicy" if isinstance(env.observation_space, gym.spaces.Dict) else "MlpPolicy"
     common = {
         "learning_rate": a.learning_rate,
@@ -137,19 +143,20 @@ def make_model(
         "seed": config.seed,
         "verbose": 0,
     }
-    if config.algo == "ppo":
+    if not isinstance(a, _OffPolicy):
         return PPO(policy, env, n_steps=a.n_steps, batch_size=min(a.batch_size, a.n_steps), **common)
 
     buffer_class, buffer_kwargs = None, {}
-    if config.her:
+    with_demos = with_demos and demos is not None and demos.dataset is not None
+    if her:
         buffer_class = HerReplayBuffer
         buffer_kwargs = {
-            "n_sampled_goal": a.n_sampled_goal,
-            "goal_selection_strategy": a.goal_selection_strategy,
+            "n_sampled_goal": her.n_sampled_goal,
+            "goal_selection_strategy": her.goal_selection_strategy,
         }
-    if with_demos and config.demo_dataset:
-        buffer_class = DemoHerReplayBuffer if config.her else DemoReplayBuffer
-        buffer_kwargs["demo_dataset"] = config.demo_dataset
+    if with_demos:
+        buffer_class = DemoHerReplayBuffer if her else DemoReplayBuffer
+        buffer_kwargs["demo_dataset"] = demos.dataset
     if a.n_step_return > 1:  # TrainConfig.validate leaves HER (with or without demos) or plain replay
         buffer_class = {
             HerReplayBuffer: NStepHerReplayBuffer,
@@ -159,7 +166,7 @@ def make_model(
         # SB3's own n-step buffer spells the count n_steps.
         count = "n_steps" if buffer_class is NStepReplayBuffer else "n_step"
         buffer_kwargs |= {count: a.n_step_return, "gamma": a.gamma}
-    if config.her and a.energy_priority:
+    if her and her.energy_priority:
         buffer_class = (
             DemoEnergyHerReplayBuffer if buffer_class is DemoHerReplayBuffer else EnergyHerReplayBuffer
         )
@@ -179,23 +186,25 @@ def make_model(
         off_policy["random_action_prob"] = a.random_action_prob
         exploring = with_random_actions
 
-    if a.ent_coef is not None and config.algo in ("sac", "tqc"):
+    if getattr(a, "ent_coef", None) is not None:  # SAC and TQC
         off_policy["ent_coef"] = a.ent_coef
-    if config.algo == "sac":
+    if a.name == "sac":
+        ibrl = isinstance(demos, SacDemos) and demos.ibrl
         if a.critic_layer_norm:
             policy = layer_norm_policy(policy)
-        if a.ibrl:
+        if ibrl:
             # Also without the demonstrations (evaluation): the fitted proposal comes with the weights.
             policy = ibrl_policy(_sac_policy_class(policy))
-            off_policy["policy_kwargs"] = {**off_policy["policy_kwargs"], "bc_hidden": a.ibrl_bc_hidden}
-        bc_weight = a.bc_weight if a.bc_weight is not None else DEFAULT_BC_WEIGHT
-        if not (with_demos and config.demo_dataset):
-            bc_weight = 0.0
-        if bc_weight > 0 or a.action_l2 or a.ibrl:
-            extra = {"bc_weight": bc_weight, "bc_q_alpha": a.bc_q_alpha, "action_l2": a.action_l2}
+            off_policy["policy_kwargs"] = {**off_policy["policy_kwargs"], "bc_hidden": demos.ibrl_bc_hidden}
+        bc_weight = 0.0
+        if with_demos:
+            bc_weight = demos.bc_weight if demos.bc_weight is not None else DEFAULT_BC_WEIGHT
+        bc_q_alpha = demos.bc_q_alpha if isinstance(demos, SacDemos) else None
+        if bc_weight > 0 or a.action_l2 or ibrl:
+            extra = {"bc_weight": bc_weight, "bc_q_alpha": bc_q_alpha, "action_l2": a.action_l2}
             return exploring(DemoSAC)(policy, env, **extra, **off_policy)
         return exploring(SAC)(policy, env, **off_policy)
-    if config.algo == "td3":
+    if a.name == "td3":
         n_actions = env.action_space.shape[0]
         noise = NormalActionNoise(np.zeros(n_actions), np.full(n_actions, TD3_ACTION_NOISE))
         return exploring(TD3)(policy, env, action_noise=noise, **off_policy)
@@ -212,9 +221,9 @@ def _sac_policy_class(policy: str | type) -> type:
 
 def _fit_proposal(model: BaseAlgorithm, config: TrainConfig) -> None:
     """IBRL: clone the run's demonstrations into the policy's proposal before the first step."""
-    a = config.algo_config
-    episodes = load_demo_episodes(config.demo_dataset, model.observation_space, model.action_space)
-    loss = fit_proposal(model.policy.bc_proposal, episodes, updates=a.ibrl_bc_updates, seed=config.seed)
+    demos = config.demos
+    episodes = load_demo_episodes(demos.dataset, model.observation_space, model.action_space)
+    loss = fit_proposal(model.policy.bc_proposal, episodes, updates=demos.ibrl_bc_updates, seed=config.seed)
     model.logger.record("train/ibrl_bc_loss", loss)
 
 
@@ -303,19 +312,19 @@ def _start_run(config: TrainConfig) -> tuple[TrainConfig, Path]:
         raise ValueError(
             f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out"
         )
-    if config.demos and config.demo_dataset:
-        raise ValueError("give either --demos N (record expert episodes) or --demo-dataset PATH (read them)")
     # The full id in config.json: `LabReach` and `embodylab/LabReach-v0` name the same run.
     config = replace(config, env=resolve_env_id(config.env))
     run_dir.mkdir(parents=True, exist_ok=True)
-    if config.demos:
+    demos = config.demos
+    if demos is not None and demos.record:
         with make_env(config) as demo_env:
-            dataset = record_demos(demo_env, config.demos, run_dir / "demos", seed=config.seed)
+            dataset = record_demos(demo_env, demos.record, run_dir / "demos", seed=config.seed)
         # config.json names the dataset, so that a resumed run or an evaluation finds the same demos.
-        config = replace(config, demos=0, demo_dataset=str(dataset))
+        config = replace(
+            config, algo=replace(config.algo, demos=replace(demos, record=0, dataset=str(dataset)))
+        )
     # config.json records the values the run used, the task preset's included.
-    algo_config = config.algo_config.resolved(config.env, with_demos=config.demo_dataset is not None)
-    config = replace(config, algo_config=algo_config)
+    config = replace(config, algo=config.algo.resolved(config.env))
     (run_dir / "config.json").write_text(config.to_json())
     return config, run_dir
 
@@ -327,20 +336,20 @@ def train(config: TrainConfig) -> Path:
     resumed = config.resume is not None
     if resumed:
         run_dir = Path(config.resume)
-        config = TrainConfig.load(run_dir)
+        config = load_config(run_dir)
         checkpoint = latest_checkpoint(run_dir)
     else:
         config, run_dir = _start_run(config)
-    th.set_num_threads(config.algo_config.torch_threads)
+    th.set_num_threads(config.algo.torch_threads)
 
     env = make_env(config)
-    demo_resets = None
-    if config.demo_dataset and config.algo_config.demo_reset_prob:
+    demos, demo_resets = config.demos, None
+    if demos is not None and demos.reset_prob:
         # States before each demonstration's success: the holds after it teach nothing (see there).
-        states = demonstration_states(env, config.demo_dataset, before_success=True)
-        env = demo_resets = DemoStateResets(env, states, config.algo_config.demo_reset_prob, config.seed)
+        states = demonstration_states(env, demos.dataset, before_success=True)
+        env = demo_resets = DemoStateResets(env, states, demos.reset_prob, config.seed)
     callbacks: list[BaseCallback] = []
-    if config.curriculum != "none":
+    if config.curriculum is not None:
         env, curriculum_callback = _wrap_for_curriculum(env, config)
         callbacks.append(curriculum_callback)
     model = make_model(config, env)
@@ -351,12 +360,14 @@ def train(config: TrainConfig) -> Path:
         if demo_resets is not None:
             demo_resets.reseed(config.seed + model.num_timesteps)
     model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
-    if config.algo_config.ibrl and not resumed:  # a resumed run's proposal comes with its weights
+    if (
+        isinstance(demos, SacDemos) and demos.ibrl and not resumed
+    ):  # a resumed run's proposal comes with its weights
         _fit_proposal(model, config)
 
     latest: dict = {}
     if config.progress:
-        callbacks.append(ProgressBar(config.steps, f"{config.algo} {config.env}", latest))
+        callbacks.append(ProgressBar(config.steps, f"{config.algo.name} {config.env}", latest))
     if config.eval_every:
         callbacks.append(PeriodicEvaluation(config, run_dir, latest))
     if config.checkpoint_every:

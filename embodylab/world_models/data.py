@@ -394,7 +394,7 @@ def load_dataset(path: str | Path) -> WorldModelData:
 
     Raises:
         WorldModelDatasetError: no dataset, an unreadable one, or one without the object-centric fields
-            (e.g. an expert-demo dataset of `embodylab train --demos`); the message names the missing ones.
+            (e.g. an expert-demo dataset of `embodylab train ... demos --record N`); the message names the missing ones.
     """
     from minari import MinariDataset
 

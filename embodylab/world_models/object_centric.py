@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from embodylab.world_models.config import ObjectCentricConfig
 from embodylab.world_models.data import CATEGORIES, FEATURE_DIM
 
 DYNAMIC_DIM = 13
@@ -54,88 +55,6 @@ RELATIVE_SCALE = 0.1
 MIN_STD = 1e-3
 """floor (in data units) of the normalisers' stds: a feature that never changes in the data (a cube's
 half-extents, its quaternion's x) must not blow up when divided by its std."""
-
-
-@dataclass
-class ObjectCentricConfig:
-    """Sizes and loss weights of the object-centric world model."""
-
-    d_model: int = 64
-    """token width"""
-    n_heads: int = 4
-    n_layers: int = 2
-    """transformer layers mixing the tokens of one step"""
-    latent_dim: int = 8
-    """Gaussian latent per token; 0 is the deterministic ablation"""
-    agent_latent: bool = False
-    """the agent token has a latent too (the model before this switch; checkpoints without it load with
-    True). False: only object tokens do (the agent's latent is held at zero and its KL is not counted): the
-    arm's response to its command is deterministic, and a latent the posterior fills with the observed tool
-    motion (up to `free_bits` nats of it for free) is one the prior cannot predict open-loop. Without it the
-    object-centric RMSE@25 on LabClutter fell from 66.6 to 61.2 mm over 3 seeds (README, world models)"""
-    action_dim: int = 4
-    goal_dim: int = 3
-    free_bits: float = 1.0
-    """nats per token below which the KL is not penalised (DreamerV3)"""
-    kl_dyn: float = 2.0
-    """weight of KL(sg(q) || p): trains the prior towards the posterior"""
-    kl_rep: float = 1.0
-    """weight of KL(q || sg(p)): keeps the posterior close to the prior. DreamerV3's 0.5 / 0.1 let the
-    posterior, which sees the observed change, carry all of it for 0.1 nat per nat; the prior lagged and
-    open-loop predictions of the agent were worse than the deterministic ablation's (1.7 cm vs 1.0 cm
-    one-step error on LabPush). At 1.0 a nat in the latent costs what it can save, and the balance stays 2:1."""
-    reward_weight: float = 1.0
-    success_weight: float = 0.1
-    context: int = 4
-    """teacher-forced steps at the start of each training window"""
-    window: int = 20
-    """steps per training window (context plus open-loop)"""
-    nll_beta: float = 0.0
-    """β of the β-NLL (Seitzer et al. 2022) of the decoded changes: each dimension's negative log-likelihood
-    is weighted by its predicted variance to the power β (no gradient through the weight). 0 is the plain
-    Gaussian NLL, under which a hard-to-predict change (a push) can be explained by a wider std instead of a
-    better mean; 1 gives the mean the gradient of a squared error."""
-    prior_rollout: bool = False
-    """open-loop training steps (after the context) roll on, and are also scored by, the prediction decoded
-    from the prior's mean latent, as an open-loop evaluation or a planner rolls: the NLL of that prediction is
-    added to the ELBO's, whose prediction decodes the posterior's sample. False: the rollout follows the
-    posterior's sample, which has seen the true next state (with the open-loop error it corrects), so
-    training never sees the drift of the latent the prior predicts. Off for the deterministic ablation (no
-    latent; the two paths are one)"""
-    true_change_posterior: bool = False
-    """the posterior reads the true change from the true state (the step's own randomness) instead of the
-    change from where the model stands, which after the context is the rolled prediction: that change also
-    holds the open-loop error to correct, which a latent the prior cannot predict then carries. The decoder's
-    target is the change from where the model stands either way. Off: the model before this switch. With
-    `prior_rollout`, window 29, over the benchmark's 3 training seeds it lowered best-of-8@25 from 33.0 to
-    32.4 mm (33.4/34.9/30.8 → 31.5/34.0/31.8: lower on two seeds, higher on the third), still above the
-    deterministic ablation's 32.1, and raised RMSE@25 from 35.7 to 36.3 mm (README, world models;
-    `benchmarks/results/world_model_true_change_posterior.json`), so it stays off"""
-    residual_latent: bool = False
-    """the latent decodes a residual over a deterministic path instead of entering the one decoder. The
-    recurrent trunk (encoders, mixer, GRU) and its decoders are trained exactly as the deterministic ablation
-    is: the Gaussian NLL of their own prediction, rolled open-loop on it. A separate head, with the trunk's
-    state and inputs read without gradient, holds the latent: its prior p(z | h), its posterior q(z | h,
-    residual) reading the change the deterministic path left unexplained, and a decoder of that residual,
-    trained on the ELBO. A sample's change is the deterministic change plus its decoded residual; the
-    single prediction decodes the prior's mean. Open-loop rollouts (`open_loop`, the planner; `advance`)
-    roll on the deterministic path, as training does, and read each step's residual out on top of it: the
-    residual is the true state's deviation from that path, so rolling on it would count it again.
-    Over the benchmark's 3 training seeds (window 29) best-of-8@25 31.1 mm (32.4/31.0/29.9) against the
-    separately trained ablation's 32.1 (31.1/32.8/32.4), and against its own deterministic path's 31.9
-    (33.0/31.7/31.0): the samples gain 0.6-1.1 mm on every seed; RMSE@25 31.9 mm. Without it one decoder
-    reads the latent beside the state (the model before this switch, still the default here so that
-    checkpoints load as trained; `TrainWMConfig` turns it on): its prior-mean path predicted 25 steps 3.6 mm
-    worse than the ablation's (35.7 against 32.1 mm), more than its samples won back (best-of-8 33.0). The
-    agent's arm stays deterministic (`agent_latent` must be off); `prior_rollout` does not apply (training
-    rolls on the deterministic path)"""
-    absolute_positions: bool = False
-    """object tokens also see their absolute table-plane position (x, y). Off by default: pushing and
-    collisions look the same anywhere on the table, so an object's change is a function of where it lies
-    relative to the tool centre point and to the other objects (whose differences the mixer forms from the
-    tcp-relative positions), not of where it lies. Without x, y the object encoder is translation-
-    equivariant and what it learns at one place holds at every other; with them it must learn each place
-    from the data there. True is the ablation (the model before this change)."""
 
 
 def _mlp(n_in: int, n_hidden: int, n_out: int) -> nn.Sequential:

@@ -1,6 +1,7 @@
 """Training of world models on a world-model dataset: a plain loop, TensorBoard logs, resumable checkpoints.
 
-A run directory holds `checkpoint/` (`config.json`: the `TrainWMConfig` and the model's config;
+A run directory holds `checkpoint/` (`config.json`: the `TrainWMConfig` (read with `upgrade_wm`) and the
+model's config as built from the dataset;
 `weights.pt`: model and optimiser state dicts and the step, read with `torch.load(..., weights_only=True)`)
 and `tb/` (TensorBoard). `--resume` continues from the checkpoint's step; `--init-from RUN` fine-tunes
 another run's model (its weights and normaliser, a fresh optimiser).
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,21 +49,10 @@ class WorldModelCheckpointError(ValueError):
 def object_centric_config(
     config: TrainWMConfig, goal_dim: int = 3, action_dim: int = 4
 ) -> ObjectCentricConfig:
-    return ObjectCentricConfig(
-        d_model=config.d_model,
-        n_layers=config.n_layers,
-        latent_dim=config.latent_dim,
-        window=config.window,
-        context=config.context,
-        absolute_positions=config.absolute_positions,
-        agent_latent=config.agent_latent,
-        nll_beta=config.nll_beta,
-        prior_rollout=config.prior_rollout,
-        true_change_posterior=config.true_change_posterior,
-        residual_latent=config.residual_latent and config.latent_dim > 0 and not config.agent_latent,
-        goal_dim=goal_dim,
-        action_dim=action_dim,
-    )
+    """The run's `ObjectCentricConfig` with the dataset's dims; the residual latent only where it applies."""
+    model = config.model_config
+    residual = model.residual_latent and model.latent_dim > 0 and not model.agent_latent
+    return replace(model, residual_latent=residual, goal_dim=goal_dim, action_dim=action_dim)
 
 
 BEFORE_LATER_SWITCHES = {"agent_latent": True}
@@ -84,8 +74,8 @@ def model_config_for(config: TrainWMConfig, data: WorldModelData) -> dict:
     base = object_centric_config(config, data.goal.shape[-1], data.actions.shape[-1])
     if config.model not in MODELS:
         raise ValueError(f"unknown world model {config.model!r}; valid models: {', '.join(MODELS)}")
-    if not 0.0 <= config.nll_beta <= 1.0:
-        raise ValueError(f"nll_beta must lie in [0, 1]; got {config.nll_beta}")
+    if not 0.0 <= config.model_config.nll_beta <= 1.0:
+        raise ValueError(f"nll_beta must lie in [0, 1]; got {config.model_config.nll_beta}")
     if config.model == "deterministic":
         return asdict(deterministic_config(base))
     if config.model == "monolithic":
@@ -105,7 +95,7 @@ def save_checkpoint(
 ) -> Path:
     path = Path(run_dir) / CHECKPOINT_DIR
     path.mkdir(parents=True, exist_ok=True)
-    meta = {"train": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}}
+    meta = {"train": config.to_dict()}
     meta |= {"model_kind": config.model, "model": model_config, "step": step}
     (path / CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
     # Write then rename: an interrupted save never leaves a half-written checkpoint behind.
@@ -171,6 +161,7 @@ def train_world_model(config: TrainWMConfig) -> dict:
     torch.set_num_threads(config.threads)
     data = load_dataset(config.dataset)
     check_categories(data)
+    window = config.model_config.window  # steps per training window
     train_data, val_data = split(data, config.val_every)
     if not len(train_data):
         raise ValueError(
@@ -202,19 +193,19 @@ def train_world_model(config: TrainWMConfig) -> dict:
         if config.resume:
             optimizer.load_state_dict(weights["optimizer"])
     else:
-        model.set_normalizer(sample_windows(train_data, 1024, config.window, rng))
+        model.set_normalizer(sample_windows(train_data, 1024, window, rng))
     run_dir = Path(config.out)
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=start)
     bar = tqdm(range(start, config.steps), desc=f"train-wm {config.model}", disable=not config.progress)
     started, metrics, samples = time.perf_counter(), {}, 0
     for step in bar:
-        batch = sample_windows(train_data, config.batch_size, config.window, rng)
+        batch = sample_windows(train_data, config.batch_size, window, rng)
         loss, metrics = world_model_loss(model, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         optimizer.step()
-        samples += config.batch_size * config.window
+        samples += config.batch_size * window
         if step % 25 == 0 or step == config.steps - 1:
             for name, value in metrics.items():
                 writer.add_scalar(f"train/{name}", value, step)
@@ -226,9 +217,9 @@ def train_world_model(config: TrainWMConfig) -> dict:
     final_step = max(config.steps, start)
     save_checkpoint(run_dir, config, model_config, model, optimizer, final_step)
     val_loss = None
-    if len(val_data) and (val_data.lengths >= config.window).any():
+    if len(val_data) and (val_data.lengths >= window).any():
         with torch.no_grad():
-            val_batch = sample_windows(val_data, 256, config.window, np.random.default_rng(0))
+            val_batch = sample_windows(val_data, 256, window, np.random.default_rng(0))
             val_loss = float(world_model_loss(model, val_batch)[0])
         writer.add_scalar("val/loss", val_loss, final_step)
     writer.close()
