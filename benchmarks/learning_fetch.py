@@ -52,7 +52,7 @@ def main(config: FetchCrossCheckConfig) -> None:
 
     from embodylab.policies.config import TrainConfig
     from embodylab.policies.evaluation import run_episodes
-    from embodylab.policies.rl import make_model
+    from embodylab.policies.factory import make_model
 
     gym.register_envs(gymnasium_robotics)
     if config.plot_only:

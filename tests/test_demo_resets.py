@@ -119,7 +119,7 @@ def test_training_starts_episodes_from_demonstration_states_as_configured(push_d
     """A run's online episodes (3 of 100 steps) start from demonstration states with probability 1, and
     from the task's own start with 0."""
     from embodylab.policies.checkpoint import latest_checkpoint, load_checkpoint
-    from embodylab.policies.rl import make_env, make_model
+    from embodylab.policies.factory import make_env, make_model
 
     with push_env() as env:
         demo_cubes = [

@@ -13,7 +13,7 @@ from embodylab.policies.energy_priority import (  # noqa: E402
     EnergyHerReplayBuffer,
     trajectory_energy,
 )
-from embodylab.policies.rl import make_env, make_model  # noqa: E402
+from embodylab.policies.factory import make_env, make_model  # noqa: E402
 
 
 def test_energy_of_resting_pushed_and_lifted_objects():

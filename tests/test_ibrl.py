@@ -16,8 +16,9 @@ from embodylab.policies.checkpoint import latest_checkpoint, load_checkpoint  # 
 from embodylab.policies.config import ConfigError, Her, Sac, SacDemos, TrainConfig, load_config  # noqa: E402
 from embodylab.policies.demos import load_demo_episodes, record_demos  # noqa: E402
 from embodylab.policies.evaluation import evaluate  # noqa: E402
+from embodylab.policies.factory import make_env, make_model  # noqa: E402
 from embodylab.policies.ibrl import BCProposal, better_action, fit_proposal  # noqa: E402
-from embodylab.policies.rl import make_env, make_model, train  # noqa: E402
+from embodylab.policies.rl import train  # noqa: E402
 
 BASE = TrainConfig(env="LabReach", algo=Sac(her=Her()), steps=400, eval_every=0, video=False, progress=False)
 

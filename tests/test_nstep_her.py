@@ -8,8 +8,8 @@ pytest.importorskip("stable_baselines3")
 from stable_baselines3.her import HerReplayBuffer  # noqa: E402
 
 from embodylab.policies.config import ConfigError, Her, Sac, SacDemos, TrainConfig  # noqa: E402
+from embodylab.policies.factory import make_env, make_model  # noqa: E402
 from embodylab.policies.nstep_her import DemoNStepHerReplayBuffer, NStepHerReplayBuffer  # noqa: E402
-from embodylab.policies.rl import make_env, make_model  # noqa: E402
 
 GAMMA = 0.9
 SUCCESS = 0.04  # LabPush's success threshold, m

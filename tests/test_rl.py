@@ -39,7 +39,8 @@ from embodylab.policies.config import (  # noqa: E402
 )
 from embodylab.policies.demos import DemoDatasetError, load_demo_episodes, record_demos  # noqa: E402
 from embodylab.policies.evaluation import evaluate  # noqa: E402
-from embodylab.policies.rl import make_env, make_model, train  # noqa: E402
+from embodylab.policies.factory import make_env, make_model  # noqa: E402
+from embodylab.policies.rl import train  # noqa: E402
 
 # Networks and batches small enough that a 1,000-step run takes a second or two on 2 cores.
 TINY = Sac(net_arch=(16, 16), batch_size=32, learning_starts=100, gradient_steps=5, her=Her())

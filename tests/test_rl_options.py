@@ -15,7 +15,8 @@ from torch import nn  # noqa: E402
 from embodylab.policies.checkpoint import latest_checkpoint, load_checkpoint  # noqa: E402
 from embodylab.policies.config import ALGORITHMS, ConfigError, Her, Sac, SacDemos, TrainConfig, load_config  # noqa: E402
 from embodylab.policies.demos import record_demos  # noqa: E402
-from embodylab.policies.rl import make_env, make_model, train  # noqa: E402
+from embodylab.policies.factory import make_env, make_model  # noqa: E402
+from embodylab.policies.rl import train  # noqa: E402
 
 
 def test_layer_norm_critics_train_and_reload_with_their_norms(tmp_path):

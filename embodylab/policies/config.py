@@ -185,7 +185,7 @@ class Sac(_OffPolicy):
 
 @dataclass
 class Td3(_OffPolicy):
-    """TD3 (SB3) with Gaussian exploration noise (`embodylab.policies.rl.TD3_ACTION_NOISE`)."""
+    """TD3 (SB3) with Gaussian exploration noise (`embodylab.policies.factory.TD3_ACTION_NOISE`)."""
 
     name: ClassVar[str] = "td3"
 

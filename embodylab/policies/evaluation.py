@@ -111,7 +111,7 @@ def evaluate(run_dir: str | Path, episodes: int = 20, video: bool = False) -> di
     returns the report: success rate, mean return and length, per-episode values, checkpoint and step."""
     from embodylab.policies.checkpoint import latest_checkpoint, load_checkpoint
     from embodylab.policies.config import load_config
-    from embodylab.policies.rl import make_env, make_model
+    from embodylab.policies.factory import make_env, make_model
 
     run_dir = Path(run_dir)
     if episodes < 1:
