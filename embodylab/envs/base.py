@@ -66,19 +66,6 @@ def has_display() -> bool:
 class EmbodiedEnv(gym.Env):
     """Base class of the single-agent embodylab environments (see the module docstring)."""
 
-    GoalConditioned: type[EmbodiedEnv]
-    """this task with `compute_reward`: the class of its goal-conditioned instances (made per subclass)"""
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if not issubclass(cls, GoalConditionedEnv):
-            # Named as the task (messages and tools read the name); pickle finds it at its qualname.
-            cls.GoalConditioned = type(
-                cls.__name__,
-                (GoalConditionedEnv, cls),
-                {"__module__": cls.__module__, "__qualname__": f"{cls.__qualname__}.GoalConditioned"},
-            )
-
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": CONTROL_HZ}
     success_threshold: float = 0.05
     """metres, for the default `_goal_reached`."""
@@ -91,6 +78,18 @@ class EmbodiedEnv(gym.Env):
     tcp_bounds: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     """(low, high) world-frame box (metres) that ee_delta_pos steps keep the tool centre point in; None:
     unbounded (see `PandaArm.set_tcp_bounds`)."""
+    GoalConditioned: type[EmbodiedEnv]
+    """this task with `compute_reward`: the class of its goal-conditioned instances (made per subclass)"""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not issubclass(cls, GoalConditionedEnv):
+            # Named as the task (messages and tools read the name); pickle finds it at its qualname.
+            cls.GoalConditioned = type(
+                cls.__name__,
+                (GoalConditionedEnv, cls),
+                {"__module__": cls.__module__, "__qualname__": f"{cls.__qualname__}.GoalConditioned"},
+            )
 
     def __init__(
         self,
@@ -109,6 +108,8 @@ class EmbodiedEnv(gym.Env):
         _check_choice("reward_type", reward_type, REWARD_TYPES)
         _check_choice("camera", camera, self.cameras)
         if goal_conditioned and not isinstance(self, GoalConditionedEnv):
+            # Chosen here rather than in __new__, where the arguments are not bound yet; the classes differ
+            # in methods only.
             self.__class__ = type(self).GoalConditioned
         if not 8 <= int(image_size) <= 1024 or not 8 <= int(render_size) <= 1024:
             raise ValueError(
