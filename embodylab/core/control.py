@@ -77,7 +77,6 @@ class PandaArm:
         """Orientation (w, x, y, z) the hand holds in ee_delta_pos mode: the one it had at reset."""
         # One [6, nv] Jacobian whose halves mj_jacSite fills: the arm's columns come out in one copy.
         self._full_jac = np.zeros((6, model.nv))
-        self._jacp, self._jacr = self._full_jac[:3], self._full_jac[3:]
         self._jac = np.zeros((6, 7))
         self._error = np.zeros(6)
         self._gram = np.zeros((6, 6))
@@ -88,20 +87,39 @@ class PandaArm:
         self._target = np.zeros(7)
         self._site_velocity = np.zeros(6)
         self._damping_flat = (self.config.ik_damping**2 * np.eye(6)).reshape(-1)
-        # Views made once: MjData's arrays keep their memory, and slicing them costs more than the
-        # small-matrix routines that read them.
-        self._gram_flat = self._gram.reshape(-1)
-        self._error_pos, self._error_rot = self._error[:3], self._error[3:]
-        self._arm_jac = self._full_jac[:, self.dof_slice]
-        self._q = data.qpos[self.qpos_slice]
-        self._qdot = data.qvel[self.dof_slice]
-        self._tcp_pos = data.site_xpos[self.tcp_site_id]
-        self._fingers = data.qpos[self.finger_qpos_slice]
-        self._site_linear_velocity = self._site_velocity[3:6]
-        self._hand_quat = data.xquat[self.hand_body_id]
-        self._arm_ctrl = data.ctrl[self.actuator_slice]
         self._tcp_low = self._tcp_high = None
         self._tcp_goal = np.zeros(3)
+        self.__dict__.update(self._views())
+
+    def _views(self) -> dict[str, np.ndarray]:
+        """Views into MjData and into the controller's own buffers, by attribute name, made once: MjData's
+        arrays keep their memory, and slicing them costs more than the small-matrix routines that read
+        them. Copying (pickle, deepcopy) would turn a view into a detached array, so a copy of the
+        controller leaves them out and makes them anew on its own MjData and buffers."""
+        d, jac = self.data, self._full_jac
+        return {
+            "_jacp": jac[:3],
+            "_jacr": jac[3:],
+            "_arm_jac": jac[:, self.dof_slice],
+            "_gram_flat": self._gram.reshape(-1),
+            "_error_pos": self._error[:3],
+            "_error_rot": self._error[3:],
+            "_site_linear_velocity": self._site_velocity[3:6],
+            "_q": d.qpos[self.qpos_slice],
+            "_qdot": d.qvel[self.dof_slice],
+            "_tcp_pos": d.site_xpos[self.tcp_site_id],
+            "_fingers": d.qpos[self.finger_qpos_slice],
+            "_hand_quat": d.xquat[self.hand_body_id],
+            "_arm_ctrl": d.ctrl[self.actuator_slice],
+        }
+
+    def __getstate__(self) -> dict:
+        views = self._views()
+        return {k: v for k, v in self.__dict__.items() if k not in views}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.__dict__.update(self._views())
 
     def set_tcp_bounds(self, low, high) -> None:
         """Keep ee_delta_pos targets inside the box [low, high] (world frame, metres): a step that would

@@ -1,7 +1,8 @@
 """Compile a `SceneSpec` to MuJoCo through `mujoco.MjSpec`, and read the compiled scene back.
 
 `MujocoScene` owns the `MjModel`/`MjData` pair and every id the envs need, looked up once at build time
-so that stepping, resetting and state read-out never search by name.
+so that stepping, resetting and state read-out never search by name. It keeps the compiled model only, not
+the `MjSpec` it was compiled from, so that it can be copied and pickled (`MjModel` and `MjData` can be).
 """
 
 from __future__ import annotations
@@ -223,8 +224,8 @@ class MujocoScene:
 
     def __init__(self, scene: SceneSpec):
         self.spec_description = scene
-        self.mjspec, self.robot_names = build_mjspec(scene)
-        self.model = self.mjspec.compile()
+        mjspec, self.robot_names = build_mjspec(scene)
+        self.model = mjspec.compile()
         m = self.model
         mount = scene.robot
         self.base_names = MobileBaseNames("") if mount is not None and mount.mobile_base is not None else None
@@ -272,10 +273,24 @@ class MujocoScene:
         # A slice reads MjData through views; objects and fixture links are built consecutively.
         self._object_body_slice = slice(int(ids[0]), int(ids[-1]) + 1) if len(ids) and consecutive else ids
         self._velocity = np.zeros(6)
-        # With consecutive bodies these are views (MjData's memory never moves): made once, because slicing
-        # MjData costs more per step than copying out of it. Otherwise they are copies, taken every read.
-        self._feature_views = self._object_feature_sources() if len(ids) and consecutive else None
+        self._bind_views()
         mujoco.mj_forward(m, self.data)
+
+    def _bind_views(self) -> None:
+        """With consecutive bodies, the object features are read through views into MjData (its memory
+        never moves): made once, because slicing MjData costs more per step than copying out of it.
+        Otherwise they are copies, taken every read. A copy of the scene rebinds them to its own MjData."""
+        ids = self.object_body_ids
+        consecutive = isinstance(self._object_body_slice, slice)
+        self._feature_views = self._object_feature_sources() if len(ids) and consecutive else None
+
+    def __getstate__(self) -> dict:
+        # Copying (pickle, deepcopy) turns a view into a detached array: the views are rebuilt instead.
+        return {k: v for k, v in self.__dict__.items() if k != "_feature_views"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._bind_views()
 
     def _object_feature_sources(self) -> tuple[np.ndarray, ...]:
         """(position, quaternion, free objects' linear and angular velocity) of the objects, from MjData.

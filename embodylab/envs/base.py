@@ -13,9 +13,19 @@ a task owns its scene, its reset distribution, its goal and its success test. A 
 - `_goal_reached(achieved, desired)`        vectorised success test (default: distance < threshold);
 - `_shaping_reward() -> float`              optional extra dense shaping when not goal-conditioned.
 
-Actions are normalised to [-1, 1]; entries outside are clipped (never rejected), NaN or ±inf entries
-raise `ValueError`. If the physics diverges, the episode ends with `truncated=True` and
+Actions are normalised to [-1, 1] with exactly the action space's shape (a batched-looking `(1, n)` or
+`(n, 1)` raises `ValueError`, as in Gymnasium's MuJoCo envs); entries outside are clipped (never rejected),
+NaN or ±inf entries raise `ValueError`. If the physics diverges, the episode ends with `truncated=True` and
 `info["physics_error"]`, and the last finite observation is returned.
+
+Goal-conditioned envs, and only they, have `compute_reward` (SB3 and Gymnasium-Robotics take any env with
+one for a goal env): `goal_conditioned=True` makes the instance the task's `GoalConditioned` subclass
+(`LabPushEnv.GoalConditioned`, made for every task class, with the task's name), which adds
+`GoalConditionedEnv.compute_reward`; its step reward is `compute_reward` of the observed goals.
+
+Envs copy (`copy.deepcopy`) and pickle: the copy steps exactly as the original from there on. Renderers and
+the viewer are not copied (the copy makes its own when it renders); objects that keep views into MjData
+(`MujocoScene`, `PandaArm`) make them anew on the copy's MjData.
 """
 
 from __future__ import annotations
@@ -66,6 +76,18 @@ class EmbodiedEnv(gym.Env):
     tcp_bounds: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     """(low, high) world-frame box (metres) that ee_delta_pos steps keep the tool centre point in; None:
     unbounded (see `PandaArm.set_tcp_bounds`)."""
+    GoalConditioned: type[EmbodiedEnv]
+    """this task with `compute_reward`: the class of its goal-conditioned instances (made per subclass)"""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not issubclass(cls, GoalConditionedEnv):
+            # Named as the task (messages and tools read the name); pickle finds it at its qualname.
+            cls.GoalConditioned = type(
+                cls.__name__,
+                (GoalConditionedEnv, cls),
+                {"__module__": cls.__module__, "__qualname__": f"{cls.__qualname__}.GoalConditioned"},
+            )
 
     def __init__(
         self,
@@ -83,6 +105,10 @@ class EmbodiedEnv(gym.Env):
         _check_choice("render_mode", render_mode, (None, *self.metadata["render_modes"]))
         _check_choice("reward_type", reward_type, REWARD_TYPES)
         _check_choice("camera", camera, self.cameras)
+        if goal_conditioned and not isinstance(self, GoalConditionedEnv):
+            # Chosen here rather than in __new__, where the arguments are not bound yet; the classes differ
+            # in methods only.
+            self.__class__ = type(self).GoalConditioned
         if not 8 <= int(image_size) <= 1024 or not 8 <= int(render_size) <= 1024:
             raise ValueError(
                 f"image_size and render_size must lie in [8, 1024]; got {image_size}, {render_size}"
@@ -96,7 +122,7 @@ class EmbodiedEnv(gym.Env):
             # This instance cannot open a viewer; say so to tools that try every declared mode (check_env).
             self.metadata = {**self.metadata, "render_modes": ["rgb_array"]}
         self.obs_mode, self.control_mode, self.render_mode = obs_mode, control_mode, render_mode
-        self.goal_conditioned, self.reward_type = goal_conditioned, reward_type
+        self.goal_conditioned, self.reward_type = isinstance(self, GoalConditionedEnv), reward_type
         self.image_size, self.camera, self.render_size = int(image_size), camera, int(render_size)
 
         self._success_is_distance_threshold = type(self)._goal_reached is EmbodiedEnv._goal_reached
@@ -255,25 +281,19 @@ class EmbodiedEnv(gym.Env):
             return copy.deepcopy(self._last_obs), 0.0, False, True, info
 
         info = self._info(self._achieved_goal())
-        # The goal reward of compute_reward, from the values info already holds.
-        reward = float(info["is_success"]) - 1.0 if self.reward_type == "sparse" else -info["goal_distance"]
-        if self.reward_type == "dense" and not self.goal_conditioned:
-            reward += self._shaping_reward()
         obs = self._observation()
+        reward = self._step_reward(obs, info)
         self._last_obs = obs
         if self.render_mode == "human":
             self.render()
         return obs, reward, False, False, info
 
-    def compute_reward(self, achieved_goal, desired_goal, info) -> np.ndarray:
-        """Goal reward, vectorised over leading axes (SB3's HER calls it on batches).
-
-        sparse: 0 when the goal is reached, else -1; dense: minus the goal distance."""
-        achieved_goal = np.asarray(achieved_goal, dtype=np.float64)
-        desired_goal = np.asarray(desired_goal, dtype=np.float64)
+    def _step_reward(self, obs, info: dict) -> float:
+        """The goal reward, from the values info already holds (sparse: 0 when the goal is reached, else
+        -1; dense: minus the goal distance), plus the task's shaping when dense."""
         if self.reward_type == "sparse":
-            return np.asarray(self._goal_reached(achieved_goal, desired_goal), dtype=np.float32) - 1.0
-        return -np.asarray(self._goal_distance(achieved_goal, desired_goal), dtype=np.float32)
+            return float(info["is_success"]) - 1.0
+        return -info["goal_distance"] + self._shaping_reward()
 
     def object_states(self) -> ObjectStates:
         """Object-centric state, `features` float32 [n_objects, 16], world frame (see ObjectStates)."""
@@ -287,9 +307,7 @@ class EmbodiedEnv(gym.Env):
         except (TypeError, ValueError) as exc:
             raise ValueError(f"action must be numeric with shape {self.action_space.shape}: {exc}") from exc
         if action.shape != self._action_shape:
-            action = action.reshape(-1)  # accept (1, n) and the like
-            if action.shape != self._action_shape:
-                raise ValueError(f"action has shape {action.shape}; expected {self.action_space.shape}")
+            raise ValueError(f"action has shape {action.shape}; expected {self.action_space.shape}")
         if not math.isfinite(sum(action.tolist())):  # cheapest test on the hot path: NaN and inf propagate
             bad = np.flatnonzero(~np.isfinite(action))
             if len(bad):
@@ -433,6 +451,13 @@ class EmbodiedEnv(gym.Env):
             self._viewer.sync()
         return None
 
+    # ---- copies ---------------------------------------------------------------------------------------
+    def __getstate__(self) -> dict:
+        # OpenGL contexts and the viewer's window do not copy: a copy makes its own when it renders.
+        state = self.__dict__.copy()
+        state.update(_obs_renderer=None, _frame_renderer=None, _viewer=None)
+        return state
+
     def close(self):
         for renderer in (self._obs_renderer, self._frame_renderer):
             if renderer is not None:
@@ -441,3 +466,23 @@ class EmbodiedEnv(gym.Env):
         if self._viewer is not None:
             self._viewer.close()
             self._viewer = None
+
+
+class GoalConditionedEnv(gym.Env):
+    """The goal-conditioned face of a task: `compute_reward`, the base of every `EmbodiedEnv.GoalConditioned`.
+    Their step reward is `compute_reward` of the step's observed (float32) goals, so the two agree bit for
+    bit. A `gym.Env` (as Gymnasium-Robotics' `GoalEnv`), so that an instance of a task can become one of its
+    `GoalConditioned` class: a plain mixin would give the class another object layout."""
+
+    def compute_reward(self, achieved_goal, desired_goal, info) -> np.ndarray:
+        """Goal reward, float32, vectorised over leading axes (SB3's HER calls it on batches).
+
+        sparse: 0 when the goal is reached, else -1; dense: minus the goal distance."""
+        achieved_goal = np.asarray(achieved_goal, dtype=np.float64)
+        desired_goal = np.asarray(desired_goal, dtype=np.float64)
+        if self.reward_type == "sparse":
+            return np.asarray(self._goal_reached(achieved_goal, desired_goal), dtype=np.float32) - 1.0
+        return -np.asarray(self._goal_distance(achieved_goal, desired_goal), dtype=np.float32)
+
+    def _step_reward(self, obs: dict, info: dict) -> float:
+        return float(self.compute_reward(obs["achieved_goal"], obs["desired_goal"], info))
