@@ -27,6 +27,7 @@ from functools import cmp_to_key
 import mujoco
 import numpy as np
 
+from embodylab.core.geometry import yaw_to_quat
 from embodylab.core.mujoco_backend import FLOOR_GRID_SPACING, MAX_OFFSCREEN
 from embodylab.core.scene import look_at_xyaxes
 from embodylab.envs.team.layout import (
@@ -319,7 +320,7 @@ def _add_geom(body, g: GeomParams, bits: tuple[int, int], **kwargs):
 def _add_payload(world, layout: TeamLayout) -> None:
     x, y, yaw = layout.start
     hx, hy, hz = layout.half_extents
-    body = world.add_body(name=PAYLOAD, pos=[x, y, 0.0], quat=_yaw_quat(yaw))
+    body = world.add_body(name=PAYLOAD, pos=[x, y, 0.0], quat=yaw_to_quat(yaw))
     body.add_freejoint(name=PAYLOAD)
     # Explicit inertia of a uniform box around the bounding box: the centre of mass sits at the centre
     # of the handles' layout, so a symmetric team shares the load evenly.
@@ -338,10 +339,6 @@ def payload_inertia(layout: TeamLayout) -> list[float]:
     """Principal moments (kg m^2) of a uniform box filling the payload's bounding box."""
     hx, hy, hz = layout.half_extents
     return [layout.mass / 3 * (b**2 + c**2) for b, c in ((hy, hz), (hx, hz), (hx, hy))]
-
-
-def _yaw_quat(yaw: float) -> list[float]:
-    return [float(np.cos(yaw / 2)), 0.0, 0.0, float(np.sin(yaw / 2))]
 
 
 def build_team_spec(layout: TeamLayout, timestep: float) -> mujoco.MjSpec:
@@ -419,7 +416,7 @@ def build_team_spec(layout: TeamLayout, timestep: float) -> mujoco.MjSpec:
 
     _add_payload(world, layout)
     gx, gy, gyaw = layout.goal
-    goal = world.add_body(name=GOAL, mocap=True, pos=[gx, gy, 0.0], quat=_yaw_quat(gyaw))
+    goal = world.add_body(name=GOAL, mocap=True, pos=[gx, gy, 0.0], quat=yaw_to_quat(gyaw))
     for g in goal_geoms(layout):
         _add_geom(goal, g, BODY_BITS, group=2)
 
@@ -613,16 +610,16 @@ class LayoutWriter:
         x, y, yaw = layout.start
         body = ids.payload_body
         m.body_pos[body] = (x, y, 0.0)
-        m.body_quat[body] = _yaw_quat(yaw)
+        m.body_quat[body] = yaw_to_quat(yaw)
         m.body_mass[body] = layout.mass
         m.body_ipos[body] = (0.0, 0.0, layout.half_extents[2])
         m.body_inertia[body] = payload_inertia(layout)
         q = slice(ids.payload_qpos, ids.payload_qpos + 7)
-        m.qpos0[q] = m.qpos_spring[q] = (x, y, 0.0, *_yaw_quat(yaw))
+        m.qpos0[q] = m.qpos_spring[q] = (x, y, 0.0, *yaw_to_quat(yaw))
         gx, gy, gyaw = layout.goal
         # A massless (mocap) body's inertial frame is its own frame.
         m.body_pos[self.goal_body] = m.body_ipos[self.goal_body] = (gx, gy, 0.0)
-        m.body_quat[self.goal_body] = m.body_iquat[self.goal_body] = _yaw_quat(gyaw)
+        m.body_quat[self.goal_body] = m.body_iquat[self.goal_body] = yaw_to_quat(gyaw)
         self._write_geoms(payload_geoms(layout) + goal_geoms(layout) + obstacle_geoms(layout))
         d = self._data
         mujoco.mj_setConst(m, d)  # leaves d at qpos0 with its kinematics
