@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from embodylab.cli import print_table, resolve_env_id, short_id
 from embodylab.envs.registry import HOUSEHOLD_ENVS
-from embodylab.skills.oracle import run_oracle
+from embodylab.skills.household import run_oracle
 
 
 @dataclass

@@ -36,7 +36,7 @@ from embodylab.envs.base import OBS_MODES
 from embodylab.envs.registry import ALL_ENVS, LAB_ENVS, NAMESPACE, entry, make
 from embodylab.policies.config import ConfigError, TrainConfig
 from embodylab.skills.experts import make_expert
-from embodylab.skills.oracle import run_oracle
+from embodylab.skills.household import run_oracle
 from embodylab.world_models.commands import COMMANDS as WORLD_MODEL_COMMANDS
 
 POLICIES = ("expert", "random", "oracle")

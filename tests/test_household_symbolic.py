@@ -8,7 +8,7 @@ import pytest
 
 from embodylab.core.mujoco_backend import MujocoScene
 from embodylab.envs.household.apartment import CATEGORIES, generate_apartment
-from embodylab.skills.oracle import plan
+from embodylab.skills.household import plan
 
 
 def test_same_seed_gives_the_same_apartment_and_seeds_differ():
