@@ -20,7 +20,8 @@ def quat_to_yaw(quat) -> float:
 
 
 def wrap_angle(angle):
-    """`angle` (radians, a scalar or an array) wrapped to (-pi, pi]."""
+    """`angle` (radians, a scalar or an array) wrapped to [-pi, pi]: the atan2 of its sine and cosine (pi maps
+    to pi, -pi to -pi)."""
     return np.arctan2(np.sin(angle), np.cos(angle))
 
 
@@ -37,7 +38,7 @@ def se2_compose(pose: np.ndarray, offset: np.ndarray) -> np.ndarray:
 
 
 def se2_relative(pose: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """`other` (x, y, yaw) expressed in the frame of `pose`, its yaw wrapped to (-pi, pi]."""
+    """`other` (x, y, yaw) expressed in the frame of `pose`, its yaw wrapped by `wrap_angle`."""
     c, s = np.cos(pose[2]), np.sin(pose[2])
     d = other[:2] - pose[:2]
     return np.array([c * d[0] + s * d[1], -s * d[0] + c * d[1], wrap_angle(other[2] - pose[2])])
