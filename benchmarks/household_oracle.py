@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from embodylab.envs.registry import HOUSEHOLD_ENVS, resolve_env_id, short_id
 from embodylab.recording import print_table
-from embodylab.skills.oracle import run_oracle
+from embodylab.skills.household import run_oracle
 
 
 @dataclass

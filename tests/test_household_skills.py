@@ -1,23 +1,23 @@
-"""The skill primitives work on the physics: doors and drawers open and close, and the oracle solves tasks."""
+"""The household skills work on the physics: doors and drawers open and close, and the oracle solves tasks."""
 
 import gymnasium as gym
 import pytest
 
-from embodylab.skills import primitives
+from embodylab.skills import household
 from embodylab.skills.experts import rollout
-from embodylab.skills.oracle import run_oracle
+from embodylab.skills.household import run_oracle
 
 
 @pytest.mark.parametrize("part", ["chest_of_drawers/top_drawer", "cabinet/left_door"])
 def test_open_and_close_move_the_joint_through_its_handle(part):
     env = gym.make("embodylab/HouseholdStow-v0")
     env.reset(seed=3)
-    robot = primitives.Robot(env)
-    assert primitives.navigate(env, part.split("/")[0], robot=robot).success
-    opened = primitives.open_part(env, part, robot=robot)
+    robot = household.Robot(env)
+    assert household.navigate(env, part.split("/")[0], robot=robot).success
+    opened = household.open_part(env, part, robot=robot)
     assert opened.success, opened.reason
     assert ("open", part) in env.unwrapped.predicates()
-    closed = primitives.close_part(env, part, robot=robot)
+    closed = household.close_part(env, part, robot=robot)
     assert closed.success, closed.reason
     assert ("closed", part) in env.unwrapped.predicates()
 
@@ -25,10 +25,10 @@ def test_open_and_close_move_the_joint_through_its_handle(part):
 def test_skills_report_bad_arguments_as_failures():
     env = gym.make("embodylab/HouseholdPickPlace-v0")
     env.reset(seed=0)
-    assert "unknown fixture" in primitives.navigate(env, "garage").reason
-    assert "unknown object" in primitives.pick(env, "purple_unicorn").reason
-    assert "not holding" in primitives.place(env, env.unwrapped.apartment.objects[0].name, "table").reason
-    assert "unknown door or drawer" in primitives.open_part(env, "fridge/lid").reason
+    assert "unknown fixture" in household.navigate(env, "garage").reason
+    assert "unknown object" in household.pick(env, "purple_unicorn").reason
+    assert "not holding" in household.place(env, env.unwrapped.apartment.objects[0].name, "table").reason
+    assert "unknown door or drawer" in household.open_part(env, "fridge/lid").reason
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 
 from embodylab.core.mujoco_backend import MujocoScene
 from embodylab.envs.household.apartment import CATEGORIES, generate_apartment
-from embodylab.skills.oracle import plan
+from embodylab.skills.household import plan
 
 
 def test_same_seed_gives_the_same_apartment_and_seeds_differ():
@@ -149,3 +149,17 @@ def test_planner_orders_open_place_close_for_a_stow_goal(env):
 
 def test_planner_reports_an_unreachable_goal(env):
     assert plan(env.predicates(), {("on", "no_such_mug", "table")}, env.scene_graph()) is None
+
+
+def test_an_operator_naming_an_unknown_skill_is_an_error():
+    from embodylab.skills.household import Operator
+
+    with pytest.raises(ValueError, match="unknown skill 'wipe'"):
+        Operator("wipe", (("?s", "surface"),), (), (), (), "wipe", ("?s",))
+
+
+def test_an_operator_passing_a_variable_it_does_not_bind_is_an_error():
+    from embodylab.skills.household import Operator
+
+    with pytest.raises(ValueError, match="passes"):
+        Operator("pick", (("?obj", "object"),), (), (), (), "pick", ("?from",))

@@ -181,7 +181,7 @@ def test_cli_team_render_rejects_unknown_camera(capsys, tmp_path):
 def test_handle_assignment_is_the_minimum_cost_matching():
     import itertools
 
-    from embodylab.skills.experts import assign_handles
+    from embodylab.skills.experts.team import assign_handles
 
     cost = np.random.default_rng(0).uniform(0, 5, (6, 6))
     best = min(itertools.permutations(range(6)), key=lambda p: sum(cost[i, p[i]] for i in range(6)))

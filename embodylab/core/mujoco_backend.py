@@ -20,7 +20,12 @@ from embodylab.core.robot import (
     add_panda_actuators,
 )
 from embodylab.core.scene import (
+    ANGULAR_VELOCITY,
+    HALF_EXTENTS,
+    LINEAR_VELOCITY,
     OBJECT_FEATURE_DIM,
+    POSITION,
+    QUATERNION,
     FixtureSpec,
     GeomSpec,
     LinkSpec,
@@ -314,14 +319,14 @@ class MujocoScene:
         d = self.data
         ids = self.object_body_ids
         n_free = self.n_free_objects
-        f[:, 13:16] = self._half_extents
+        f[:, HALF_EXTENTS] = self._half_extents
         views = self._feature_views
         xpos, xquat, linear, angular = views if views is not None else self._object_feature_sources()
-        f[:, 0:3] = xpos
-        f[:, 3:7] = xquat
+        f[:, POSITION] = xpos
+        f[:, QUATERNION] = xquat
         if n_free:
-            f[:n_free, 7:10] = linear
-            f[:n_free, 10:13] = angular
+            f[:n_free, LINEAR_VELOCITY] = linear
+            f[:n_free, ANGULAR_VELOCITY] = angular
         # Articulated links: [angular, linear] at the body origin in world orientation (flg_local=0).
         for row in range(n_free, len(ids)):
             mujoco.mj_objectVelocity(

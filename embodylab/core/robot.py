@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from embodylab.core.geometry import quat_to_yaw, yaw_to_quat
 from embodylab.core.scene import MobileBaseSpec, look_at_xyaxes
 
 # Modified DH rows (a_{i-1} [m], d_i [m], alpha_{i-1} [rad]) for joints 1..7, then the flange.
@@ -77,10 +78,6 @@ def panda_dh_forward_kinematics(q: np.ndarray) -> list[np.ndarray]:
 
 def _quat_rot_x(angle: float) -> list[float]:
     return [np.cos(angle / 2), np.sin(angle / 2), 0.0, 0.0]
-
-
-def _quat_rot_z(angle: float) -> list[float]:
-    return [np.cos(angle / 2), 0.0, 0.0, np.sin(angle / 2)]
 
 
 def _next_origin(row: tuple[float, float, float]) -> np.ndarray:
@@ -194,7 +191,7 @@ def add_panda(parent, pos, quat, prefix: str = "") -> PandaNames:
         _add_link_geoms(body, np.zeros(3), nxt, radius, PANDA_LINK_MASSES[i + 1])
 
     hand = body.add_body(
-        name=names.hand_body, pos=[0, 0, PANDA_FLANGE_D], quat=_quat_rot_z(HAND_YAW), gravcomp=1.0
+        name=names.hand_body, pos=[0, 0, PANDA_FLANGE_D], quat=yaw_to_quat(HAND_YAW), gravcomp=1.0
     )
     contype, conaffinity = ARM_COLLISION_BITS
     hand.add_geom(
@@ -322,12 +319,6 @@ class MobileBaseNames:
         return f"{self.prefix}head"
 
 
-def yaw_of(quat) -> float:
-    """Rotation (rad) about world z of a (w, x, y, z) quaternion that turns about z only."""
-    w, x, y, z = quat
-    return float(np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z)))
-
-
 def add_mobile_base(
     parent, base: MobileBaseSpec, pos, quat, prefix: str = ""
 ) -> tuple[mujoco.MjsBody, MobileBaseNames, tuple[float, float, float]]:
@@ -339,7 +330,7 @@ def add_mobile_base(
     The base floats 2 cm above the floor: it never touches it, so it slides without friction."""
     names = MobileBaseNames(prefix)
     hx, hy, hz = base.half_extents
-    start_yaw = yaw_of(quat)
+    start_yaw = quat_to_yaw(quat)
     # Each joint's reference is its start value and its body starts there, so qpos reads world values.
     start = (float(pos[0]), float(pos[1]), start_yaw)
     x_body = parent.add_body(name=f"{prefix}base_x", pos=[start[0], 0.0, 0.0])
@@ -353,7 +344,7 @@ def add_mobile_base(
     for carrier in (x_body, y_body):  # the slide carriers need some mass of their own to be simulated
         carrier.add_geom(type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.01, 0, 0], mass=0.5, contype=0,
                          conaffinity=0, group=3)  # fmt: skip
-    body = y_body.add_body(name=names.base_body, quat=_quat_rot_z(start_yaw))
+    body = y_body.add_body(name=names.base_body, quat=yaw_to_quat(start_yaw))
     body.add_joint(
         name=names.joints[2], type=mujoco.mjtJoint.mjJNT_HINGE, axis=[0, 0, 1], ref=start_yaw, armature=0.5
     )

@@ -24,6 +24,17 @@ CONTROL_HZ = 25
 physics steps."""
 OBJECT_FEATURE_DIM = 16
 """position 3, quaternion (w, x, y, z) 4, linear velocity 3, angular velocity 3, half-extents 3."""
+# Where each quantity lies in a row of the object features (`ObjectStates.features[i, POSITION]`).
+POSITION = slice(0, 3)
+"""metres, world frame"""
+QUATERNION = slice(3, 7)
+"""(w, x, y, z), world frame"""
+LINEAR_VELOCITY = slice(7, 10)
+"""m/s, world frame"""
+ANGULAR_VELOCITY = slice(10, 13)
+"""rad/s, world frame"""
+HALF_EXTENTS = slice(13, 16)
+"""metres, along the object's own axes"""
 
 
 @dataclass

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from embodylab.core.scene import POSITION
 from embodylab.world_models.data import CATEGORIES, WorldModelData
 from embodylab.world_models.object_centric import WorldModel, batch_windows, open_loop
 
@@ -76,7 +77,9 @@ def evaluate_open_loop(
             positions, stds = sampled["positions"], sampled["stds"]  # [K, B, H, N, 3]
             sq_error = ((mode - truth) ** 2).sum(-1)  # [B, H, N]
             sq_mode.append(sq_error.mean(-1))  # [B, H]: mean over objects
-            moving = ((truth[:, -1] - batch["features"][:, context, :, :3]).norm(dim=-1) > MOVING).float()
+            moving = (
+                (truth[:, -1] - batch["features"][:, context, :, POSITION]).norm(dim=-1) > MOVING
+            ).float()
             sq_moving.append((sq_error * moving[:, None]).sum(0).sum(-1))  # [H]: summed over moving objects
             n_moving.append(moving.sum())
             target = (batch["categories"] == target_id).float()  # [B, N]

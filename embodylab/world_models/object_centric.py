@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from embodylab.core.scene import ANGULAR_VELOCITY, LINEAR_VELOCITY, POSITION, QUATERNION
 from embodylab.world_models.config import ObjectCentricConfig
 from embodylab.world_models.data import CATEGORIES, FEATURE_DIM
 
@@ -170,8 +171,10 @@ class WorldModel(nn.Module):
         (zeros for a goal that is not a position), and the two distances, over `RELATIVE_SCALE`. The
         distances are given, not left to be learned: rewards are often linear in them, and a network that
         sees them extrapolates to states the data did not cover instead of inventing rewards there."""
-        to_agent = objects[..., :3] - agent[:, None, :3]
-        to_goal = objects[..., :3] - goal[:, None] if goal.shape[-1] == 3 else torch.zeros_like(to_agent)
+        to_agent = objects[..., POSITION] - agent[:, None, :3]
+        to_goal = (
+            objects[..., POSITION] - goal[:, None] if goal.shape[-1] == 3 else torch.zeros_like(to_agent)
+        )
         distances = torch.stack([to_agent.norm(dim=-1), to_goal.norm(dim=-1)], -1)
         return torch.cat([to_agent, to_goal, distances], -1) / RELATIVE_SCALE
 
@@ -407,8 +410,9 @@ def sample_windows(data, batch_size: int, length: int, rng) -> dict[str, torch.T
 def _apply(model: WorldModel, objects, agent, out: Step | Prediction) -> tuple[torch.Tensor, torch.Tensor]:
     """The next objects [B, N, 16] and agent [B, AGENT_DIM] from the predicted (normalised) change means."""
     dynamic = objects[..., :DYNAMIC_DIM] + out.objects_mean * model.delta_std
-    quaternion = F.normalize(dynamic[..., 3:7], dim=-1)
-    next_objects = torch.cat([dynamic[..., :3], quaternion, dynamic[..., 7:], objects[..., DYNAMIC_DIM:]], -1)
+    quaternion = F.normalize(dynamic[..., QUATERNION], dim=-1)
+    velocities = dynamic[..., LINEAR_VELOCITY.start : ANGULAR_VELOCITY.stop]
+    next_objects = torch.cat([dynamic[..., POSITION], quaternion, velocities, objects[..., DYNAMIC_DIM:]], -1)
     return next_objects, agent + out.agent_mean * model.agent_delta_std
 
 
@@ -548,9 +552,9 @@ def open_loop(
         out = model.step(state, objects, categories, mask, agent, actions[:, t], goal, sample=not mode)
         objects, agent, predicted = advance(model, objects, agent, out)
         state = out.state
-        positions.append(predicted[..., :3])
+        positions.append(predicted[..., POSITION])
         tcp.append(agent[..., :3])
-        stds.append(out.objects_std[..., :3] * model.delta_std[:3])
+        stds.append(out.objects_std[..., POSITION] * model.delta_std[POSITION])
         rewards.append(out.reward * model.reward_std + model.reward_mean)
     shape = (samples, batch_size, horizon)
     return {

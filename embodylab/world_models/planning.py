@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from embodylab.core.scene import HALF_EXTENTS, POSITION
 from embodylab.rollout import play_episode
 from embodylab.world_models.data import (
     CATEGORIES,
@@ -379,10 +380,12 @@ def shaped_reward(
     target = objects[torch.arange(objects.shape[0]), index]  # [B, 16]
     to_goal = goal[:, :2] - target[:, :2]
     direction = to_goal / to_goal.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-    standoff = target[:, 13:14] + config.push_offset  # the half-extent along the push, plus the pads
+    standoff = (
+        target[:, HALF_EXTENTS][:, :1] + config.push_offset
+    )  # the half-extent along the push, plus the pads
     push_xy = target[:, :2] - direction * standoff
     push_point = torch.cat([push_xy, torch.full_like(push_xy[:, :1], config.push_height)], -1)
-    goal_distance = (target[:, :3] - goal).norm(dim=-1)
+    goal_distance = (target[:, POSITION] - goal).norm(dim=-1)
     if config.travel_height > 0:
         near = (agent[:, :2] - push_xy).norm(dim=-1) < 0.02
         push_point[:, 2] = torch.where(

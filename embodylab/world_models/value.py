@@ -41,7 +41,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from embodylab.core.scene import OBJECT_FEATURE_DIM
+from embodylab.core.scene import OBJECT_FEATURE_DIM, POSITION
 from embodylab.world_models.config import TrainValueConfig
 from embodylab.world_models.data import CATEGORIES, WorldModelData, check_categories, load_dataset
 from embodylab.world_models.object_centric import AGENT_DIM, AGENT_SLICE, MIN_STD, RELATIVE_SCALE
@@ -101,7 +101,10 @@ class StateValue(nn.Module):
     def normalised(self, objects, categories, mask, agent, goal) -> torch.Tensor:
         """The value in units of the training returns' std, about their mean (what the loss compares)."""
         tcp = agent[:, None, :3]
-        relative = torch.cat([objects[..., :3] - goal[:, None], objects[..., :3] - tcp], -1) / RELATIVE_SCALE
+        relative = (
+            torch.cat([objects[..., POSITION] - goal[:, None], objects[..., POSITION] - tcp], -1)
+            / RELATIVE_SCALE
+        )
         tokens = torch.cat(
             [(objects - self.object_mean) / self.object_std, relative, self.category(categories)], -1
         )

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from embodylab.core.geometry import wrap_angle, yaw_to_quat
 from embodylab.core.scene import (
     CameraSpec,
     FixtureSpec,
@@ -197,10 +198,6 @@ class Apartment:
         return None
 
 
-def _yaw_quat(yaw: float) -> tuple[float, float, float, float]:
-    return (float(np.cos(yaw / 2)), 0.0, 0.0, float(np.sin(yaw / 2)))
-
-
 def _rgba(rgb, alpha: float = 1.0):
     return (*map(float, rgb), alpha)
 
@@ -256,7 +253,7 @@ def _build_piece(
 def _place_in_front(fixture: FixtureInfo, front_local: tuple[float, float], standoff: float):
     """World (x, y, yaw) of a robot base `standoff` metres out from `front_local` (fixture frame), facing it."""
     x, y, _ = fixture.to_world((front_local[0] + standoff, front_local[1], 0.0))
-    return (float(x), float(y), float(np.arctan2(np.sin(fixture.yaw + np.pi), np.cos(fixture.yaw + np.pi))))
+    return (float(x), float(y), float(wrap_angle(fixture.yaw + np.pi)))
 
 
 def _fixture_names(assignments: list[tuple[str, str]]) -> list[str]:
@@ -331,11 +328,10 @@ def _place_objects(
         taken.setdefault(key, []).append((local, footprint))
         pos = fixture.to_world((local[0], local[1], surface.z + height + 0.001))
         yaw = fixture.yaw + rng.uniform(-0.3, 0.3) + (np.pi / 2 if cat.shape == "box" else 0.0)
-        quat = _yaw_quat(yaw)
+        quat = yaw_to_quat(yaw)
         if cat.lying:  # turn the capsule's axis from z into the horizontal plane, then yaw it
-            c, s = np.cos(yaw / 2), np.sin(yaw / 2)
             q_lay = np.array([np.cos(np.pi / 4), 0.0, np.sin(np.pi / 4), 0.0])
-            quat = tuple(_quat_mul(np.array([c, 0.0, 0.0, s]), q_lay))
+            quat = _quat_mul(quat, q_lay)
         name = f"{colour}_{cat.name}"
         specs.append(
             ObjectSpec(
@@ -427,12 +423,14 @@ def generate_apartment(seed: int, n_objects: int = N_OBJECTS) -> Apartment:
     fixture_specs = [_walls(rooms, doors)]
     for info in fixtures:
         spec = info.furniture.spec
-        spec.pos, spec.quat = info.pos, _yaw_quat(info.yaw)
+        spec.pos, spec.quat = info.pos, tuple(yaw_to_quat(info.yaw).tolist())
         fixture_specs.append(spec)
 
     kitchen = rooms[0]
     start_yaw = float(rng.uniform(-np.pi, np.pi))
-    robot = RobotMount(pos=(*kitchen.centre, 0.0), quat=_yaw_quat(start_yaw), mobile_base=MobileBaseSpec())
+    robot = RobotMount(
+        pos=(*kitchen.centre, 0.0), quat=tuple(yaw_to_quat(start_yaw).tolist()), mobile_base=MobileBaseSpec()
+    )
     length = rooms[-1].high[0]
     centre = (length / 2, depth / 2)
     # Looking straight down from high enough that the whole apartment fits the 45 degree field of view.

@@ -24,6 +24,7 @@ hold (1/0), desired goal = the goal vector.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import mujoco
@@ -31,7 +32,9 @@ import numpy as np
 from gymnasium import spaces
 
 from embodylab.core.control import MobileBase, PandaArm
+from embodylab.core.geometry import yaw_to_quat
 from embodylab.core.mujoco_backend import MujocoScene
+from embodylab.core.scene import ObjectSpec
 from embodylab.envs.base import EmbodiedEnv
 from embodylab.envs.household.apartment import Apartment, generate_apartment
 from embodylab.envs.household.predicates import Atom, SymbolicState
@@ -43,8 +46,17 @@ HAND_YAW_LIMIT = 1.6
 """radians either side of the base's heading"""
 
 
-def _yaw_quat(yaw: float) -> np.ndarray:
-    return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+@dataclass(frozen=True)
+class PartJoint:
+    """The joint of a door or drawer at one instant (world frame): `position` and its range `low`..`high`
+    (m for a drawer's slide, rad for a door's hinge), the joint `axis` (unit) and its `anchor` point (m)."""
+
+    position: float
+    low: float
+    high: float
+    slide: bool
+    axis: np.ndarray
+    anchor: np.ndarray
 
 
 class HouseholdEnv(EmbodiedEnv):
@@ -163,7 +175,7 @@ class HouseholdEnv(EmbodiedEnv):
         # The hand's reset orientation relative to the base's heading: the ee controller keeps it, turned
         # with the base and by the hand yaw.
         self._hand_in_base = np.empty(4)
-        mujoco.mju_mulQuat(self._hand_in_base, _yaw_quat(-start_yaw), self.arm.target_quat)
+        mujoco.mju_mulQuat(self._hand_in_base, yaw_to_quat(-start_yaw), self.arm.target_quat)
         self._initialize_episode()
         mujoco.mj_forward(self.model, self.data)
         self._atoms_time = -1.0
@@ -225,7 +237,7 @@ class HouseholdEnv(EmbodiedEnv):
                 np.clip(self.hand_yaw + action[7] * MAX_HAND_YAW_STEP, -HAND_YAW_LIMIT, HAND_YAW_LIMIT)
             )
             mujoco.mju_mulQuat(
-                self.arm.target_quat, _yaw_quat(self.base.pose[2] + self.hand_yaw), self._hand_in_base
+                self.arm.target_quat, yaw_to_quat(self.base.pose[2] + self.hand_yaw), self._hand_in_base
             )
             self.arm.command_tcp_delta(delta)
         else:
@@ -236,6 +248,53 @@ class HouseholdEnv(EmbodiedEnv):
         self.base.proprio(out[: MobileBase.PROPRIO_DIM])
         self.arm.proprio(out[MobileBase.PROPRIO_DIM : self.proprio_dim])
         return out
+
+    # ---- world accessors (what the skills read) -------------------------------------------------------
+    def body_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """World position [3] (m) and rotation matrix [3, 3] (world <- body) of the body `name`: an object,
+        or a door or drawer ('fixture/link'). Copies."""
+        body = self.model.body(name).id
+        return self.data.xpos[body].copy(), self.data.xmat[body].reshape(3, 3).copy()
+
+    def object_spec(self, name: str) -> ObjectSpec:
+        """The scene description (shape, half-extents, ...) of the free object `name`."""
+        return next(o for o in self.apartment.scene.objects if o.name == name)
+
+    def finger_axis_yaw(self) -> float:
+        """World yaw (rad) of the line along which the fingers close."""
+        axis = self.data.xmat[self.arm.hand_body_id].reshape(3, 3)[:, 1]
+        return float(np.arctan2(axis[1], axis[0]))
+
+    def lift_target(self) -> float:
+        """The lift's current set-point (m): the arm-base height it is driving to."""
+        return float(self.data.ctrl[self.base.actuator_slice][3])
+
+    def part_joint(self, part: str) -> PartJoint:
+        """The joint of door or drawer `part` ('fixture/link') now: position, range, type, axis and anchor."""
+        joint = self.sim.fixture_joint_ids[part]
+        low, high = self.model.jnt_range[joint]
+        return PartJoint(
+            position=float(self.data.qpos[self.model.jnt_qposadr[joint]]),
+            low=float(low),
+            high=float(high),
+            slide=bool(self.model.jnt_type[joint] == mujoco.mjtJoint.mjJNT_SLIDE),
+            axis=self.data.xaxis[joint].copy(),
+            anchor=self.data.xanchor[joint].copy(),
+        )
+
+    def arm_contacts(self) -> list[str]:
+        """Sorted names of the furniture (not the free objects) that an arm link touches now."""
+        m, d = self.model, self.data
+        arm_bodies = set(range(self.arm.hand_body_id - 8, self.arm.hand_body_id + 3))
+        touched = set()
+        for i in range(d.ncon):
+            b1, b2 = int(m.geom_bodyid[d.contact.geom1[i]]), int(m.geom_bodyid[d.contact.geom2[i]])
+            for arm, other in ((b1, b2), (b2, b1)):
+                if arm in arm_bodies and other not in arm_bodies:
+                    name = m.body(other).name
+                    if name.split("/")[0] not in self.symbolic.objects:
+                        touched.add(name.split("/")[0])
+        return sorted(touched)
 
     # ---- symbolic state ---------------------------------------------------------------------------
     def predicates(self) -> set[Atom]:

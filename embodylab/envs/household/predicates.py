@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from embodylab.core.control import MobileBase, PandaArm
+from embodylab.core.geometry import wrap_angle
 from embodylab.core.mujoco_backend import MujocoScene
 from embodylab.envs.household.apartment import Apartment
 
@@ -172,7 +173,7 @@ class SymbolicState:
         x, y, yaw = self.base.pose
         for info in self.apartment.fixtures:
             px, py, pyaw = info.place
-            dyaw = np.arctan2(np.sin(yaw - pyaw), np.cos(yaw - pyaw))
+            dyaw = wrap_angle(yaw - pyaw)
             if np.hypot(x - px, y - py) < AT_DISTANCE and abs(dyaw) < AT_YAW:
                 return info.name
         return None
@@ -234,7 +235,7 @@ class SymbolicState:
         atoms |= self._part_atoms()
         x, y, yaw = self.base.pose
         if len(self._places):
-            dyaw = np.arctan2(np.sin(yaw - self._places[:, 2]), np.cos(yaw - self._places[:, 2]))
+            dyaw = wrap_angle(yaw - self._places[:, 2])
             near = (np.hypot(x - self._places[:, 0], y - self._places[:, 1]) < AT_DISTANCE) & (
                 np.abs(dyaw) < AT_YAW
             )

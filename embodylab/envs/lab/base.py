@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from embodylab.core.geometry import yaw_to_quat
 from embodylab.core.scene import (
     CameraSpec,
     FixtureSpec,
@@ -80,4 +81,4 @@ class LabEnv(EmbodiedEnv):
 
     def _random_yaw_quat(self) -> np.ndarray:
         yaw = self.np_random.uniform(-np.pi, np.pi)
-        return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+        return yaw_to_quat(yaw)

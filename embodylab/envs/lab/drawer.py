@@ -20,6 +20,7 @@ from functools import cached_property
 
 import numpy as np
 
+from embodylab.core.geometry import yaw_to_quat
 from embodylab.core.scene import FixtureSpec, GeomSpec, JointSpec, LinkSpec
 from embodylab.envs.lab.base import LabEnv, lab_scene
 
@@ -137,7 +138,7 @@ class LabDrawerEnv(LabEnv):
         self.chest_yaw = float(self.np_random.uniform(-self.chest_max_yaw, self.chest_max_yaw))
         # The carcass is static (welded to the world): move it by rewriting its model pose, no recompile.
         m.body_pos[self._chest_body] = (xy[0], xy[1], 0.0)
-        m.body_quat[self._chest_body] = (np.cos(self.chest_yaw / 2), 0.0, 0.0, np.sin(self.chest_yaw / 2))
+        m.body_quat[self._chest_body] = yaw_to_quat(self.chest_yaw)
         self.data.qpos[self._drawer_qpos] = self.np_random.uniform(0.0, self.initial_opening_max)
         self.goal = np.array([self.np_random.uniform(self.target_low, self.target_high)])
 

@@ -50,6 +50,7 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
+from embodylab.core.geometry import wrap_angle
 from embodylab.core.rendering import OffscreenRenderer
 from embodylab.core.scene import CONTROL_HZ, PHYSICS_TIMESTEP
 from embodylab.envs.team.layout import (
@@ -78,10 +79,6 @@ CAMERAS = ("follow", "overview")
 # Reductions called as ufunc methods: on arrays this small numpy's Python-level wrappers (`ndarray.sum`,
 # `np.min`, `ndarray.any`) cost as much as the reduction itself.
 _sum, _min, _any = np.add.reduce, np.minimum.reduce, np.logical_or.reduce
-
-
-def _wrap(angle):
-    return (angle + np.pi) % (2 * np.pi) - np.pi
 
 
 if __doc__:  # the observation table comes from the named layout (absent under python -OO)
@@ -494,7 +491,7 @@ class TeamCarryEnv(ParallelEnv):
     def _goal_errors(self) -> tuple[float, float]:
         x, y = self._payload_qpos[0], self._payload_qpos[1]
         gx, gy, gyaw = self.layout.goal
-        return math.hypot(gx - x, gy - y), abs(_wrap(gyaw - self._payload_yaw()))
+        return math.hypot(gx - x, gy - y), abs(wrap_angle(gyaw - self._payload_yaw()))
 
     def _set_down_at_goal(self, distance: float, yaw_error: float) -> bool:
         vx, vy, vz = self._payload_qvel[:3].tolist()

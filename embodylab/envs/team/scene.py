@@ -33,6 +33,7 @@ from embodylab.core.builders import (
     set_physics_options,
     set_render_quality,
 )
+from embodylab.core.geometry import yaw_to_quat
 from embodylab.core.scene import LightSpec, look_at_xyaxes
 from embodylab.envs.team.layout import (
     HAND_HALF_SPACING,
@@ -325,7 +326,7 @@ def _add_geom(body, g: GeomParams, bits: tuple[int, int], **kwargs):
 def _add_payload(world, layout: TeamLayout) -> None:
     x, y, yaw = layout.start
     hx, hy, hz = layout.half_extents
-    body = world.add_body(name=PAYLOAD, pos=[x, y, 0.0], quat=_yaw_quat(yaw))
+    body = world.add_body(name=PAYLOAD, pos=[x, y, 0.0], quat=yaw_to_quat(yaw))
     body.add_freejoint(name=PAYLOAD)
     # Explicit inertia of a uniform box around the bounding box: the centre of mass sits at the centre
     # of the handles' layout, so a symmetric team shares the load evenly.
@@ -344,10 +345,6 @@ def payload_inertia(layout: TeamLayout) -> list[float]:
     """Principal moments (kg m^2) of a uniform box filling the payload's bounding box."""
     hx, hy, hz = layout.half_extents
     return [layout.mass / 3 * (b**2 + c**2) for b, c in ((hy, hz), (hx, hz), (hx, hy))]
-
-
-def _yaw_quat(yaw: float) -> list[float]:
-    return [float(np.cos(yaw / 2)), 0.0, 0.0, float(np.sin(yaw / 2))]
 
 
 def build_team_spec(layout: TeamLayout, timestep: float) -> mujoco.MjSpec:
@@ -393,7 +390,7 @@ def build_team_spec(layout: TeamLayout, timestep: float) -> mujoco.MjSpec:
 
     _add_payload(world, layout)
     gx, gy, gyaw = layout.goal
-    goal = world.add_body(name=GOAL, mocap=True, pos=[gx, gy, 0.0], quat=_yaw_quat(gyaw))
+    goal = world.add_body(name=GOAL, mocap=True, pos=[gx, gy, 0.0], quat=yaw_to_quat(gyaw))
     for g in goal_geoms(layout):
         _add_geom(goal, g, BODY_BITS, group=2)
 

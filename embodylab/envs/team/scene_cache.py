@@ -15,6 +15,7 @@ from functools import cmp_to_key
 import mujoco
 import numpy as np
 
+from embodylab.core.geometry import yaw_to_quat
 from embodylab.envs.team.layout import TeamLayout
 from embodylab.envs.team.scene import (
     BOX,
@@ -23,7 +24,6 @@ from embodylab.envs.team.scene import (
     GOAL,
     GeomParams,
     SceneIds,
-    _yaw_quat,
     compile_scene,
     goal_geoms,
     obstacle_geoms,
@@ -105,16 +105,16 @@ class LayoutWriter:
         x, y, yaw = layout.start
         body = ids.payload_body
         m.body_pos[body] = (x, y, 0.0)
-        m.body_quat[body] = _yaw_quat(yaw)
+        m.body_quat[body] = yaw_to_quat(yaw)
         m.body_mass[body] = layout.mass
         m.body_ipos[body] = (0.0, 0.0, layout.half_extents[2])
         m.body_inertia[body] = payload_inertia(layout)
         q = slice(ids.payload_qpos, ids.payload_qpos + 7)
-        m.qpos0[q] = m.qpos_spring[q] = (x, y, 0.0, *_yaw_quat(yaw))
+        m.qpos0[q] = m.qpos_spring[q] = (x, y, 0.0, *yaw_to_quat(yaw))
         gx, gy, gyaw = layout.goal
         # A massless (mocap) body's inertial frame is its own frame.
         m.body_pos[self.goal_body] = m.body_ipos[self.goal_body] = (gx, gy, 0.0)
-        m.body_quat[self.goal_body] = m.body_iquat[self.goal_body] = _yaw_quat(gyaw)
+        m.body_quat[self.goal_body] = m.body_iquat[self.goal_body] = yaw_to_quat(gyaw)
         self._write_geoms(payload_geoms(layout) + goal_geoms(layout) + obstacle_geoms(layout))
         d = self._data
         mujoco.mj_setConst(m, d)  # leaves d at qpos0 with its kinematics

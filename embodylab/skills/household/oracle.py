@@ -1,5 +1,5 @@
-"""The household oracle: breadth-first search over `primitives.OPERATORS`, and a runner that executes the plan
-through the skill primitives in physics, re-planning from the observed atoms whenever a skill fails or the
+"""The household oracle: breadth-first search over the operators (`schema.OPERATORS`), and a runner that executes
+the plan through the skills in physics, re-planning from the observed atoms whenever a skill fails or the
 world is not what the plan expected.
 
 The planner grounds the operators over the entities that matter to the goal (its objects, the furniture
@@ -16,8 +16,8 @@ from itertools import product
 import gymnasium as gym
 
 from embodylab.envs.household.predicates import Atom
-from embodylab.skills import primitives
-from embodylab.skills.primitives import OPERATORS, Operator
+from embodylab.skills.household.adapter import SKILLS, Robot
+from embodylab.skills.household.schema import OPERATORS, Operator
 
 FLUENTS = ("on", "in", "holding", "open", "closed", "at")
 MAX_PLAN_LENGTH = 14
@@ -35,16 +35,6 @@ class Step:
 
     def __str__(self) -> str:
         return f"{self.skill}({', '.join(self.args)})"
-
-
-def _skill_args(op: Operator, binding: dict[str, str]) -> tuple[str, ...]:
-    if op.skill == "navigate":
-        return (binding["?to"],)
-    if op.skill == "pick":
-        return (binding["?obj"],)
-    if op.skill == "place":
-        return (binding["?obj"], binding["?to"])
-    return (binding["?part"],)
 
 
 def _ground(atom: tuple[str, ...], binding: dict[str, str]) -> Atom:
@@ -72,16 +62,22 @@ def relevant_state(atoms: set[Atom], fixture_parts: dict[str, list[str]]) -> fro
     return derive({a for a in atoms if a[0] in FLUENTS}, fixture_parts)
 
 
-def plan(atoms: set[Atom], goal: set[Atom], graph: dict) -> list[Step] | None:
-    """A shortest operator sequence from the state `atoms` to one where every goal atom holds; None if the
-    goal is unreachable within `MAX_PLAN_LENGTH` steps. `graph` is the env's `scene_graph()`.
+def plan(
+    atoms: set[Atom], goal: set[Atom], graph: dict, operators: tuple[Operator, ...] = OPERATORS
+) -> list[Step] | None:
+    """A shortest sequence of `operators` from the state `atoms` to one where every goal atom holds; None if
+    the goal is unreachable within `MAX_PLAN_LENGTH` steps. `graph` is the env's `scene_graph()`.
 
     The search first considers only the furniture the goal involves; when that finds no plan (an object must
     be set down somewhere else first) it searches again over every top."""
-    return _plan(atoms, goal, graph, every_top=False) or _plan(atoms, goal, graph, every_top=True)
+    return _plan(atoms, goal, graph, operators, every_top=False) or _plan(
+        atoms, goal, graph, operators, every_top=True
+    )
 
 
-def _plan(atoms: set[Atom], goal: set[Atom], graph: dict, every_top: bool) -> list[Step] | None:
+def _plan(
+    atoms: set[Atom], goal: set[Atom], graph: dict, operators: tuple[Operator, ...], every_top: bool
+) -> list[Step] | None:
     fixture_parts = {f["name"]: [p["name"] for p in f["parts"]] for f in graph["fixtures"]}
     for f in graph["fixtures"]:  # a microwave's door is in front of the counter it stands on, too
         if f.get("on_top_of"):
@@ -106,7 +102,7 @@ def _plan(atoms: set[Atom], goal: set[Atom], graph: dict, every_top: bool) -> li
         "place": sorted(places),
     }
     actions = []
-    for op in OPERATORS:
+    for op in operators:
         names = [p for p, _ in op.parameters]
         for values in product(*(domains[t] for _, t in op.parameters)):
             binding = dict(zip(names, values, strict=True))
@@ -116,7 +112,8 @@ def _plan(atoms: set[Atom], goal: set[Atom], graph: dict, every_top: bool) -> li
             pre = frozenset(a for a in pre if a[0] != "part_of")
             add = frozenset(_ground(a, binding) for a in op.add)
             delete = [_ground(a, binding) for a in op.delete]
-            step = Step(op.name, op.skill, _skill_args(op, binding), tuple(sorted(binding.items())))
+            args = tuple(binding[variable] for variable in op.arguments)
+            step = Step(op.name, op.skill, args, tuple(sorted(binding.items())))
             actions.append((step, pre, add, delete))
 
     def satisfied(state: frozenset[Atom]) -> bool:
@@ -160,23 +157,23 @@ class RunReport:
     """the skills executed, e.g. 'pick(red_mug)'"""
 
 
-def run_oracle(env: gym.Env) -> RunReport:
-    """Plan from the env's current atoms and execute through the primitives, re-planning on failure.
+def run_oracle(env: gym.Env, operators: tuple[Operator, ...] = OPERATORS) -> RunReport:
+    """Plan from the env's current atoms over `operators` and execute each step's skill, re-planning on failure.
 
     Call after `env.reset()`; returns when the goal holds, no plan exists, the re-plan budget is spent or
     the episode ends."""
     u = env.unwrapped
-    robot = primitives.Robot(env)
+    robot = Robot(env)
     report = RunReport(False)
     goal = set(u.goal_atoms)
     while not goal <= u.predicates():
-        steps = plan(u.predicates(), goal, u.scene_graph())
+        steps = plan(u.predicates(), goal, u.scene_graph(), operators)
         if steps is None:
             report.failures.append("no plan")
             break
         ended = False
         for step in steps:
-            result = primitives.SKILLS[step.skill](env, *step.args, robot=robot)
+            result = SKILLS[step.skill](env, *step.args, robot=robot)
             report.skill_steps += 1
             report.plan.append(str(step))
             if not result.success:

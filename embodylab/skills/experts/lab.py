@@ -1,9 +1,8 @@
-"""Scripted closed-loop experts for every embodylab task, and `rollout(env, seed) -> bool`.
+"""Scripted closed-loop experts of the lab tasks.
 
 An expert reads the privileged simulator state of `env.unwrapped` every step and returns an action in
 the env's `ee_delta_pos` action space; being closed-loop, it recovers when an object slips or is bumped.
-Register an expert for a task class with `@expert_for("ClassName")`. The team section at the end holds
-the cooperative controller of the PettingZoo team envs (`TeamCarryExpert`, one action per agent).
+Register an expert for a task class with `@expert_for(TaskEnv)`.
 """
 
 from __future__ import annotations
@@ -11,17 +10,15 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from embodylab.rollout import DrivesEnv, is_team_env, play_episode
-
-_EXPERTS: dict[str, type[Expert]] = {}
-
-
-def expert_for(env_class_name: str):
-    def register(cls: type[Expert]) -> type[Expert]:
-        _EXPERTS[env_class_name] = cls
-        return cls
-
-    return register
+from embodylab.core.scene import HALF_EXTENTS, LINEAR_VELOCITY, POSITION
+from embodylab.envs.lab.clutter import LabClutterEnv
+from embodylab.envs.lab.drawer import LabDrawerEnv
+from embodylab.envs.lab.peg_insert import LabPegInsertEnv
+from embodylab.envs.lab.pick_place import LabPickPlaceEnv
+from embodylab.envs.lab.push import LabPushEnv
+from embodylab.envs.lab.reach import LabReachEnv
+from embodylab.envs.lab.stack import LabStackEnv
+from embodylab.skills.experts.registry import expert_for
 
 
 class Expert:
@@ -58,71 +55,13 @@ class Expert:
         return bool(np.linalg.norm(np.asarray(target) - self.tcp) < tolerance)
 
 
-def make_expert(env: gym.Env) -> Expert:
-    name = type(env.unwrapped).__name__
-    if name not in _EXPERTS:
-        raise ValueError(f"no scripted expert for {name}; experts exist for: {', '.join(sorted(_EXPERTS))}")
-    return _EXPERTS[name](env)
-
-
-class ExpertPolicy:
-    """A scripted expert as a policy of `embodylab.rollout.play_episode`: reset with the episode, then one
-    action per call (the expert reads the env's state itself, not the observation)."""
-
-    def __init__(self, expert):
-        self.expert = expert
-
-    def reset(self, observation) -> None:
-        self.expert.reset()
-
-    def __call__(self, observation):
-        return self.expert.act()
-
-
-class OraclePolicy(DrivesEnv):
-    """The household tasks' expert: the symbolic oracle (`embodylab.skills.oracle.run_oracle`) plans from
-    the env's atoms and runs the skill primitives, which step the env themselves; `report` is its last
-    `RunReport` (skills run, re-plans, failures)."""
-
-    def __init__(self) -> None:
-        self.report = None
-
-    def drive(self, env: gym.Env) -> None:
-        from embodylab.skills.oracle import run_oracle
-
-        self.report = run_oracle(env)
-
-
-def expert_policy(env) -> ExpertPolicy | OraclePolicy:
-    """The scripted policy of any embodylab env, for `play_episode`: the task's expert (lab), the
-    cooperative controller (TeamCarry) or the oracle planner (household).
-
-    Raises:
-        ValueError: the env's task has no scripted expert."""
-    if is_team_env(env):
-        return ExpertPolicy(TeamCarryExpert(env))
-    if hasattr(env.unwrapped, "goal_atoms"):  # a household env: the symbolic oracle plans and runs skills
-        return OraclePolicy()
-    return ExpertPolicy(make_expert(env))
-
-
-def rollout(env: gym.Env, seed: int) -> bool:
-    """Play one episode of `env` with its scripted expert from `reset(seed=seed)`; True if it succeeded.
-
-    Household envs are played by the oracle (`embodylab.skills.oracle.run_oracle`): a symbolic plan
-    executed through the skill primitives, re-planned when a skill fails. TeamCarry is played by
-    `TeamCarryExpert`. Success is the final step's `info["is_success"]` (for a team, every agent's).
-    """
-    return play_episode(env, expert_policy(env), seed=seed).success
-
-
-@expert_for("LabReachEnv")
+@expert_for(LabReachEnv)
 class ReachExpert(Expert):
     def act(self) -> np.ndarray:
         return self.move_towards(self.env.goal, gripper=1.0, gain=1.0)
 
 
-@expert_for("LabDrawerEnv")
+@expert_for(LabDrawerEnv)
 class DrawerExpert(Expert):
     """Approach the handle bar from the front, close on it, pull along the drawer's axis, keep holding.
 
@@ -197,7 +136,7 @@ class _GraspExpert(Expert):
         self.lift_xy = self.tcp[:2].copy()
 
     def object_pos(self) -> np.ndarray:
-        return self.env.sim.object_states().features[self.object_index, 0:3].astype(np.float64)
+        return self.env.sim.object_states().features[self.object_index, POSITION].astype(np.float64)
 
     def holding(self, obj: np.ndarray) -> bool:
         low, high = self.held_width
@@ -268,7 +207,7 @@ class _GraspExpert(Expert):
         return self.carry(obj)
 
 
-@expert_for("LabStackEnv")
+@expert_for(LabStackEnv)
 class StackExpert(_GraspExpert):
     """Pick the red cube, bring it above the blue cube, lower it onto the top face, release, retreat."""
 
@@ -277,8 +216,9 @@ class StackExpert(_GraspExpert):
 
     def carry(self, red: np.ndarray) -> np.ndarray:
         states = self.env.sim.object_states().features.astype(np.float64)
-        blue = states[1, 0:3]
-        on_blue = blue + [0.0, 0.0, states[0, 15] + states[1, 15]]  # resting: half-heights add up
+        blue = states[1, POSITION]
+        # resting: half-heights add up
+        on_blue = blue + [0.0, 0.0, states[0, HALF_EXTENTS][2] + states[1, HALF_EXTENTS][2]]
         if self.phase == "carry":
             above_blue = on_blue + [0.0, 0.0, 0.04]
             if np.linalg.norm(red[:2] - on_blue[:2]) < 0.004 and abs(red[2] - above_blue[2]) < 0.01:
@@ -301,7 +241,7 @@ class StackExpert(_GraspExpert):
         return self.move_towards([*self.tcp[:2], red[2] + 0.1], gripper=1.0)
 
 
-@expert_for("LabPegInsertEnv")
+@expert_for(LabPegInsertEnv)
 class PegInsertExpert(_GraspExpert):
     """Grasp the tube near its top, lift it, servo its bottom over the hole, lower it in, release.
 
@@ -351,7 +291,7 @@ def _step_limited(expert: Expert, target, gripper: float, max_step: float) -> np
     return expert.move_towards(expert.tcp + offset, gripper)
 
 
-@expert_for("LabPushEnv")
+@expert_for(LabPushEnv)
 class PushExpert(Expert):
     """Closed fingers go down behind the cube (as seen from the goal) and push it towards the goal.
 
@@ -388,7 +328,11 @@ class PushExpert(Expert):
         stalled = bool(np.linalg.norm(self.tcp - self.last_tcp) < 0.002)
         self.last_tcp = self.tcp.copy()
         cube_state = self.env.sim.object_states().features[0]
-        cube, cube_velocity, half = cube_state[0:3], cube_state[7:9], float(cube_state[13])
+        cube, cube_velocity, half = (
+            cube_state[POSITION],
+            cube_state[LINEAR_VELOCITY][:2],
+            float(cube_state[HALF_EXTENTS][0]),
+        )
         to_goal = self.env.goal[:2] - cube[:2]
         remaining = float(np.linalg.norm(to_goal))
         direction = to_goal / max(remaining, 1e-9)
@@ -439,12 +383,12 @@ class PushExpert(Expert):
         return self.move_towards([*behind, self.TRAVEL_HEIGHT], self.CLOSED)
 
 
-@expert_for("LabClutterEnv")
+@expert_for(LabClutterEnv)
 class ClutterExpert(PushExpert):
     """LabPush's expert on the target cube (object 0); distractors in the way are shoved along."""
 
 
-@expert_for("LabPickPlaceEnv")
+@expert_for(LabPickPlaceEnv)
 class PickPlaceExpert(Expert):
     """Open above the cube, descend, close, check the grasp by the finger gap, lift, carry and hold.
 
@@ -512,273 +456,3 @@ class PickPlaceExpert(Expert):
     def _holding(self, cube: np.ndarray) -> bool:
         between_fingers = bool(np.linalg.norm(cube - self.tcp) < 0.03)
         return between_fingers and self.env.arm.gripper_width > self.HOLDING_WIDTH
-
-
-# ==== Team: the cooperative controller of TeamCarry (PettingZoo ParallelEnv) ==============================
-def assign_handles(cost: np.ndarray) -> np.ndarray:
-    """Minimum-cost one-to-one assignment of agents (rows) to handles (columns) of a square `cost`
-    matrix, by dynamic programming over subsets of handles (exact; fine for the at most 8 agents).
-    Returns the handle of each agent."""
-    n = len(cost)
-    best = np.full(1 << n, np.inf)
-    choice = np.zeros(1 << n, dtype=np.int64)
-    best[0] = 0.0
-    for used in range(1 << n):
-        if not np.isfinite(best[used]):
-            continue
-        agent = bin(used).count("1")  # agents are assigned in order, one per step
-        if agent == n:
-            continue
-        for handle in range(n):
-            if not used >> handle & 1:
-                total = best[used] + cost[agent, handle]
-                if total < best[used | 1 << handle]:
-                    best[used | 1 << handle], choice[used | 1 << handle] = total, handle
-    assignment, used = np.zeros(n, dtype=np.int64), (1 << n) - 1
-    for agent in range(n - 1, -1, -1):
-        assignment[agent] = choice[used]
-        used &= ~(1 << choice[used])
-    return assignment
-
-
-def _compose(pose: np.ndarray, offset: np.ndarray) -> np.ndarray:
-    """World pose (x, y, yaw) of `offset` given in the frame of `pose`."""
-    c, s = np.cos(pose[2]), np.sin(pose[2])
-    return np.array(
-        [
-            pose[0] + c * offset[0] - s * offset[1],
-            pose[1] + s * offset[0] + c * offset[1],
-            pose[2] + offset[2],
-        ]
-    )
-
-
-def _relative(pose: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """`other` (x, y, yaw) expressed in the frame of `pose`."""
-    c, s = np.cos(pose[2]), np.sin(pose[2])
-    d = other[:2] - pose[:2]
-    return np.array([c * d[0] + s * d[1], -s * d[0] + c * d[1], _wrap_angle(other[2] - pose[2])])
-
-
-def _wrap_angle(angle):
-    return (angle + np.pi) % (2 * np.pi) - np.pi
-
-
-class TeamCarryExpert:
-    """Scripted cooperative team for TeamCarry: handle assignment, approach, synchronous lift,
-    formation-keeping transport along a planned path, set-down.
-
-    One phase for the whole team (a shared plan, as if the carriers talk to each other):
-    `approach` — each agent takes the handle of a minimum-total-distance assignment, walks to a point
-    in front of it (around the payload when the straight line would cross it), steps in and grips;
-    `lift` — once every hand grips, every agent raises its hands by the same ramp; `transport` — the
-    payload follows a path planned around the obstacles (`plan_path`, the team's disc kept clear) and
-    turns to the goal yaw; every agent moves with the payload's rigid-body velocity at its grip pose
-    plus a correction towards that pose, so the formation keeps its shape; `set_down` — at the goal
-    the hands come down together. Reads the env's privileged state (payload pose, layout).
-    """
-
-    LIFT = 0.12  # m the hands rise above their grip height
-    LIFT_RATE = 0.12  # m/s of the synchronous lift and set-down ramps
-    CARRY_SPEED = 0.45  # m/s
-    TURN_RATE = 0.35  # rad/s
-    WALK_GAIN, WALK_SPEED = 2.0, 0.8  # 1/s and m/s while approaching
-    FORMATION_GAIN = 2.0  # 1/s, pulls each carrier back to its grip pose relative to the payload
-    LOOKAHEAD = 0.6  # m along the path
-    PRE_STANCE = 0.5  # m out from the stance, from where an agent steps straight in
-    PERSONAL_SPACE = 0.65  # m between agents' axes while walking
-    CARRIER_ZONE = 0.8  # m around the payload where carriers stand: walkers cross it only straight in
-    ORBIT_MARGIN = 1.05  # m beyond the payload's half-diagonal of the circle walkers go around on
-
-    def __init__(self, env):
-        self.env = env.unwrapped
-
-    def reset(self) -> None:
-        from embodylab.envs.team.layout import stance_pose  # lazily: experts.py must not load pettingzoo
-
-        env = self.env
-        self.phase = "approach"
-        layout = env.layout
-        n = env.n_agents
-        self.stances = np.array([stance_pose(h) for h in layout.handles])  # payload frame
-        self.normals = np.array([h.normal for h in layout.handles])
-        self.grip_heights = np.array([h.pos[2] for h in layout.handles])
-        payload = env.payload_pose2d()
-        bases = env.base_poses()
-        world_stances = np.array([_compose(payload, s) for s in self.stances])
-        cost = np.linalg.norm(bases[:, None, :2] - world_stances[None, :, :2], axis=-1)
-        self.handle_of = assign_handles(cost)
-        self.pre_stance_reached = np.zeros(n, bool)
-        self.lift_offset = 0.0
-        self.formation: np.ndarray | None = None
-        self.path: list[np.ndarray] = []
-        self.waypoint = 1
-        self.steps = 0
-
-    def act(self) -> dict[str, np.ndarray]:
-        env = self.env
-        self.steps += 1
-        payload = env.payload_pose2d()
-        bases = env.base_poses()
-        gripping = env.gripping
-        dt = env.frame_skip * env.model.opt.timestep
-        if self.phase == "approach":
-            velocity, grip = self._approach(payload, bases)
-            all_gripping = gripping.all()
-            if all_gripping or (self.steps > 400 and gripping.any(axis=1).all()):
-                self.phase = "lift"
-                # Each carrier's pose in the payload frame at the moment of lifting is its formation slot.
-                self.formation = np.array([_relative(payload, b) for b in bases])
-        else:
-            grip = np.ones(env.n_agents, bool)
-            if self.phase == "lift":
-                self.lift_offset = min(self.LIFT, self.lift_offset + self.LIFT_RATE * dt)
-                payload_velocity = np.zeros(3)
-                if self.lift_offset >= self.LIFT and env.payload_clearance() > 0.05:
-                    from embodylab.envs.team.planning import plan_path
-
-                    self.phase = "transport"
-                    path = plan_path(
-                        payload[:2],
-                        env.layout.goal[:2],
-                        [(o.pos, o.radius) for o in env.layout.obstacles],
-                        env.layout.team_radius,
-                        env.layout.room_half,
-                    )
-                    self.path = path if path is not None else [payload[:2], np.array(env.layout.goal[:2])]
-                    self.waypoint = 1
-            if self.phase == "transport":
-                payload_velocity = self._carry_velocity(payload)
-                if payload_velocity is None:
-                    self.phase = "set_down"
-            if self.phase == "set_down":
-                self.lift_offset = max(-0.04, self.lift_offset - self.LIFT_RATE * dt)
-                goal = np.array(env.layout.goal)
-                payload_velocity = np.r_[
-                    0.8 * (goal[:2] - payload[:2]), 0.8 * _wrap_angle(goal[2] - payload[2])
-                ]
-            velocity = self._formation_velocity(payload, bases, payload_velocity)
-        return self._actions(bases, velocity, grip)
-
-    # ---- phases -----------------------------------------------------------------------------------------
-    def _approach(self, payload: np.ndarray, bases: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        env = self.env
-        n = env.n_agents
-        hx, hy, _ = env.layout.half_extents
-        velocity = np.zeros((n, 3))
-        grip = np.zeros(n, bool)
-        for i in range(n):
-            h = self.handle_of[i]
-            stance = _compose(payload, self.stances[h])
-            pre = stance.copy()
-            normal = _compose(np.r_[0.0, 0.0, payload[2]], np.r_[self.normals[h], 0.0])[:2]
-            pre[:2] += normal * self.PRE_STANCE
-            if np.linalg.norm(bases[i, :2] - pre[:2]) < 0.1:
-                self.pre_stance_reached[i] = True
-            target = stance if self.pre_stance_reached[i] else pre
-            local = _relative(payload, bases[i])
-            local_target = _relative(payload, target)
-            zone = self.CARRIER_ZONE
-            if not self.pre_stance_reached[i] and _crosses_box(
-                local[:2], local_target[:2], hx + zone, hy + zone
-            ):
-                # Walk around the payload and the carriers already at their handles: a step along a circle
-                # outside them, towards the target.
-                radius = max(np.hypot(*local[:2]), np.hypot(hx, hy) + self.ORBIT_MARGIN)
-                angle = np.arctan2(local[1], local[0])
-                delta = _wrap_angle(np.arctan2(local_target[1], local_target[0]) - angle)
-                step = angle + np.clip(delta, -0.5, 0.5)
-                target = _compose(
-                    payload, np.r_[radius * np.cos(step), radius * np.sin(step), local_target[2]]
-                )
-            error = target[:2] - bases[i, :2]
-            v = self.WALK_GAIN * error
-            for j in range(n):  # keep a personal space while walking
-                away = bases[i, :2] - bases[j, :2]
-                dist = np.linalg.norm(away)
-                if j != i and dist < self.PERSONAL_SPACE and not self.pre_stance_reached[i]:
-                    v += 1.5 * (self.PERSONAL_SPACE - dist) * away / max(dist, 1e-6)
-            speed = np.linalg.norm(v)
-            velocity[i, :2] = v * min(1.0, self.WALK_SPEED / max(speed, 1e-9))
-            velocity[i, 2] = 2.0 * _wrap_angle(stance[2] - bases[i, 2])
-            at_stance = (
-                self.pre_stance_reached[i]
-                and np.linalg.norm(stance[:2] - bases[i, :2]) < 0.04
-                and abs(_wrap_angle(stance[2] - bases[i, 2])) < 0.06
-            )
-            grip[i] = at_stance or env.gripping[i].any()
-        return velocity, grip
-
-    def _carry_velocity(self, payload: np.ndarray) -> np.ndarray | None:
-        """Payload twist (vx, vy, wz) towards the look-ahead point and the goal yaw; None once the payload
-        is at the goal pose (then it is set down)."""
-        goal = np.array(self.env.layout.goal)
-        distance = np.linalg.norm(goal[:2] - payload[:2])
-        yaw_error = _wrap_angle(goal[2] - payload[2])
-        if distance < 0.03 and abs(yaw_error) < np.deg2rad(2.0):
-            return None
-        while (
-            self.waypoint < len(self.path) - 1
-            and np.linalg.norm(self.path[self.waypoint] - payload[:2]) < self.LOOKAHEAD
-        ):
-            self.waypoint += 1
-        target = np.asarray(self.path[self.waypoint])
-        error = target - payload[:2]
-        remaining = np.linalg.norm(error) + sum(
-            np.linalg.norm(np.asarray(self.path[j + 1]) - self.path[j])
-            for j in range(self.waypoint, len(self.path) - 1)
-        )
-        speed = min(self.CARRY_SPEED, 0.8 * remaining)
-        v = error / max(np.linalg.norm(error), 1e-9) * speed
-        w = np.clip(1.0 * yaw_error, -self.TURN_RATE, self.TURN_RATE)
-        return np.r_[v, w]
-
-    def _formation_velocity(self, payload: np.ndarray, bases: np.ndarray, twist: np.ndarray) -> np.ndarray:
-        """Each carrier moves with the payload's rigid-body velocity at its slot, plus a pull to the slot."""
-        velocity = np.zeros((len(bases), 3))
-        for i, slot in enumerate(self.formation):
-            target = _compose(payload, slot)
-            r = target[:2] - payload[:2]
-            velocity[i, :2] = (
-                twist[:2]
-                + twist[2] * np.array([-r[1], r[0]])
-                + self.FORMATION_GAIN * (target[:2] - bases[i, :2])
-            )
-            velocity[i, 2] = twist[2] + self.FORMATION_GAIN * _wrap_angle(target[2] - bases[i, 2])
-        return velocity
-
-    def _actions(self, bases: np.ndarray, velocity: np.ndarray, grip: np.ndarray) -> dict[str, np.ndarray]:
-        """World-frame base velocities [n, 3] and hand heights -> each agent's normalised action."""
-        from embodylab.envs.team.carry import MAX_SPEED, MAX_YAW_RATE
-        from embodylab.envs.team.scene import HAND_HEIGHT, LIFT_RANGE
-
-        env = self.env
-        actions = {}
-        lo, hi = LIFT_RANGE
-        for i, agent in enumerate(env.agents):
-            c, s = np.cos(bases[i, 2]), np.sin(bases[i, 2])
-            vx, vy, wz = velocity[i]
-            hand = self.grip_heights[self.handle_of[i]] + self.lift_offset
-            actions[agent] = np.clip(
-                np.array(
-                    [
-                        (c * vx + s * vy) / MAX_SPEED,
-                        (-s * vx + c * vy) / MAX_SPEED,
-                        wz / MAX_YAW_RATE,
-                        -1.0 + 2.0 * (hand - HAND_HEIGHT - lo) / (hi - lo),
-                        1.0 if grip[i] else -1.0,
-                    ]
-                ),
-                -1.0,
-                1.0,
-            ).astype(np.float32)
-        return actions
-
-
-def _crosses_box(a: np.ndarray, b: np.ndarray, hx: float, hy: float) -> bool:
-    """Whether the segment a-b (payload frame) passes through the box |x| < hx, |y| < hy."""
-    for t in np.linspace(0.0, 1.0, 21):
-        p = a + t * (b - a)
-        if abs(p[0]) < hx and abs(p[1]) < hy:
-            return True
-    return False
