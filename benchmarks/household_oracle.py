@@ -25,7 +25,8 @@ from tqdm import tqdm
 
 from embodylab.envs.registry import HOUSEHOLD_ENVS, resolve_env_id, short_id
 from embodylab.recording import print_table
-from embodylab.skills.household import run_oracle
+from embodylab.rollout import play_episode
+from embodylab.skills.experts import HouseholdOracle
 
 
 @dataclass
@@ -48,12 +49,13 @@ def failure_kind(reason: str) -> str:
 
 def run_task(env_id: str, seeds: int) -> dict:
     env = gym.make(env_id)
+    oracle = HouseholdOracle(env)
     reports, failed = [], []
     failures: Counter[str] = Counter()
     start = time.perf_counter()
     for seed in tqdm(range(seeds), desc=short_id(env_id), unit="episode"):
-        env.reset(seed=seed)
-        report = run_oracle(env)
+        play_episode(env, oracle, seed=seed)  # the oracle drives the episode; its report says how
+        report = oracle.report
         reports.append(report)
         failures.update(failure_kind(r) for r in report.failures)
         if not report.success:
