@@ -43,6 +43,7 @@ from gymnasium import spaces
 from embodylab.core.control import CONTROL_MODES, PandaArm
 from embodylab.core.mujoco_backend import MujocoScene
 from embodylab.core.scene import CONTROL_HZ, OBJECT_FEATURE_DIM, ObjectStates, SceneSpec
+from embodylab.envs.registry import description_of
 
 OBS_MODES = ("state", "rgb", "depth", "rgbd", "segmentation", "pointcloud")
 REWARD_TYPES = ("dense", "sparse")
@@ -67,7 +68,6 @@ class EmbodiedEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": CONTROL_HZ}
     success_threshold: float = 0.05
     """metres, for the default `_goal_reached`."""
-    description: str = ""
     cameras: tuple[str, ...] = ("front", "side", "wrist")
     proprio_dim: int = PandaArm.PROPRIO_DIM
     """length of the proprioceptive part of the state (see `_proprio`)"""
@@ -88,6 +88,12 @@ class EmbodiedEnv(gym.Env):
                 (GoalConditionedEnv, cls),
                 {"__module__": cls.__module__, "__qualname__": f"{cls.__qualname__}.GoalConditioned"},
             )
+
+    @property
+    def description(self) -> str:
+        """One line on what the task asks, from its registry entry (the one place task descriptions live:
+        `embodylab envs` and `embodylab info` show the same)."""
+        return description_of(type(self))
 
     def __init__(
         self,

@@ -66,7 +66,7 @@ HOUSEHOLD_ENVS = (
         "embodylab/HouseholdPickPlace-v0",
         "embodylab.envs.household.pick_place:HouseholdPickPlaceEnv",
         2500,
-        "A mobile Panda moves an object between pieces of furniture in a generated apartment.",
+        "A mobile Panda moves an object from one piece of furniture onto another in a generated apartment.",
     ),
     EnvEntry(
         "embodylab/HouseholdStow-v0",
@@ -127,6 +127,16 @@ def resolve_env_id(env_id: str) -> str:
         if versions:
             return max(versions, key=lambda i: int(i.rsplit("-v", 1)[1]))
         raise
+
+
+def description_of(env_class: type) -> str:
+    """The registered description of the task class `env_class` (or of the task it is a variant of, e.g.
+    its goal-conditioned class); "" for a class no id is registered for."""
+    for cls in env_class.__mro__:
+        for e in ALL_ENVS:
+            if e.entry_point == f"{cls.__module__}:{cls.__name__}":
+                return e.description
+    return ""
 
 
 def is_team_id(env_id: str) -> bool:

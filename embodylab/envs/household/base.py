@@ -65,7 +65,6 @@ class HouseholdEnv(EmbodiedEnv):
     cameras = ("head", "overhead", "corner", "wrist")
     reset_option_keys = ("apartment_seed",)
     proprio_dim = MobileBase.PROPRIO_DIM + PandaArm.PROPRIO_DIM
-    description = "A mobile Panda in a procedurally generated apartment."
     apartment_cache_size = 8
     """compiled apartments kept for resets that return to them (0: recompile on every switch)"""
 

@@ -11,8 +11,6 @@ from embodylab.envs.household.predicates import Atom
 
 
 class HouseholdPickPlaceEnv(HouseholdEnv):
-    description = "Move an object from one piece of furniture to the top of another."
-
     def _sample_goal(self) -> tuple[list[Atom], str]:
         objects = [o.name for o in self.apartment.objects]
         obj = objects[self.np_random.integers(len(objects))]

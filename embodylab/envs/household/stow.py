@@ -10,8 +10,6 @@ from embodylab.envs.household.predicates import Atom
 
 
 class HouseholdStowEnv(HouseholdEnv):
-    description = "Put an object into a closed drawer: open it, place the object inside, close it."
-
     def _sample_goal(self) -> tuple[list[Atom], str]:
         objects = [o.name for o in self.apartment.objects]
         obj = objects[self.np_random.integers(len(objects))]

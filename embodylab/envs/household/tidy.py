@@ -18,8 +18,6 @@ N_TIDY = 2
 
 
 class HouseholdTidyEnv(HouseholdEnv):
-    description = "Tidy up: put misplaced objects where their category belongs."
-
     def _sample_goal(self) -> tuple[list[Atom], str]:
         apt = self.apartment
         categories = {f.name: f.category for f in apt.fixtures}

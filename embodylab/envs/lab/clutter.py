@@ -25,7 +25,6 @@ MIN_SEPARATION = 0.07
 
 
 class LabClutterEnv(LabEnv):
-    description = "Push the blue cube to a goal among 0-7 red distractor cubes."
     success_threshold = 0.04
 
     def __init__(self, n_objects: int = 4, **kwargs):

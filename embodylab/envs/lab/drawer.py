@@ -112,7 +112,6 @@ def chest_fixture() -> FixtureSpec:
 
 
 class LabDrawerEnv(LabEnv):
-    description = "Pull an articulated drawer open to a target opening."
     success_threshold = 0.01
     """metres: success when the opening is at least the target minus this."""
     chest_xy_low = np.array([0.16, -0.1])

@@ -46,7 +46,6 @@ def rack_fixture(name: str = "rack") -> FixtureSpec:
 
 
 class LabPegInsertEnv(LabEnv):
-    description = "Insert a tube into a rack hole with 4 mm clearance."
     success_threshold = 0.01
     min_separation = 0.15
     rack_height = RACK_HEIGHT

@@ -23,7 +23,6 @@ AIR_GOAL_HEIGHT = (0.08, 0.25)
 
 
 class LabPickPlaceEnv(LabEnv):
-    description = "Pick a cube up and hold it at a goal, on the table or in the air."
     success_threshold = 0.04
     air_goal_probability = 0.5
 

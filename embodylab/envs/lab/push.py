@@ -69,7 +69,6 @@ CURRICULUM_VARIANTS = {"goal_distance": goal_distance_arms, "hand_start": hand_s
 
 
 class LabPushEnv(LabEnv):
-    description = "Push a cube across the table to a goal on the table."
     success_threshold = 0.04
     reset_option_keys = ("goal_distance", "hand_distance")
     start_tcp_height = 0.09

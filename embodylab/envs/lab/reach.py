@@ -12,7 +12,6 @@ from embodylab.envs.lab.base import LabEnv, lab_scene
 
 
 class LabReachEnv(LabEnv):
-    description = "Move the gripper to a goal point above the table."
     success_threshold = 0.03
     goal_low = np.array([-0.2, -0.25, 0.05])
     goal_high = np.array([0.15, 0.25, 0.35])

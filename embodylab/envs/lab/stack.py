@@ -25,7 +25,6 @@ RED, BLUE = 0, 1
 
 
 class LabStackEnv(LabEnv):
-    description = "Stack the red cube on top of the blue cube."
     success_threshold = 0.02
     min_separation = 0.1
 
