@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 from embodylab.envs.team import make
 from embodylab.recording import print_table
-from embodylab.skills.experts import TeamCarryExpert
+from embodylab.rollout import play_episode
+from embodylab.skills.experts import ExpertPolicy, TeamCarryExpert
 
 
 @dataclass
@@ -41,16 +42,11 @@ class TeamBenchConfig:
 
 def run_team(n_agents: int, k: int, seeds: int) -> dict:
     env = make("TeamCarry-v0", n_agents=n_agents, k=k)
-    expert = TeamCarryExpert(env)
+    policy = ExpertPolicy(TeamCarryExpert(env))
     episodes = []
     start = time.perf_counter()
     for seed in tqdm(range(seeds), desc=f"N={n_agents}", unit="episode"):
-        env.reset(seed=seed)
-        expert.reset()
-        infos: dict = {}
-        while env.agents:
-            _, _, _, _, infos = env.step(expert.act())
-        info = infos["agent_0"]
+        info = play_episode(env, policy, seed=seed).info  # agent_0's: the team's outcome is shared
         episodes.append({"seed": seed, "shape": env.layout.shape, "steps": env.steps, **info})
     seconds = time.perf_counter() - start
     lifted = [e for e in episodes if e["lifted"]]
