@@ -12,8 +12,9 @@ increase clipped to [0, `ENERGY_CLIP`]. The achieved goal must be a 3-D position
 `EnergyHerReplayBuffer` is SB3's `HerReplayBuffer` with that sampling: which transitions are drawn changes,
 HER's relabelling of them does not. Only `ENERGY_SHARE` of each batch is drawn by energy, the rest
 uniformly as in HER, and an episode whose energy is below `ENERGY_FLOOR` (a resting object's numerical
-jitter) counts as 0: drawn by energy alone, a LabPush run replayed little but the first few pushes it
-had seen, its policy's entropy collapsed and SAC's entropy coefficient rose to 9e5 within 36k steps.
+jitter) counts as 0. Drawn by energy alone, replay can narrow to the first few pushes a run has seen, and
+the policy's entropy then collapses (as a LabPush run's did: docs/experiments.md, "Energy-based
+prioritisation").
 """
 
 from __future__ import annotations

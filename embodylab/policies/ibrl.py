@@ -9,13 +9,12 @@ bootstraps:
 - the TD target: max(Q'(s', π(s')) - α log π(a'|s'), Q'(s', μ(s'))) with the target critics Q' (min of
   the two), so the value of a state already counts what the cloned policy would do from it.
 
-Why on LabPush: cloned from 20 scripted demonstrations the policy solves 2–3 of 20 held-out episodes, but
-it moves the cube more than 4 cm in 13–19 of them and leaves it closer to the goal in 15–18, whereas the
-actor learned by SAC without demonstrations hovers 13 cm from the cube (median closest approach) for tens of
-thousands of steps.
-The critic-gated proposal puts those pushes in the replay buffer from the first update, and the actor only
-has to learn where it does better than the clone. The actor's own loss is SAC's (the Q-filtered BC term
-of `embodylab.policies.bc` still applies where `bc_weight` is set).
+Why on LabPush: a policy cloned from the scripted demonstrations seldom solves the task on its own, but
+it pushes the cube, mostly towards the goal, whereas the actor learned by SAC without demonstrations
+hovers away from the cube for tens of thousands of steps (measurements: docs/experiments.md,
+"Imitation-bootstrapped RL"). The critic-gated proposal puts those pushes in the replay buffer from the
+first update, and the actor only has to learn where it does better than the clone. The actor's own loss
+is SAC's (the Q-filtered BC term of `embodylab.policies.bc` still applies where `bc_weight` is set).
 
 `ibrl_policy(SAC policy class)` is that class with a `bc_proposal` submodule: its weights, normaliser and
 `fitted` flag are saved with the policy's, so a resumed run and `embodylab eval` act exactly as the

@@ -47,8 +47,8 @@ DYNAMIC_DIM = 13
 """the object features that change: position 3, quaternion 4, linear velocity 3, angular velocity 3."""
 AGENT_SLICE = slice(14, 21)
 """the agent's state within the proprioception: tcp position 3, tcp linear velocity 3 (world frame), gripper
-width 1 (metres, m/s). The arm's joint angles and velocities are left out: with them (21 dims) the tcp's
-open-loop error at 25 steps grew from 3.7 to 5.0 cm after 1000 training steps on LabClutter."""
+width 1 (metres, m/s). The arm's joint angles and velocities are left out: with them the tcp's
+open-loop prediction was worse (measurements: docs/experiments.md, "Object-centric world model")."""
 AGENT_DIM = 7
 RELATIVE_DIM = 8
 RELATIVE_SCALE = 0.1

@@ -26,10 +26,9 @@ Two scores (`MPPIConfig.cost`):
   point behind the target (on the far side from the goal, at pushing height). The env's own dense reward
   (cube-to-goal plus tcp-to-cube distance) rewards touching the cube from any side, and a planner that
   sees half a second ahead greedily touches it from the side it is nearest, pushing it away from the goal;
-  the pushing point is the short-horizon stand-in for TD-MPC2's learned value of where a plan ends (on
-  LabPush the learned reward closed by a learned value solves 53%, the shaped cost 83%: README). Every
-  number in it comes from the world model's prediction: the planner still learns nothing from the env but
-  the data the model was trained on.
+  the pushing point is the short-horizon stand-in for TD-MPC2's learned value of where a plan ends (the
+  two scores compared: docs/experiments.md, "MPPI planning"). Every number in it comes from the world
+  model's prediction: the planner still learns nothing from the env but the data the model was trained on.
 """
 
 from __future__ import annotations
@@ -92,9 +91,9 @@ class MPPIConfig:
     """shaped cost: tool-centre-point height of the pushing point (metres, world frame; table top at 0)"""
     travel_height: float = 0.09
     """shaped cost: when above 0, the tcp is drawn to this height (metres) until it is within 2 cm (table
-    plane) of the pushing point, so that it comes down behind the target instead of through it (the
-    learned model under-predicts pushes, and a planner drawn straight to the pushing point drove through
-    the cube: final cube-goal distance 0.40 m with 0.0 against 0.15 m with 0.09, 6 LabPush episodes)"""
+    plane) of the pushing point, so that it comes down behind the target instead of through it: the
+    learned model under-predicts pushes, and a planner drawn straight to the pushing point drives through
+    the cube (measurements: docs/experiments.md, "MPPI planning")"""
     motion_weight: float = 0.0
     """MPPI's control cost: every plan's score loses `motion_weight` times the sum over its steps of the
     squared motion command (every action entry but the last, which is the gripper's in every lab control
