@@ -281,71 +281,85 @@ class SymbolicState:
     # ---- scene graph ------------------------------------------------------------------------------
     def scene_graph(self, atoms: set[Atom] | None = None) -> dict:
         """Rooms, fixtures (with their doors and drawers), objects, the robot and the relations (atoms)
-        as plain lists, dicts, strings and floats: `json.dumps` takes it as it is."""
+        as plain lists, dicts, strings and floats: `json.dumps` takes it as it is (`scene_graph_of`)."""
         atoms = self.atoms() if atoms is None else atoms
-        d, apt = self.sim.data, self.apartment
-
-        def floats(values) -> list[float]:
-            return [round(float(v), 4) for v in values]
-
-        rooms = [
-            {"name": r.name, "kind": r.kind, "low": floats(r.low), "high": floats(r.high)} for r in apt.rooms
-        ]
-        fixtures = []
-        for info in apt.fixtures:
-            parts = [
-                {
-                    "name": f"{info.name}/{p.link}",
-                    "kind": "drawer" if p.kind == "slide" else "door",
-                    "state": self.part_state(f"{info.name}/{p.link}"),
-                    "is_container": any(c.link == p.link for c in info.furniture.containers),
-                }
-                for p in info.furniture.openables
-            ]
-            fixtures.append(
-                {
-                    "name": info.name,
-                    "category": info.category,
-                    "phrase": info.name.replace("_", " "),
-                    "room": info.room,
-                    "position": floats(info.pos),
-                    "yaw": round(float(info.yaw), 4),
-                    "place": floats(info.place),
-                    "on_top_of": info.on_top_of,
-                    "has_top": bool(info.furniture.surfaces),
-                    "size": floats((info.furniture.width, info.furniture.depth, info.furniture.height)),
-                    "parts": parts,
-                }
-            )
-        objects = []
-        for index, obj in enumerate(apt.objects):
-            spec = apt.scene.objects[index]
-            body = self._object_body[obj.name]
-            objects.append(
-                {
-                    "name": obj.name,
-                    "category": obj.category,
-                    "colour": obj.colour,
-                    "phrase": obj.phrase,
-                    "shape": spec.shape,
-                    "half_extents": floats(spec.half_extents),
-                    "position": floats(d.xpos[body]),
-                    "room": apt.room_of(d.xpos[body][:2]),
-                }
-            )
-        x, y, yaw = self.base.pose
+        d = self.sim.data
         robot = {
-            "base": floats((x, y, yaw)),
             "lift": round(self.base.lift, 4),
-            "tcp": floats(self.arm.tcp_pos),
+            "tcp": _floats(self.arm.tcp_pos),
             "gripper_width": round(self.arm.gripper_width, 4),
-            "room": apt.room_of((x, y)),
         }
-        relations = [list(atom) for atom in sorted(atoms)]
-        return {
-            "rooms": rooms,
-            "fixtures": fixtures,
-            "objects": objects,
-            "robot": robot,
-            "relations": relations,
-        }
+        positions = [d.xpos[self._object_body[name]] for name in self.objects]
+        return scene_graph_of(
+            self.apartment, atoms, dict(self._part_states()), positions, self.base.pose, robot
+        )
+
+
+def _floats(values) -> list[float]:
+    return [round(float(v), 4) for v in values]
+
+
+def scene_graph_of(
+    apartment: Apartment,
+    atoms: set[Atom],
+    part_states: dict[str, str],
+    object_positions,
+    robot_pose,
+    robot: dict,
+) -> dict:
+    """The scene graph of `apartment` in a state given by its atoms, each door's and drawer's state
+    ('open' | 'closed' | 'ajar'), the objects' world positions [n_objects, 3] (m, in `apartment.objects`
+    order), the robot base's world (x, y, yaw) (m, rad) and the robot's other entries; the rooms of the objects and the robot
+    are those their positions stand in. One definition for the compiled env (`SymbolicState.scene_graph`)
+    and for symbolic start states without physics (`embodylab.policies.planner.data`)."""
+    apt = apartment
+    rooms = [
+        {"name": r.name, "kind": r.kind, "low": _floats(r.low), "high": _floats(r.high)} for r in apt.rooms
+    ]
+    fixtures = []
+    for info in apt.fixtures:
+        parts = [
+            {
+                "name": f"{info.name}/{p.link}",
+                "kind": "drawer" if p.kind == "slide" else "door",
+                "state": part_states[f"{info.name}/{p.link}"],
+                "is_container": any(c.link == p.link for c in info.furniture.containers),
+            }
+            for p in info.furniture.openables
+        ]
+        fixtures.append(
+            {
+                "name": info.name,
+                "category": info.category,
+                "phrase": info.name.replace("_", " "),
+                "room": info.room,
+                "position": _floats(info.pos),
+                "yaw": round(float(info.yaw), 4),
+                "place": _floats(info.place),
+                "on_top_of": info.on_top_of,
+                "has_top": bool(info.furniture.surfaces),
+                "size": _floats((info.furniture.width, info.furniture.depth, info.furniture.height)),
+                "parts": parts,
+            }
+        )
+    objects = []
+    for obj, spec, position in zip(apt.objects, apt.scene.objects, object_positions, strict=True):
+        objects.append(
+            {
+                "name": obj.name,
+                "category": obj.category,
+                "colour": obj.colour,
+                "phrase": obj.phrase,
+                "shape": spec.shape,
+                "half_extents": _floats(spec.half_extents),
+                "position": _floats(position),
+                "room": apt.room_of(position[:2]),
+            }
+        )
+    return {
+        "rooms": rooms,
+        "fixtures": fixtures,
+        "objects": objects,
+        "robot": {"base": _floats(robot_pose), **robot, "room": apt.room_of(robot_pose[:2])},
+        "relations": [list(atom) for atom in sorted(atoms)],
+    }

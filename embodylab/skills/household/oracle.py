@@ -62,6 +62,16 @@ def relevant_state(atoms: set[Atom], fixture_parts: dict[str, list[str]]) -> fro
     return derive({a for a in atoms if a[0] in FLUENTS}, fixture_parts)
 
 
+def front_parts(graph: dict) -> dict[str, list[str]]:
+    """Each fixture's doors and drawers that, open, block its front (`clear_front`): its own, and those of
+    a fixture standing on it (a microwave's door is in front of the counter it stands on, too)."""
+    fixture_parts = {f["name"]: [p["name"] for p in f["parts"]] for f in graph["fixtures"]}
+    for f in graph["fixtures"]:
+        if f.get("on_top_of"):
+            fixture_parts[f["on_top_of"]] = fixture_parts.get(f["on_top_of"], []) + fixture_parts[f["name"]]
+    return fixture_parts
+
+
 def plan(
     atoms: set[Atom], goal: set[Atom], graph: dict, operators: tuple[Operator, ...] = OPERATORS
 ) -> list[Step] | None:
@@ -78,10 +88,7 @@ def plan(
 def _plan(
     atoms: set[Atom], goal: set[Atom], graph: dict, operators: tuple[Operator, ...], every_top: bool
 ) -> list[Step] | None:
-    fixture_parts = {f["name"]: [p["name"] for p in f["parts"]] for f in graph["fixtures"]}
-    for f in graph["fixtures"]:  # a microwave's door is in front of the counter it stands on, too
-        if f.get("on_top_of"):
-            fixture_parts[f["on_top_of"]] = fixture_parts.get(f["on_top_of"], []) + fixture_parts[f["name"]]
+    fixture_parts = front_parts(graph)
     start = relevant_state(atoms, fixture_parts)
     goal = set(goal)
     goal_objects = {a[1] for a in goal if a[0] in ("on", "in")} | {a[1] for a in start if a[0] == "holding"}
