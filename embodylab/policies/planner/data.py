@@ -27,7 +27,8 @@ instruction templates (`PLACE_TEMPLATES`, `STOW_TEMPLATES`, `TIDY_OPENINGS`, `TI
 **Goals and plans.** `pick_place`: `("on", obj, top)`; `stow`: `("in", obj, drawer)` and the drawer closed;
 `tidy`: 1-5 misplaced objects put where their category belongs (`Category.belongs_on`, a home in the
 object's room when there is one, as `HouseholdTidy-v0` chooses), the drawer closed when one is loaded.
-Plans are the oracle's BFS (`oracle.plan`, unchanged, within `MAX_PLAN_LENGTH`). A tidy task is planned as
+Plans are the oracle's BFS (`oracle.plan`, unchanged: within `MAX_PLAN_LENGTH`; a draw needing a longer
+(sub-)plan is dropped). A tidy task is planned as
 a chain: one shortest sub-plan per object going onto a top (in instruction order), then one for all the
 objects going into the drawer together (so it is opened and closed once), each from the state the previous
 one leaves (`simulate`); the concatenation is simulated over the operators and must reach the whole goal.
@@ -610,8 +611,9 @@ SPLITS: dict[str, SplitSpec] = {
 }
 
 
-class _Apartments:
-    """Start states by apartment seed, each computed once."""
+class StartStates:
+    """Start states by apartment seed, each computed once: (apartment, atoms, scene graph, `Scene`,
+    facts)."""
 
     def __init__(self):
         self._cache: dict[int, tuple[Apartment, set[Atom], dict, Scene, list[str]]] = {}
@@ -641,10 +643,12 @@ def _goal_targets(task: str, apartment: Apartment, scene: Scene, rng: np.random.
         return [(obj, "on", _choice(rng, tops))]
     if task == "stow":
         return [(_choice(rng, names), "in", _drawer(apartment))]
-    misplaced = [
+    drawer = _drawer(apartment)
+    misplaced = [  # (a thin towel on the chest already counts as in its top drawer: not misplaced)
         o
         for o in apartment.objects
         if scene.fixtures[scene.fixture_of(o.name)]["category"] != CATEGORY_BY_NAME[o.category].belongs_on
+        and ["in", o.name, drawer] not in scene.graph["relations"]
     ]
     low, high = spec.tidy_sizes
     if len(misplaced) < low:
@@ -655,7 +659,7 @@ def _goal_targets(task: str, apartment: Apartment, scene: Scene, rng: np.random.
     for obj in picks:
         belongs = CATEGORY_BY_NAME[obj.category].belongs_on
         if belongs == "drawer":
-            targets.append((obj.name, "in", _drawer(apartment)))
+            targets.append((obj.name, "in", drawer))
             continue
         homes = [f for f, info in scene.fixtures.items() if info["category"] == belongs]
         same_room = [f for f in homes if scene.fixtures[f]["room"] == scene.objects[obj.name]["room"]]
@@ -690,13 +694,13 @@ def make_example(
     split: str,
     rng: np.random.Generator,
     infeasible: str | None = None,
-    apartments: _Apartments | None = None,
+    apartments: StartStates | None = None,
 ) -> PlannerExample | None:
     """One example of `task` in the apartment of `apartment_seed`, drawn from `rng` as `SPLITS[split]`
     says; `infeasible` (a `language.CANNOT_REASONS` reason) makes it one that must be refused. None when
     this draw yields no valid example (no reference found, a plan outside the split's skill bounds)."""
     spec = SPLITS[split]
-    apartment, atoms, graph, scene, facts = (apartments or _Apartments())(apartment_seed)
+    apartment, atoms, graph, scene, facts = (apartments or StartStates())(apartment_seed)
     targets = _goal_targets(task, apartment, scene, rng, spec)
     if not targets:
         return None
@@ -805,7 +809,7 @@ def generate_split(
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; splits: {', '.join(SPLITS)}")
     spec = SPLITS[split]
-    apartments = apartments or _Apartments()
+    apartments = apartments or StartStates()
     tasks, weights = zip(*spec.tasks, strict=True)
     examples = []
     for i in tqdm(range(n), desc=split, disable=not progress):
@@ -843,7 +847,7 @@ def generate_dataset(
     out.mkdir(parents=True, exist_ok=True)
     train_seeds, heldout_seeds = apartment_pools(seed, n_train_apartments, n_heldout_apartments)
     sizes = {"train": n_train, "heldout_apartments": n_heldout, "deeper": n_deeper, "longer": n_longer}
-    apartments = _Apartments()
+    apartments = StartStates()
     paths, stats = {}, {}
     for split, n in sizes.items():
         start = time.perf_counter()
