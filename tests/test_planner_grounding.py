@@ -115,6 +115,18 @@ def test_word_level_token_ids_are_the_tokens_of_the_allowed_pieces(tidy):
     assert "<pad>" not in tokens("cannot:") and "shelf" in tokens("cannot:")
 
 
+def test_the_token_mask_marks_the_allowed_ids_of_a_decoded_prefix(tidy):
+    class WordTokenizer:
+        vocab = {"<eos>": 0, "navigate": 1, "(": 2, "shelf": 3, ")": 4, "green_cup": 5}
+
+        def decode(self, ids: list[int]) -> str:
+            words = {i: w for w, i in self.vocab.items()}
+            return "".join(words[i] for i in ids)
+
+    mask = PlanGrammar(entities(tidy["graph"])).token_mask([1, 2], WordTokenizer())
+    assert mask.tolist() == [False, False, False, True, False, False]
+
+
 # ---- verifier and metrics --------------------------------------------------------------------------
 def test_the_verifier_accepts_the_oracles_plan_and_reaches_the_goal(tidy):
     verdict = verify(tidy["plan"], tidy["atoms"], tidy["graph"])
