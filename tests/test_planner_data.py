@@ -30,7 +30,7 @@ from embodylab.policies.planner.data import (
 )
 from embodylab.policies.planner.language import CANNOT_REASONS, OPERATOR_BY_NAME, parse_plan
 from embodylab.policies.planner.scene import entities
-from embodylab.skills.household.oracle import derive, front_parts, plan
+from embodylab.skills.household.oracle import derive, fixture_parts_of, plan
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def _graph(seed: int) -> dict:
 
 def _run(plan_text: str, initial: list[list[str]], graph: dict) -> frozenset:
     """The operators' semantics, written again: preconditions must hold, then delete and add effects."""
-    fixture_parts = front_parts(graph)
+    fixture_parts = fixture_parts_of(graph)
     parts = {p["name"]: f["name"] for f in graph["fixtures"] for p in f["parts"]}
     typed = entities(graph)
     state = derive({tuple(a) for a in initial if a[0] not in ("in_room",)}, fixture_parts)

@@ -501,7 +501,7 @@ def simulate(plan: Plan, atoms: set[Atom], graph: dict) -> frozenset[Atom]:
     """The fluent state (with the derived atoms, `oracle.derive`) after running `plan` from `atoms`, by the
     operators' preconditions and effects. Raises `ValueError` naming the first call whose ids are not of
     its parameters' types or whose preconditions do not hold."""
-    fixture_parts = oracle.front_parts(graph)
+    fixture_parts = oracle.fixture_parts_of(graph)
     typed = entities(graph)
     part_of = {p["name"]: f["name"] for f in graph["fixtures"] for p in f["parts"]}
     state = oracle.relevant_state(set(atoms), fixture_parts)

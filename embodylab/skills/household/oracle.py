@@ -57,19 +57,20 @@ def derive(state: set[Atom], fixture_parts: dict[str, list[str]]) -> frozenset[A
     return frozenset(state)
 
 
-def relevant_state(atoms: set[Atom], fixture_parts: dict[str, list[str]]) -> frozenset[Atom]:
-    """The fluent atoms of `atoms` plus the derived ones (`derive`)."""
-    return derive({a for a in atoms if a[0] in FLUENTS}, fixture_parts)
-
-
-def front_parts(graph: dict) -> dict[str, list[str]]:
-    """Each fixture's doors and drawers that, open, block its front (`clear_front`): its own, and those of
-    a fixture standing on it (a microwave's door is in front of the counter it stands on, too)."""
+def fixture_parts_of(graph: dict) -> dict[str, list[str]]:
+    """Each fixture's doors and drawers whose opening blocks its front (`derive`'s `clear_front`): its own
+    parts, and for a fixture another stands on, the parts of the one on top as well. `graph` is the env's
+    `scene_graph()`."""
     fixture_parts = {f["name"]: [p["name"] for p in f["parts"]] for f in graph["fixtures"]}
-    for f in graph["fixtures"]:
+    for f in graph["fixtures"]:  # a microwave's door is in front of the counter it stands on, too
         if f.get("on_top_of"):
             fixture_parts[f["on_top_of"]] = fixture_parts.get(f["on_top_of"], []) + fixture_parts[f["name"]]
     return fixture_parts
+
+
+def relevant_state(atoms: set[Atom], fixture_parts: dict[str, list[str]]) -> frozenset[Atom]:
+    """The fluent atoms of `atoms` plus the derived ones (`derive`)."""
+    return derive({a for a in atoms if a[0] in FLUENTS}, fixture_parts)
 
 
 def plan(
@@ -88,7 +89,7 @@ def plan(
 def _plan(
     atoms: set[Atom], goal: set[Atom], graph: dict, operators: tuple[Operator, ...], every_top: bool
 ) -> list[Step] | None:
-    fixture_parts = front_parts(graph)
+    fixture_parts = fixture_parts_of(graph)
     start = relevant_state(atoms, fixture_parts)
     goal = set(goal)
     goal_objects = {a[1] for a in goal if a[0] in ("on", "in")} | {a[1] for a in start if a[0] == "holding"}
