@@ -266,6 +266,7 @@ class LoopedLM(nn.Module):
         self.token_embedding = nn.Embedding(config.vocab_size, d)
         self.position_embedding = nn.Embedding(config.max_len, d)
         self.prelude = nn.ModuleList(Block(config) for _ in range(config.prelude_layers))
+        self.input_norm = nn.LayerNorm(d)
         self.adapter = nn.Linear(2 * d, d)
         self.core = nn.ModuleList(Block(config) for _ in range(config.core_layers))
         self.state_norm = nn.LayerNorm(d)
@@ -302,7 +303,8 @@ class LoopedLM(nn.Module):
     def _embed_input(
         self, ids: torch.Tensor, mask: torch.Tensor | None, cache: Cache | None, start: int = 0
     ) -> torch.Tensor:
-        """e = P(x) [B, T, d] of ids [B, T] at positions start, start + 1, ..."""
+        """e = P(x) [B, T, d] of ids [B, T] at positions start, start + 1, ...; normalised, so that the
+        input is as loud as the unit-scale state it is concatenated with."""
         if start + ids.shape[1] > self.config.max_len:
             raise ValueError(
                 f"a sequence of {start + ids.shape[1]} tokens exceeds max_len={self.config.max_len}"
@@ -311,7 +313,7 @@ class LoopedLM(nn.Module):
         x = self.token_embedding(ids) + self.position_embedding(positions)
         for index, block in enumerate(self.prelude):
             x = block(x, mask, None if cache is None else cache.setdefault(("prelude", index), KVCache()))
-        return x
+        return self.input_norm(x)
 
     def _initial_state(self, e: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         if not self.training:
@@ -454,13 +456,16 @@ class LoopedLM(nn.Module):
             generated: list[int] = []
             loops_used: list[int] = []
             logits, used = next(step)
-            for _ in range(max_new_tokens):
+            while max_new_tokens > 0:
                 token = self._pick(logits, generated, allowed_fn)
                 loops_used.append(used)
                 if token == EOS_ID:
                     break
                 generated.append(token)
-                if len(context_ids) + len(generated) >= self.config.max_len:
+                if (
+                    len(generated) == max_new_tokens
+                    or len(context_ids) + len(generated) == self.config.max_len
+                ):
                     break
                 logits, used = step.send(token)
         finally:
