@@ -422,7 +422,7 @@ class LoopedLM(nn.Module):
         }
 
     # ---- decoding --------------------------------------------------------------------------------------
-    @torch.no_grad()
+    @torch.inference_mode()
     def generate(
         self,
         context_ids: Sequence[int],

@@ -118,13 +118,10 @@ def _load_checkpoint(path: Path) -> dict:
         state = torch.load(path, weights_only=True)
     except Exception as error:  # torch raises several kinds on a truncated or foreign file
         raise PlannerCheckpointError(f"corrupt planner checkpoint {path}: {error}") from error
-    missing = (
-        {"model", "optimizer", "step", "generator", "torch_rng"} - set(state)
-        if isinstance(state, dict)
-        else None
-    )
-    if missing is None or missing:
-        raise PlannerCheckpointError(f"planner checkpoint {path} lacks {sorted(missing or [])}")
+    expected = {"model", "optimizer", "step", "generator", "torch_rng"}
+    if not isinstance(state, dict) or not expected <= set(state):
+        found = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise PlannerCheckpointError(f"planner checkpoint {path} holds {found}, expected {sorted(expected)}")
     return state
 
 
