@@ -211,6 +211,34 @@ def test_loss_scores_only_the_plan_and_gives_gate_stats(tokenizer):
     assert 0 <= stats["exit_entropy"] <= math.log(stats["loops"]) + 1e-6
 
 
+def test_padding_does_not_change_the_logits_of_the_real_tokens():
+    model = LoopedLM(tiny_config(20)).eval()
+    short, long = [1, 7, 8, 2, 9], [1, 7, 8, 9, 10, 2, 11, 12]
+    batch = torch.tensor([short + [0] * 3, long])
+    output = model(batch, pad_mask=batch.eq(0))
+    alone = model(torch.tensor([short])).logits
+    assert torch.isfinite(output.logits).all()
+    torch.testing.assert_close(output.logits[0, : len(short)], alone[0])
+
+
+def test_the_gate_loss_is_the_exit_weighted_cross_entropy_minus_the_entropy(tokenizer):
+    model = LoopedLM(tiny_config(tokenizer.vocab_size, exit_entropy=0.1)).eval()
+    batch = make_batch([tokenizer.encode_example(c, p) for c, p in PAIRS[:2]])
+    loss, _ = model.loss(batch)
+    output = model(batch.ids, pad_mask=batch.pad_mask)
+    scored = batch.targets.ne(-100)
+    per_loop = torch.stack(
+        [
+            torch.nn.functional.cross_entropy(logits[scored], batch.targets[scored], reduction="none")
+            for logits in output.loop_logits
+        ],
+        dim=-1,
+    )
+    q = output.exit_probs[scored]
+    entropy = -(q * q.log()).sum(-1).mean()
+    torch.testing.assert_close(loss, (q * per_loop).sum(-1).mean() - 0.1 * entropy)
+
+
 def test_baselines_have_the_looped_parameters_and_l_times_the_core():
     config = LoopedConfig(vocab_size=100, loops=4, core_layers=2)
     models = {name: LoopedLM(c) for name, c in baseline_configs(config).items()}
@@ -231,6 +259,17 @@ def test_a_tiny_looped_model_overfits_a_tiny_dataset(tmp_path):
     for context, plan in PAIRS:
         generated = model.generate(tokenizer.encode_prompt(context), max_new_tokens=40)
         assert tokenizer.decode(generated.ids) == plan
+
+
+def test_training_writes_tensorboard_scalars(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train_planner(train_config(tmp_path, steps=2))
+    events = EventAccumulator(str(tmp_path / "run" / "tb"))
+    events.Reload()
+    assert {"train/loss", "train/loops", "train/exit_entropy", "eval/exact_match"} <= set(
+        events.Tags()["scalars"]
+    )
 
 
 def test_load_pairs_names_a_bad_row(tmp_path):

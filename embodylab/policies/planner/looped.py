@@ -445,6 +445,8 @@ class LoopedLM(nn.Module):
                 f"a context of {len(context_ids)} tokens; it needs 1 to {self.config.max_len - 1}"
             )
         loops = self.config.loops if loops is None else loops
+        if loops < 1:
+            raise ValueError(f"loops={loops}: decoding needs at least one loop")
         was_training = self.training
         self.eval()
         try:
