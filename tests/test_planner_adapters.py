@@ -345,15 +345,7 @@ def call_grammar(entities):
 
 @pytest.mark.slow
 def test_smollm2_few_shot_under_the_grammar_returns_a_grammatical_plan(record_property):
-    few_shot = [
-        (
-            format_request(
-                "bring the apple to the sofa",
-                ["apple on desk ; fruit ; red ; small"],
-                {"object": ["apple"], "place": ["desk", "sofa"]},
-            ),
-            "navigate(desk) ; pick(apple, desk) ; navigate(sofa) ; place_on(apple, sofa) ; done",
-        ),
+    few_shot = [  # the feasible example last: SmolLM2-135M tends to copy the kind of the last answer
         (
             format_request(
                 "pick up the banana",
@@ -361,6 +353,14 @@ def test_smollm2_few_shot_under_the_grammar_returns_a_grammatical_plan(record_pr
                 {"object": ["apple"], "place": ["desk"]},
             ),
             "cannot: no such object",
+        ),
+        (
+            format_request(
+                "bring the apple to the sofa",
+                ["apple on desk ; fruit ; red ; small"],
+                {"object": ["apple"], "place": ["desk", "sofa"]},
+            ),
+            "navigate(desk) ; pick(apple, desk) ; navigate(sofa) ; place_on(apple, sofa) ; done",
         ),
     ]
     entities = {"object": ["red_mug", "blue_cup"], "place": ["kitchen_counter", "dining_table"]}

@@ -92,7 +92,8 @@ def smollm2_path() -> tuple[str, str | None]:
 def load_causal_lm(path: str, gguf_file: str | None = None):
     """`(tokenizer, model)` from a local Hugging Face directory, or from a GGUF file in `path`. A GGUF file
     is dequantised once (float32; ~15-20 s for SmolLM2-135M) and saved with `save_pretrained` to
-    `converted_dir(gguf_file)`; later loads read that directory."""
+    `converted_dir(gguf_file)`; later loads read that directory. (Where `kernels` provides a GGUF matmul,
+    `transformers` keeps the weights quantised: that model is used as it is and not cached.)"""
     if gguf_file is not None and (converted_dir(gguf_file) / "config.json").is_file():
         path, gguf_file, cache = str(converted_dir(gguf_file)), None, None
     else:
@@ -101,6 +102,16 @@ def load_causal_lm(path: str, gguf_file: str | None = None):
     model = AutoModelForCausalLM.from_pretrained(
         path, gguf_file=gguf_file, local_files_only=True, dtype=torch.float32
     )
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:
+        if any(not t.dtype.is_floating_point for t in [*model.parameters(), *model.buffers()]):
+            return (
+                tokenizer,
+                model.eval(),
+            )  # kept in GGUF blocks (a matmul kernel is installed): not cacheable
+        quantizer.remove_quantization_config(
+            model
+        )  # plain float32 weights now: save_pretrained may write them
     if cache is not None:
         staging = cache.with_name(cache.name + f".partial-{os.getpid()}")
         model.save_pretrained(staging)
@@ -170,8 +181,8 @@ class HFPlanner:
         configured = self.model.generation_config.eos_token_id
         configured = configured if isinstance(configured, list) else [configured]
         self.eos_ids = sorted({i for i in [*configured, self.tokenizer.eos_token_id] if i is not None})
-        pad = self.model.generation_config.pad_token_id
-        self.pad_id = pad if pad is not None else self.tokenizer.pad_token_id or self.eos_ids[0]
+        pads = [self.model.generation_config.pad_token_id, self.tokenizer.pad_token_id, self.eos_ids[0]]
+        self.pad_id = next(i for i in pads if i is not None)
         self.vocabulary = (
             TokenVocabulary.from_tokenizer(self.tokenizer, self.eos_ids) if constrained else None
         )
