@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install torch==2.13.0
-	$(PY) -m pip install -e '.[dev,learn,data,vision]'
+	$(PY) -m pip install -e '.[dev,learn,data,vision,planner]'
 	touch $@
 
 sysdeps:

@@ -30,11 +30,12 @@ from embodylab.policies.planner.constrained import (
     PieceConstraint,
     TokenVocabulary,
 )
+from embodylab.policies.planner.grammar import PlanGrammar
+from embodylab.policies.planner.language import parse_plan
 from embodylab.policies.planner.planners import (
     ParsePlan,
     PlannerOutput,
     PlanOutputError,
-    check_plan_shape,
     excerpt,
     format_request,
 )
@@ -54,9 +55,7 @@ Grammar = Callable[[Mapping[str, Sequence[str]]], AllowedPieces]
 
 
 def plan_grammar(entities: Mapping[str, Sequence[str]]) -> AllowedPieces:
-    """The project's grammar over `entities` (`grammar.PlanGrammar`, another part of the planner)."""
-    from embodylab.policies.planner.grammar import PlanGrammar
-
+    """The plan language's grammar over `entities` (`grammar.PlanGrammar`)."""
     return PlanGrammar(entities).allowed
 
 
@@ -166,7 +165,7 @@ class HFPlanner:
         constrained: bool = True,
         few_shot: Sequence[tuple[str, str]] = (),
         grammar: Grammar = plan_grammar,
-        parse: ParsePlan = check_plan_shape,
+        parse: ParsePlan = parse_plan,
         system_prompt: str = SYSTEM_PROMPT,
     ):
         self.tokenizer, self.model = load_causal_lm(path, gguf_file)
@@ -258,7 +257,7 @@ class HTTPPlanner:
         timeout_s: float = 30.0,
         constrained_check: bool = True,
         grammar: Grammar = plan_grammar,
-        parse: ParsePlan = check_plan_shape,
+        parse: ParsePlan = parse_plan,
         few_shot: Sequence[tuple[str, str]] = (),
         system_prompt: str = SYSTEM_PROMPT,
         max_tokens: int = 256,

@@ -8,7 +8,6 @@ kitchen_counter) ; done` or `cannot: no such object`. The LLM adapters (`adapter
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -50,37 +49,6 @@ class PlanOutputError(ValueError):
 def excerpt(text: str, limit: int = 160) -> str:
     """`text` quoted, cut to `limit` characters: for error messages about model output."""
     return repr(text if len(text) <= limit else text[:limit] + "...")
-
-
-_ID = r"[A-Za-z0-9_]+(?:/[A-Za-z0-9_]+)?"
-_CALL = re.compile(rf"[a-z_]+\({_ID}(?:, {_ID})*\)")
-_CANNOT = re.compile(r"cannot: [a-z][a-z ]*[a-z]")
-
-
-def check_plan_shape(text: str) -> str:
-    """The stand-in parser: `text` if it has the plan language's shape, else `PlanOutputError` naming the
-    first bad part. Checks the shape only (calls `op(id, ...)` joined by ` ; ` and ended by `done`, or one
-    `cannot: <reason>` line), not the operators or the ids: `language.parse_plan` replaces it at merge."""
-    if not text:
-        raise PlanOutputError("the model answered nothing (an empty plan)", text)
-    if text.startswith("cannot:"):
-        if _CANNOT.fullmatch(text):
-            return text
-        raise PlanOutputError(
-            f"a 'cannot: <reason>' answer must be one line of lower-case words: {excerpt(text)}", text
-        )
-    steps = text.split(" ; ")
-    for position, step in enumerate(steps[:-1]):
-        if not _CALL.fullmatch(step):
-            raise PlanOutputError(
-                f"step {position} {excerpt(step, 60)} is not a call 'operator(id, ...)' in {excerpt(text)}",
-                text,
-            )
-    if steps[-1] != "done":
-        raise PlanOutputError(
-            f"a plan must end with ' ; done', it ends with {excerpt(steps[-1], 60)}: {excerpt(text)}", text
-        )
-    return text
 
 
 _FACTS_HEADER = "Facts:"
