@@ -115,7 +115,12 @@ def test_logits_processor_lets_only_grammatical_plans_out_under_random_logits():
 
 def test_eos_is_allowed_only_after_a_complete_plan():
     constraint = PieceConstraint(pick_grammar(ENTITIES), tiny_vocabulary())
-    for text in ["", "pick(red_mug, kitchen_counter)", "pick(red_mug, kitchen_counter) ; ", "cannot: no such"]:
+    for text in [
+        "",
+        "pick(red_mug, kitchen_counter)",
+        "pick(red_mug, kitchen_counter) ; ",
+        "cannot: no such",
+    ]:
         assert EOS not in constraint.allowed_token_ids(text)
     for text in ["pick(red_mug, kitchen_counter) ; done", "cannot: no such place"]:
         assert constraint.allowed_token_ids(text) == {EOS}
