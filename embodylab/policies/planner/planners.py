@@ -161,6 +161,12 @@ class LoopedPlanner:
 
             self.model, self.tokenizer, _ = load_planner(source)
             self.model_id = f"looped:{Path(source).name}"
+        if loops is not None and loops < 1:
+            raise ValueError(f"loops={loops}: a looped planner needs at least one loop")
+        if exit == "gate" and self.model.exit_gate is None:
+            raise ValueError(
+                "exit='gate' needs a model trained with an exit gate (model.exit_gate); use exit='fixed'"
+            )
         self.loops, self.exit, self.grounded, self.max_new_tokens = loops, exit, grounded, max_new_tokens
         self._vocab = self.tokenizer.vocab
 
@@ -281,6 +287,8 @@ def make_planner(
         from embodylab.policies.planner.adapters import HFPlanner
 
         path = Path(argument)
+        if not path.exists():
+            raise FileNotFoundError(f"--planner hf:{argument}: no such model directory or .gguf file")
         if path.suffix == ".gguf":
             return HFPlanner(str(path.parent), path.name, constrained=grounded)
         return HFPlanner(str(path), constrained=grounded)
