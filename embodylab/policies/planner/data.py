@@ -51,6 +51,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -865,11 +866,15 @@ def generate_dataset(
     return paths
 
 
+def planner_context(facts: Sequence[str], instruction: str) -> str:
+    """What the looped planner reads: the facts, one a line, then the line `instruction: ...`. The
+    trainer's pairs (`as_pairs`) and the planner at run time (`planners.LoopedPlanner`) both build it here."""
+    return "\n".join(facts) + "\ninstruction: " + instruction
+
+
 def as_pairs(examples: list[PlannerExample]) -> list[dict[str, str]]:
-    """{"context": the facts, one a line, then "instruction: ...", "plan": the plan text} per example."""
-    return [
-        {"context": "\n".join(e.facts) + "\ninstruction: " + e.instruction, "plan": e.plan} for e in examples
-    ]
+    """{"context": `planner_context` of the facts and the instruction, "plan": the plan text} per example."""
+    return [{"context": planner_context(e.facts, e.instruction), "plan": e.plan} for e in examples]
 
 
 def write_examples(path: str | Path, examples: list[PlannerExample]) -> Path:

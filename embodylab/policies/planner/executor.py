@@ -12,6 +12,11 @@ and the new plan is verified against the atoms observed now and run, at most `ma
 runs unless it parses and verifies (`verifier.verify`): the first plan raises `PlanRejected` naming why; a
 re-plan that does not is fed back in turn ("the new plan does not verify: step 2 ...; now: ...") and
 counts as a re-plan.
+
+`plan_and_execute` is the whole loop around one planner (what `embodylab plan` runs): the instruction's
+facts retrieved (`retrieval.FactRetriever`), a plan asked for, verified, and executed with re-plans
+asked of the same planner, the feedback appended to the instruction (`with_feedback`). `PlanningPolicy`
+is that loop as a policy of `embodylab.rollout.play_episode`, so that the episode can be recorded.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dataclasses import dataclass, field
 import gymnasium as gym
 
 from embodylab.envs.household.predicates import ROBOT, Atom
+from embodylab.policies.planner import retrieval
 from embodylab.policies.planner.language import (
     Plan,
     PlanCall,
@@ -31,7 +37,10 @@ from embodylab.policies.planner.language import (
     parse_plan,
     skill_args,
 )
-from embodylab.policies.planner.verifier import SymbolicWorld, gcr, verify
+from embodylab.policies.planner.planners import Planner, PlannerOutput, PlanOutputError
+from embodylab.policies.planner.scene import entities, scene_facts
+from embodylab.policies.planner.verifier import SymbolicWorld, Verdict, gcr, verify
+from embodylab.rollout import DrivesEnv
 from embodylab.skills.household.adapter import SKILLS, Robot
 from embodylab.skills.household.oracle import _ground
 
@@ -57,6 +66,8 @@ class ExecutionReport:
     """every failed call and rejected re-plan, in order"""
     executed: list[str] = field(default_factory=list)
     """the calls run, e.g. 'pick(red_mug, kitchen_counter)'"""
+    outcomes: list[str] = field(default_factory=list)
+    """why each call of `executed` failed, '' for one that succeeded"""
     plans: list[str] = field(default_factory=list)
     """the text of every plan that was run"""
     feedback: list[str] = field(default_factory=list)
@@ -118,6 +129,7 @@ def _run(
         if not reason:
             unmet = _unmet_effect(world, env, call)
             reason = f"the skill reported success but {unmet!r} does not hold" if unmet else ""
+        report.outcomes.append(reason)
         if reason:
             return f"step {index + 1} {call} failed: {reason}", reason == EPISODE_ENDED
     return "", False
@@ -170,3 +182,89 @@ def execute(
     report.success = goal <= final
     report.gcr = gcr(final, initial, goal)
     return report
+
+
+FEEDBACK = " ; feedback: "
+
+
+def with_feedback(instruction: str, feedback: str) -> str:
+    """The instruction of a re-plan: the original one, then the executor's feedback, on one line."""
+    return instruction + FEEDBACK + feedback
+
+
+@dataclass
+class PlanningRun:
+    """What `plan_and_execute` did: the facts it retrieved, the planner's first answer, its verdict and
+    the execution (`None` when nothing ran: a refusal, or `error`)."""
+
+    instruction: str
+    retrieval: retrieval.Retrieval
+    output: PlannerOutput | None = None
+    verdict: Verdict | None = None
+    execution: ExecutionReport | None = None
+    error: str = ""
+    """why nothing ran: the answer was no plan, or the plan does not verify"""
+    replans: list[PlannerOutput] = field(default_factory=list)
+    """the planner's answers to the executor's feedback"""
+
+
+def plan_and_execute(
+    env: gym.Env,
+    planner: Planner,
+    instruction: str | None = None,
+    retriever: retrieval.FactRetriever | None = None,
+    max_replans: int = 2,
+) -> PlanningRun:
+    """Plan for `instruction` (default: the env's own, `unwrapped.instruction`) from the facts `retriever`
+    keeps (default: `FactRetriever()`, the default ranker), verify the plan from the env's atoms and run it
+    (after `reset`), re-planning through `planner` at most `max_replans` times. A refusal, an answer that
+    is no plan and a plan that does not verify run nothing."""
+    u = env.unwrapped
+    instruction = instruction or u.instruction
+    retriever = retriever or retrieval.FactRetriever()
+    graph = u.scene_graph()
+    run = PlanningRun(instruction, retriever.retrieve(scene_facts(graph), instruction))
+    try:
+        run.output = planner.plan(instruction, run.retrieval.facts, entities(graph))
+    except PlanOutputError as error:
+        run.error = str(error)
+        return run
+    run.verdict = verify(run.output.plan, u.predicates(), graph)
+    if not run.verdict.ok:
+        run.error = f"the plan does not verify: {run.verdict.message}"
+        return run
+    if not run.output.plan.feasible:
+        return run
+
+    def replan(feedback: str) -> Plan:
+        now = u.scene_graph()
+        asked = with_feedback(instruction, feedback)
+        facts = retriever.retrieve(scene_facts(now), asked).facts
+        try:
+            output = planner.plan(asked, facts, entities(now))
+        except PlanOutputError as error:
+            raise PlanRejected(str(error)) from None
+        run.replans.append(output)
+        return output.plan
+
+    run.execution = execute(env, run.output.plan, max_replans, replan)
+    return run
+
+
+class PlanningPolicy(DrivesEnv):
+    """`plan_and_execute` as a policy of `embodylab.rollout.play_episode` (which resets the env and
+    counts, and renders, every step the skills take); `run` is the last episode's `PlanningRun`."""
+
+    def __init__(
+        self,
+        planner: Planner,
+        instruction: str | None = None,
+        retriever: retrieval.FactRetriever | None = None,
+        max_replans: int = 2,
+    ):
+        self.planner, self.instruction, self.retriever = planner, instruction, retriever
+        self.max_replans = max_replans
+        self.run: PlanningRun | None = None
+
+    def drive(self, env: gym.Env) -> None:
+        self.run = plan_and_execute(env, self.planner, self.instruction, self.retriever, self.max_replans)

@@ -28,79 +28,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from embodylab.policies.planner.config import EXITS, LoopedConfig
 from embodylab.policies.planner.tokenizer import EOS, PAD, SPECIAL_TOKENS
 
 PAD_ID = SPECIAL_TOKENS.index(PAD)
 EOS_ID = SPECIAL_TOKENS.index(EOS)
 IGNORE = -100
 """target of a position that is not scored (context, padding): `F.cross_entropy`'s `ignore_index`."""
-LOOP_SAMPLING = ("fixed", "lognormal_poisson")
-EXITS = ("fixed", "gate")
 LOGNORMAL_SIGMA = 0.5
 """Huginn's spread of the log-normal Poisson loop count."""
 MAX_LOOPS_FACTOR = 3
 """a drawn loop count is capped at this many times the mean (the tail beyond costs time, not mean)."""
 
 AllowedFn = Callable[[list[int]], Collection[int] | None]
-
-
-@dataclass
-class LoopedConfig:
-    vocab_size: int
-    """the tokenizer's `vocab_size`."""
-    d_model: int = 128
-    heads: int = 4
-    prelude_layers: int = 1
-    core_layers: int = 2
-    """k: the layers of the block that is looped."""
-    coda_layers: int = 1
-    loops: int = 4
-    """L: the mean loop count in training, the loop count at eval."""
-    backprop_loops: int = 2
-    """truncated backprop: gradients flow through the last this many loops of a training forward."""
-    loop_sampling: Literal["fixed", "lognormal_poisson"] = "lognormal_poisson"
-    state_init_std: float = 1.0
-    """std of the initial latent state in training (zero at eval)."""
-    exit_gate: bool = True
-    exit_entropy: float = 0.05
-    """β of the Ouro loss's entropy regulariser."""
-    exit_threshold: float = 0.5
-    """Q-exit: a token stops at the first loop whose exit CDF reaches this."""
-    max_len: int = 512
-    """tokens of a sequence (learned positions)."""
-    dropout: float = 0.0
-
-    def validate(self) -> None:
-        checks = {
-            "vocab_size": self.vocab_size >= len(SPECIAL_TOKENS),
-            "d_model": self.d_model >= 1 and self.heads >= 1 and self.d_model % self.heads == 0,
-            "prelude_layers": self.prelude_layers >= 0,
-            "core_layers": self.core_layers >= 1,
-            "coda_layers": self.coda_layers >= 0,
-            "loops": self.loops >= 1,
-            "backprop_loops": self.backprop_loops >= 1,
-            "loop_sampling": self.loop_sampling in LOOP_SAMPLING,
-            "state_init_std": self.state_init_std >= 0,
-            "exit_entropy": self.exit_entropy >= 0,
-            "exit_threshold": 0 < self.exit_threshold <= 1,
-            "max_len": self.max_len >= 1,
-            "dropout": 0 <= self.dropout < 1,
-        }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(
-                f"LoopedConfig: invalid {', '.join(f'{name}={getattr(self, name)!r}' for name in bad)}"
-                f" (vocab_size >= {len(SPECIAL_TOKENS)}, d_model a multiple of heads={self.heads},"
-                f" core_layers, loops, backprop_loops >= 1, loop_sampling in {LOOP_SAMPLING},"
-                " 0 < exit_threshold <= 1, 0 <= dropout < 1, the rest >= 0)"
-            )
 
 
 def baseline_configs(config: LoopedConfig) -> dict[str, LoopedConfig]:

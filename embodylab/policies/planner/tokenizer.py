@@ -62,6 +62,11 @@ class PlannerTokenizer:
     def vocab_size(self) -> int:
         return self._tokenizer.get_vocab_size()
 
+    @property
+    def vocab(self) -> dict[str, int]:
+        """Every token's id, by token (what `grammar.PlanGrammar.allowed_token_ids` masks over)."""
+        return self._tokenizer.get_vocab()
+
     def token_to_id(self, token: str) -> int:
         """The id of `token`, `unk_id` for a word outside the vocabulary."""
         found = self._tokenizer.token_to_id(token)

@@ -20,15 +20,16 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from embodylab.policies.planner.looped import LoopedConfig, LoopedLM, make_batch
-from embodylab.policies.planner.tokenizer import SPECIAL_TOKENS, PlannerTokenizer
+from embodylab.policies.planner.config import LoopedConfig, TrainPlannerConfig
+from embodylab.policies.planner.looped import LoopedLM, make_batch
+from embodylab.policies.planner.tokenizer import PlannerTokenizer
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
@@ -37,32 +38,6 @@ TOKENIZER_DIR = "tokenizer"
 
 class PlannerCheckpointError(ValueError):
     """A planner run whose checkpoint, config or tokenizer is missing or corrupt; the message names the file."""
-
-
-@dataclass
-class TrainPlannerConfig:
-    data: str
-    """JSONL of `{"context": str, "plan": str}` rows to train on."""
-    out: str
-    """the run directory."""
-    model: LoopedConfig = field(default_factory=lambda: LoopedConfig(vocab_size=len(SPECIAL_TOKENS)))
-    """the model; its `vocab_size` is replaced by the tokenizer's."""
-    eval_data: str | None = None
-    """JSONL of held-out pairs (default: the training pairs)."""
-    eval_examples: int = 32
-    """pairs of `eval_data` greedily decoded at each evaluation."""
-    steps: int = 2000
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup: int = 100
-    grad_clip: float = 1.0
-    seed: int = 0
-    eval_every: int = 500
-    checkpoint_every: int = 500
-    threads: int = 1
-    resume: bool = False
-    """continue from `out/checkpoint.pt` (with its tokenizer) when there is one, instead of starting over."""
 
 
 def load_pairs(path: str | Path) -> list[tuple[str, str]]:
