@@ -20,6 +20,23 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from embodylab.vector import shared_memory
+from embodylab.vector.shared_memory import (
+    ASLEEP,
+    DONE,
+    DOORBELL,
+    GO,
+    INFO_BYTES,
+    MIN_SPIN_SECONDS,
+    SPIN_SECONDS,
+    WORKER_SLEEP_SECONDS,
+    PipeWaiter,
+    memory_fence,
+    serve_shared_step,
+    shared_arrays,
+    shared_layout,
+    step_into_shared,
+    unpack_infos,
+)
 from embodylab.vector.threads import ThreadedVectorEnv, copy_batch, finite_actions
 
 
@@ -34,35 +51,33 @@ def _chunk_worker(
     control_buffer,
     info_buffer,
 ) -> None:
-    """Serve one chunk of envs. Steps are ordered through shared memory (see `shared_memory.DOORBELL`'s neighbours); other
+    """Serve one chunk of envs. Steps are ordered through shared memory (see `DOORBELL`'s neighbours); other
     requests come as pickled ("reset", kwargs) / ("step", actions) / ("close", None) and get pipe replies."""
     parent_remote.close()
     envs = ThreadedVectorEnv(env_fns, num_threads=1, copy=False, autoreset_mode=autoreset_mode)
-    shared = shared_memory.shared_arrays(buffers, layout) if layout is not None else None
+    shared = shared_arrays(buffers, layout) if layout is not None else None
     control = np.frombuffer(control_buffer, dtype=np.int64)
     info_out = np.frombuffer(info_buffer, dtype=np.uint8)
-    waiter = shared_memory.PipeWaiter(remote)
+    waiter = PipeWaiter(remote)
     idle_since = time.perf_counter()
-    # Spin about three times the usual pause between steps, at most shared_memory.SPIN_SECONDS, and hardly at all after a
+    # Spin about three times the usual pause between steps, at most SPIN_SECONDS, and hardly at all after a
     # pause longer than that: a caller that trains between steps (gradient updates) then finds its cores
     # free instead of shared with a spinning worker.
-    spin_seconds, typical_pause = shared_memory.SPIN_SECONDS, 0.0
+    spin_seconds, typical_pause = SPIN_SECONDS, 0.0
     try:
         while True:
-            if control[shared_memory.GO] != control[shared_memory.DONE]:
+            if control[GO] != control[DONE]:
                 pause = time.perf_counter() - idle_since
-                if pause < shared_memory.SPIN_SECONDS:
+                if pause < SPIN_SECONDS:
                     typical_pause = max(pause, 0.95 * typical_pause)  # a slowly forgetting maximum
-                    spin_seconds = min(
-                        shared_memory.SPIN_SECONDS, max(shared_memory.MIN_SPIN_SECONDS, 3.0 * typical_pause)
-                    )
+                    spin_seconds = min(SPIN_SECONDS, max(MIN_SPIN_SECONDS, 3.0 * typical_pause))
                 else:  # a pause no spin would have bridged: sleep early next time
-                    spin_seconds = shared_memory.MIN_SPIN_SECONDS
-                shared_memory.serve_shared_step(remote, envs, shared, chunk, control, info_out)
+                    spin_seconds = MIN_SPIN_SECONDS
+                serve_shared_step(remote, envs, shared, chunk, control, info_out)
                 idle_since = time.perf_counter()
             elif waiter.ready():
                 message = remote.recv_bytes()
-                if message == shared_memory.DOORBELL:
+                if message == DOORBELL:
                     continue
                 command, payload = pickle.loads(message)
                 if command == "close":
@@ -74,11 +89,11 @@ def _chunk_worker(
                     remote.send(("error", (exc, traceback.format_exc())))
                 idle_since = time.perf_counter()
             elif time.perf_counter() - idle_since > spin_seconds:
-                control[shared_memory.ASLEEP] = 1
-                shared_memory.memory_fence()
-                if control[shared_memory.GO] == control[shared_memory.DONE]:
-                    remote.poll(shared_memory.WORKER_SLEEP_SECONDS)  # the parent rings when it sees ASLEEP
-                control[shared_memory.ASLEEP] = 0
+                control[ASLEEP] = 1
+                memory_fence()
+                if control[GO] == control[DONE]:
+                    remote.poll(WORKER_SLEEP_SECONDS)  # the parent rings when it sees ASLEEP
+                control[ASLEEP] = 0
     finally:
         envs.close()
         remote.close()
@@ -177,9 +192,7 @@ class ProcessVectorEnv(VectorEnv):
             context = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         ctx = multiprocessing.get_context(context)
         # Step results travel through shared memory (one copy out per step), not through pickles.
-        layout = shared_memory.shared_layout(
-            self.single_observation_space, self.single_action_space, self.num_envs
-        )
+        layout = shared_layout(self.single_observation_space, self.single_action_space, self.num_envs)
         buffers = None
         self._shared = None
         if layout is not None:
@@ -187,7 +200,7 @@ class ProcessVectorEnv(VectorEnv):
                 name: ctx.RawArray("b", max(1, dtype.itemsize * int(np.prod(shape))))
                 for name, (dtype, shape) in layout.items()
             }
-            self._shared = shared_memory.shared_arrays(buffers, layout)
+            self._shared = shared_arrays(buffers, layout)
         self._remotes, self._processes = [], []
         self._controls, self._info_buffers = [], []
         for chunk in self._chunks[1:]:
@@ -216,7 +229,7 @@ class ProcessVectorEnv(VectorEnv):
             worker_remote.close()
             self._remotes.append(remote)
             self._processes.append(process)
-        self._waiters = {remote: shared_memory.PipeWaiter(remote) for remote in self._remotes}
+        self._waiters = {remote: PipeWaiter(remote) for remote in self._remotes}
         self._closed_workers = False
         self._chunk_obs: list = [None] * len(self._chunks)
 
@@ -316,22 +329,22 @@ class ProcessVectorEnv(VectorEnv):
             raise ValueError(f"actions have shape {actions.shape}; expected {shared['actions'].shape}")
         np.copyto(shared["actions"], actions, casting="unsafe")
         for control, remote in zip(self._controls, self._remotes, strict=True):
-            control[shared_memory.GO] += 1
-            shared_memory.memory_fence()
-            if control[shared_memory.ASLEEP]:
+            control[GO] += 1
+            memory_fence()
+            if control[ASLEEP]:
                 try:
-                    remote.send_bytes(shared_memory.DOORBELL)
+                    remote.send_bytes(DOORBELL)
                 except OSError as exc:  # BrokenPipeError: the worker is gone
                     raise self._worker_died(self._remotes.index(remote)) from exc
         local_infos, local_error = {}, None
         try:
-            local_infos = shared_memory.step_into_shared(self._local, shared, self._chunks[0])
+            local_infos = step_into_shared(self._local, shared, self._chunks[0])
         except Exception as exc:
             local_error = exc
         replies, error = [], None
         for w, control in enumerate(self._controls):  # every worker's reply first, so none is left queued
             self._wait_done(w)
-            size = int(control[shared_memory.INFO_BYTES])
+            size = int(control[INFO_BYTES])
             if size >= 0:
                 replies.append(pickle.loads(self._info_buffers[w][:size].tobytes()))
                 continue
@@ -340,7 +353,7 @@ class ProcessVectorEnv(VectorEnv):
                 error = error or payload
             replies.append(payload if status == "ok" else {})
         self._raise_errors(local_error, error)
-        infos = [local_infos, *map(shared_memory.unpack_infos, replies)]
+        infos = [local_infos, *map(unpack_infos, replies)]
         if "obs" in shared:
             observations = shared["obs"].copy()
         else:
@@ -356,12 +369,12 @@ class ProcessVectorEnv(VectorEnv):
         )
 
     def _wait_done(self, w: int) -> None:
-        """Wait until worker w has done the step ordered last: spin for `shared_memory.SPIN_SECONDS`, then nap in short
+        """Wait until worker w has done the step ordered last: spin for `SPIN_SECONDS`, then nap in short
         sleeps, checking now and then that the worker is alive."""
         control = self._controls[w]
-        deadline = time.perf_counter() + shared_memory.SPIN_SECONDS
+        deadline = time.perf_counter() + SPIN_SECONDS
         naps = 0
-        while control[shared_memory.DONE] != control[shared_memory.GO]:
+        while control[DONE] != control[GO]:
             if time.perf_counter() < deadline:
                 continue
             time.sleep(0.0001)
