@@ -4,7 +4,7 @@ the latency of one plan. One thread (`torch.set_num_threads(1)`); prints one JSO
     PYTHONPATH=. python benchmarks/planner_adapters.py            # first run converts the GGUF into the cache
     EMBODYLAB_CACHE=/tmp/fresh PYTHONPATH=. python benchmarks/planner_adapters.py   # measure a first load again
 
-The grammar is a stand-in for `grammar.PlanGrammar` (three operators over the request's entities).
+Decoding is constrained by the plan language's grammar (`grammar.PlanGrammar`) over the request's entities.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ import time
 
 import torch
 
-from embodylab.policies.planner.adapters import HFPlanner, chat_messages, smollm2_path
+from embodylab.policies.planner.adapters import HFPlanner, chat_messages, plan_grammar, smollm2_path
 from embodylab.policies.planner.constrained import GrammarLogitsProcessor
 from embodylab.policies.planner.planners import format_request
 
-OPERATORS = {"navigate": ("place",), "pick": ("object", "place"), "place_on": ("object", "place")}
-CANNOT = ["cannot: no such object", "cannot: no such place"]
 FACTS = [
     "room kitchen next to dining_room",
     "kitchen_counter in kitchen ; top ; parts: none",
@@ -27,13 +25,14 @@ FACTS = [
     "red_mug on kitchen_counter ; mug ; red ; small",
     "blue_cup on dining_table ; cup ; blue ; small",
 ]
-ENTITIES = {"object": ["red_mug", "blue_cup"], "place": ["kitchen_counter", "dining_table"]}
+TOPS = ["dining_table", "kitchen_counter"]
+ENTITIES = {"object": ["blue_cup", "red_mug"], "surface": TOPS, "container": [], "part": [], "place": TOPS}
 FEW_SHOT = [  # the feasible example last: with it first, SmolLM2-135M answers 'cannot: ...' to everything
     (
         format_request(
             "pick up the banana",
             ["apple on desk ; fruit ; red ; small"],
-            {"object": ["apple"], "place": ["desk"]},
+            {"object": ["apple"], "surface": ["desk"], "container": [], "part": [], "place": ["desk"]},
         ),
         "cannot: no such object",
     ),
@@ -41,33 +40,17 @@ FEW_SHOT = [  # the feasible example last: with it first, SmolLM2-135M answers '
         format_request(
             "bring the apple to the sofa",
             ["apple on desk ; fruit ; red ; small"],
-            {"object": ["apple"], "place": ["desk", "sofa"]},
+            {
+                "object": ["apple"],
+                "surface": ["desk", "sofa"],
+                "container": [],
+                "part": [],
+                "place": ["desk", "sofa"],
+            },
         ),
         "navigate(desk) ; pick(apple, desk) ; navigate(sofa) ; place_on(apple, sofa) ; done",
     ),
 ]
-
-
-def call_grammar(entities):
-    def allowed(prefix: str) -> list[str]:
-        if prefix == "":
-            return [*OPERATORS, *CANNOT]
-        if prefix.endswith("done") or prefix.startswith("cannot:"):
-            return []
-        if prefix.endswith(" ; "):
-            return [*OPERATORS, "done"]
-        last = prefix.rsplit(" ; ", 1)[-1]
-        if last in OPERATORS:
-            return ["("]
-        if last.endswith(")"):
-            return [" ; "]
-        operator, _, args = last.partition("(")
-        params, given = OPERATORS[operator], args.count(", ")
-        if last.endswith(("(", ", ")):
-            return list(entities[params[given]])
-        return [", "] if given + 1 < len(params) else [")"]
-
-    return allowed
 
 
 def timed(function):
@@ -80,13 +63,11 @@ def main() -> None:
     torch.set_num_threads(1)
     path, gguf_file = smollm2_path()
     results = {"loaded_from": "gguf" if gguf_file else "cache"}
-    _, results["load_s"] = timed(lambda: HFPlanner(path, gguf_file, constrained=False, grammar=call_grammar))
+    _, results["load_s"] = timed(lambda: HFPlanner(path, gguf_file, constrained=False))
     if gguf_file is not None:
-        _, results["cached_load_s"] = timed(
-            lambda: HFPlanner(*smollm2_path(), constrained=False, grammar=call_grammar)
-        )
+        _, results["cached_load_s"] = timed(lambda: HFPlanner(*smollm2_path(), constrained=False))
     planner, results["cached_load_with_vocabulary_s"] = timed(
-        lambda: HFPlanner(*smollm2_path(), max_new_tokens=48, few_shot=FEW_SHOT, grammar=call_grammar)
+        lambda: HFPlanner(*smollm2_path(), max_new_tokens=48, few_shot=FEW_SHOT)
     )
     results["parameters"] = sum(p.numel() for p in planner.model.parameters())
     instruction = "put the red mug on the dining table"
@@ -120,7 +101,7 @@ def main() -> None:
     _, results["prefill_cpu_s"] = best_of_3(
         lambda: generate([], 1)
     )  # the first token: the prompt's forward pass
-    grammar = call_grammar(ENTITIES)
+    grammar = plan_grammar(ENTITIES)
 
     def constrained():
         processor = GrammarLogitsProcessor(

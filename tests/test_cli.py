@@ -1,21 +1,10 @@
 import imageio.v2 as imageio
 import pytest
+from helpers import run_cli
 
 from embodylab import env_ids
-from embodylab.cli import main
 from embodylab.cli.render import render_episodes
 from embodylab.recording import contact_sheet_path
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    """Runs `embodylab ARGS` in this process; returns (exit status, stdout, stderr)."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_envs_lists_every_registered_id(capsys):

@@ -16,7 +16,13 @@ import urllib.request
 import pytest
 import torch
 
-from embodylab.policies.planner.adapters import HFPlanner, HTTPPlanner, PlannerServerError, smollm2_path
+from embodylab.policies.planner.adapters import (
+    HFPlanner,
+    HTTPPlanner,
+    PlannerServerError,
+    plan_grammar,
+    smollm2_path,
+)
 from embodylab.policies.planner.constrained import (
     GrammarLogitsProcessor,
     GrammarViolation,
@@ -317,29 +323,9 @@ def test_server_refuses_a_non_loopback_host_by_default():
         PlannerServer(EchoPlanner("done"), host="0.0.0.0")
 
 
-def call_grammar(entities):
-    """`op(arg, ...) ; ... ; done` over three operators and the ids of `entities`, or a `cannot:` line."""
-    operators = {"navigate": ("place",), "pick": ("object", "place"), "place_on": ("object", "place")}
-
-    def allowed(prefix: str) -> list[str]:
-        if prefix == "":
-            return [*operators, *CANNOT]
-        if prefix.endswith("done") or prefix.startswith("cannot:"):
-            return []
-        if prefix.endswith(" ; "):
-            return [*operators, "done"]
-        last = prefix.rsplit(" ; ", 1)[-1]
-        if last in operators:
-            return ["("]
-        if last.endswith(")"):
-            return [" ; "]
-        operator, _, args = last.partition("(")
-        params, given = operators[operator], args.count(", ")
-        if last.endswith(("(", ", ")):
-            return list(entities[params[given]])
-        return [", "] if given + 1 < len(params) else [")"]
-
-    return allowed
+def scene_entities(objects: list[str], tops: list[str]) -> dict[str, list[str]]:
+    """The entities of a scene of `objects` on furniture with tops `tops` (no doors or drawers)."""
+    return {"object": objects, "surface": tops, "container": [], "part": [], "place": tops}
 
 
 @pytest.mark.slow
@@ -349,7 +335,7 @@ def test_smollm2_few_shot_under_the_grammar_returns_a_grammatical_plan(record_pr
             format_request(
                 "pick up the banana",
                 ["apple on desk ; fruit ; red ; small"],
-                {"object": ["apple"], "place": ["desk"]},
+                scene_entities(["apple"], ["desk"]),
             ),
             "cannot: no such object",
         ),
@@ -357,15 +343,15 @@ def test_smollm2_few_shot_under_the_grammar_returns_a_grammatical_plan(record_pr
             format_request(
                 "bring the apple to the sofa",
                 ["apple on desk ; fruit ; red ; small"],
-                {"object": ["apple"], "place": ["desk", "sofa"]},
+                scene_entities(["apple"], ["desk", "sofa"]),
             ),
             "navigate(desk) ; pick(apple, desk) ; navigate(sofa) ; place_on(apple, sofa) ; done",
         ),
     ]
-    entities = {"object": ["red_mug", "blue_cup"], "place": ["kitchen_counter", "dining_table"]}
-    planner = HFPlanner(*smollm2_path(), max_new_tokens=64, few_shot=few_shot, grammar=call_grammar)
+    entities = scene_entities(["red_mug", "blue_cup"], ["kitchen_counter", "dining_table"])
+    planner = HFPlanner(*smollm2_path(), max_new_tokens=64, few_shot=few_shot)  # the plan language's grammar
     output = planner.plan("put the red mug on the dining table", FACTS, entities)
-    PieceConstraint(call_grammar(entities)).check(output.text)
+    PieceConstraint(plan_grammar(entities)).check(output.text)
     record_property("latency_s", output.latency_s)
     record_property("plan", output.text)
     print(f"SmolLM2 plan in {output.latency_s:.2f} s ({output.completion_tokens} tokens): {output.text}")

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from helpers import run_cli
 
 from embodylab.cli import main
 from embodylab.policies.planner import planners, retrieval
@@ -24,17 +25,6 @@ TINY_TRAINING = [
     "--batch-size", "4", "--warmup", "2", "--eval-every", "1000", "--eval-examples", "2",
     "--model.d-model", "32", "--model.heads", "2", "--model.core-layers", "1", "--model.loops", "2",
 ]  # fmt: skip
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    """Runs `embodylab ARGS` in this process; returns (exit status, stdout, stderr)."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

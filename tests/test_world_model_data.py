@@ -3,8 +3,8 @@ import json
 import gymnasium as gym
 import numpy as np
 import pytest
+from helpers import run_cli
 
-from embodylab.cli import main
 from embodylab.envs.lab.clutter import MAX_OBJECTS, MIN_SEPARATION
 from embodylab.skills.experts import rollout
 from embodylab.world_models.data import (
@@ -16,16 +16,6 @@ from embodylab.world_models.data import (
     collect,
     load_dataset,
 )
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("n_objects", [1, 6, MAX_OBJECTS])
