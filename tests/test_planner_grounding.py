@@ -5,6 +5,7 @@ import importlib.util
 import re
 
 import gymnasium as gym
+import numpy as np
 import pytest
 
 import embodylab  # noqa: F401
@@ -315,3 +316,19 @@ def test_a_success_the_atoms_contradict_is_a_failure_and_an_unverified_replan_ne
     assert feedback[1].startswith("the plan does not verify: step 1 navigate(sofa): sofa is not a place")
     assert (report.replans, report.steps_run, report.success) == (2, 1, False)
     assert report.plans == ["navigate(shelf) ; pick(yellow_banana, shelf) ; done"]
+
+
+class _FixedRanker:
+    def __init__(self, name: str, scores: list[float]):
+        self.name, self._scores = name, np.array(scores)
+
+    def scores(self, query, texts):
+        return self._scores
+
+
+def test_hybrid_ranking_keeps_what_either_ranker_puts_first():
+    lexical = _FixedRanker("lexical", [3.0, 0.0, 0.0, 1.0])  # ranks: a, d, b, c
+    embedding = _FixedRanker("embedding", [0.1, 0.9, 0.2, 0.0])  # ranks: b, c, a, d
+    fused = retrieval.HybridRanker(lexical, embedding).scores("q", ["a", "b", "c", "d"])
+    assert set(np.argsort(-fused)[:2]) == {0, 1}  # each ranker's first choice is in the fused top two
+    assert retrieval.HybridRanker(lexical, embedding).name == "lexical+embedding"

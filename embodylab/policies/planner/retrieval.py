@@ -189,10 +189,36 @@ class EmbeddingRanker:
         return np.stack(rows)
 
 
+RRF_K = 60
+"""reciprocal rank fusion's constant (Cormack et al. 2009): a text at rank r of a ranking scores 1/(k + r)"""
+
+
+class HybridRanker:
+    """Reciprocal rank fusion of several rankers: each text scores the sum over rankers of 1/(k + its
+    rank). A fact an embedding ranks low but that names the instruction's words (a target fixture) still
+    comes near the top, and the other way round for paraphrases ("something to drink from")."""
+
+    def __init__(self, *rankers: Ranker, k: int = RRF_K):
+        if not rankers:
+            raise ValueError("HybridRanker needs at least one ranker")
+        self.rankers, self.k = rankers, k
+        self.name = "+".join(r.name for r in rankers)
+
+    def scores(self, query: str, texts: Sequence[str]) -> np.ndarray:
+        fused = np.zeros(len(texts))
+        for ranker in self.rankers:
+            order = np.argsort(-np.asarray(ranker.scores(query, texts)), kind="stable")
+            ranks = np.empty(len(texts))
+            ranks[order] = np.arange(1, len(texts) + 1)
+            fused += 1.0 / (self.k + ranks)
+        return fused
+
+
 @lru_cache(maxsize=1)
 def default_ranker() -> Ranker:
-    """The embedding ranker when its extra is installed, else the lexical one (one per process)."""
-    return EmbeddingRanker() if embedding_available() else LexicalRanker()
+    """BM25 fused with the embedding ranker when its extra is installed (`HybridRanker`), else BM25 alone
+    (one per process)."""
+    return HybridRanker(LexicalRanker(), EmbeddingRanker()) if embedding_available() else LexicalRanker()
 
 
 def _subject(fact: str) -> str:
