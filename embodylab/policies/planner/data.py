@@ -75,13 +75,13 @@ from embodylab.envs.household.predicates import (
 )
 from embodylab.policies.planner.language import (
     CANNOT_REASONS,
-    OPERATOR_BY_NAME,
     Plan,
     PlanCall,
     format_plan,
     from_oracle,
 )
 from embodylab.policies.planner.scene import entities, object_places, scene_facts, size_word
+from embodylab.policies.planner.verifier import verify
 from embodylab.skills.household import oracle
 
 # ---- start states without physics -----------------------------------------------------------------
@@ -500,29 +500,13 @@ def _missing_place(expr: dict, scene: Scene, rng: np.random.Generator) -> dict |
 
 def simulate(plan: Plan, atoms: set[Atom], graph: dict) -> frozenset[Atom]:
     """The fluent state (with the derived atoms, `oracle.derive`) after running `plan` from `atoms`, by the
-    operators' preconditions and effects. Raises `ValueError` naming the first call whose ids are not of
-    its parameters' types or whose preconditions do not hold."""
-    fixture_parts = oracle.fixture_parts_of(graph)
-    typed = entities(graph)
-    part_of = {p["name"]: f["name"] for f in graph["fixtures"] for p in f["parts"]}
-    state = oracle.relevant_state(set(atoms), fixture_parts)
-    for index, call in enumerate(plan.calls):
-        operator = OPERATOR_BY_NAME[call.operator]
-        binding = dict(zip((v for v, _ in operator.parameters), call.args, strict=True))
-        wrong = [
-            f"{a} is no {t}"
-            for (_, t), a in zip(operator.parameters, call.args, strict=True)
-            if a not in typed[t]
-        ]
-        pre = [tuple(binding.get(term, term) for term in atom) for atom in operator.preconditions]
-        unmet = [a for a in pre if (part_of.get(a[1]) != a[2] if a[0] == "part_of" else a not in state)]
-        if wrong or unmet:
-            raise ValueError(f"step {index + 1} {call}: " + "; ".join(wrong + [f"needs {a}" for a in unmet]))
-        delete = [tuple(binding.get(term, term) for term in atom) for atom in operator.delete]
-        removed = {a for a in state if any(oracle._matches(d, a) for d in delete)}
-        added = {tuple(binding.get(term, term) for term in atom) for atom in operator.add}
-        state = oracle.derive((state - removed) | added, fixture_parts)
-    return state
+    operators' preconditions and effects (`verifier.verify`). Raises `ValueError` with the verifier's
+    message naming the first call whose ids are not of its parameters' types or whose preconditions do not
+    hold."""
+    verdict = verify(plan, atoms, graph)
+    if not verdict.ok:
+        raise ValueError(verdict.message)
+    return verdict.final_state
 
 
 def unreachable(goal: list[Atom], atoms: set[Atom], graph: dict) -> bool:
